@@ -1,0 +1,144 @@
+"""The DGS-Net detector: CLIP image encoder + LoRA on q/k/v + a linear head (paper Sec. 4.1).
+
+The teacher E_img^T (eq. 6) is the same encoder with the adapters disabled, not a second copy:
+for Linear LoRA, disabling the adapters gives exactly the pre-trained weights.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .backbone import DEFAULT_ARCH, DEFAULT_PRETRAINED, build_clip, embed_dim_of
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA hyper-parameters (paper Sec. 5.1: r=6, alpha=6, dropout=0.8).
+
+    `rslora=True` scales the update by alpha/sqrt(r), as the authors' code does; False gives
+    peft's default alpha/r. The choice is recorded in every checkpoint.
+    """
+
+    r: int = 6
+    alpha: float = 6.0
+    dropout: float = 0.8
+    rslora: bool = True
+    targets: tuple[str, ...] = LORA_TARGETS
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / (self.r ** 0.5 if self.rslora else self.r)
+
+    def to_manifest(self) -> dict:
+        data = asdict(self)
+        data["targets"] = list(self.targets)
+        data["scaling_rule"] = "alpha/sqrt(r)" if self.rslora else "alpha/r"
+        return data
+
+    @classmethod
+    def from_manifest(cls, data: dict) -> "LoraSettings":
+        return cls(r=int(data["r"]), alpha=float(data["alpha"]), dropout=float(data["dropout"]),
+                   rslora=bool(data["rslora"]), targets=tuple(data["targets"]))
+
+
+def add_lora(visual: nn.Module, lora: LoraSettings) -> nn.Module:
+    """Wraps the vision tower with peft LoRA on q/k/v of every block."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=list(lora.targets), use_rslora=lora.rslora, bias="none")
+    return get_peft_model(visual, config)
+
+
+class DGSDetector(nn.Module):
+    """Student encoder E_img (with LoRA) and the image head h_img.
+
+    `text_model` (the frozen CLIP text tower, needed only for training) is kept when
+    `with_text=True`; inference never needs it.
+    """
+
+    def __init__(self, clip_model: nn.Module, lora: LoraSettings, with_text: bool = False):
+        super().__init__()
+        self.lora = lora
+        self.embed_dim = embed_dim_of(clip_model)
+        self.visual = add_lora(clip_model.visual, lora)
+        self.head = nn.Linear(self.embed_dim, 1)
+        # The whole CLIP model is registered for its text tower; its `.visual` is the same
+        # (LoRA-injected) module as self.visual, so parameters are shared, not copied.
+        self.text_model = clip_model if with_text else None
+
+    # -- features -------------------------------------------------------------------------
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """f = E_img(x; theta) (eq. 5): the unnormalised projected embedding."""
+        return self.visual(images)
+
+    @contextmanager
+    def teacher(self):
+        """Inside this context `features` computes f^T = E_img^T(x) (eq. 6)."""
+        with self.visual.disable_adapter():
+            yield
+
+    def teacher_features(self, images: torch.Tensor) -> torch.Tensor:
+        with self.teacher():
+            return self.visual(images)
+
+    def text_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """t = E_text(z; phi) (eq. 5), unnormalised."""
+        if self.text_model is None:
+            raise RuntimeError("this detector was built without its text tower")
+        return self.text_model.encode_text(tokens, normalize=False)
+
+    # -- scoring --------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of h_img(f), shape (B,); sigmoid gives the fake probability."""
+        return self.head(self.features(images)).squeeze(-1)
+
+    def lora_state_dict(self) -> dict[str, torch.Tensor]:
+        from peft import get_peft_model_state_dict
+
+        return {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(self.visual).items()}
+
+    def load_lora_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(self.visual, state)
+        unexpected = getattr(result, "unexpected_keys", [])
+        if unexpected:
+            raise ValueError(f"LoRA weights do not match the architecture: unexpected keys {unexpected[:3]}")
+
+    def base_visual_state_dict(self) -> dict[str, torch.Tensor]:
+        """The frozen pre-trained vision weights (without LoRA), in SplitAttention layout."""
+        base = self.visual.get_base_model()
+        return {k.replace(".base_layer", ""): v.detach().contiguous()
+                for k, v in base.state_dict().items() if "lora_" not in k}
+
+    def load_base_visual_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        base = self.visual.get_base_model()
+        target = {k.replace(".base_layer", ""): k for k in base.state_dict() if "lora_" not in k}
+        missing = sorted(set(target) - set(state))
+        extra = sorted(set(state) - set(target))
+        if missing or extra:
+            raise ValueError(f"bundled base weights do not match the architecture "
+                             f"(missing {missing[:3]}, unexpected {extra[:3]})")
+        with torch.no_grad():
+            params = dict(base.state_dict(keep_vars=True))
+            for short, full in target.items():
+                if params[full].shape != state[short].shape:
+                    raise ValueError(f"bundled weight {short} has shape {tuple(state[short].shape)}, "
+                                     f"expected {tuple(params[full].shape)}")
+                params[full].copy_(state[short])
+
+
+def build_detector(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_PRETRAINED,
+                   lora: LoraSettings = LoraSettings(), with_text: bool = False) -> DGSDetector:
+    return DGSDetector(build_clip(arch, pretrained), lora, with_text=with_text)
+
+
+def fake_probability(logits: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(logits.float())

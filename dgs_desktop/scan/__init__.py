@@ -1,0 +1,1 @@
+"""GUI-free scan engine: file discovery, decoding, patch selection, batching, CSV."""

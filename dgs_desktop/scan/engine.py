@@ -1,0 +1,196 @@
+"""The scan pipeline shared by the CLI and the GUI.
+
+    files -> [worker threads: read + sha256 + decode + patch selection] -> batches -> model
+
+Decoding and patch selection release the GIL (Pillow, numpy, torch FFT), so a thread pool
+uses every core while the main thread runs the model; a bounded look-ahead keeps memory
+flat however many files are scanned. Results come back in input order as soon as their batch
+is scored. A file that fails becomes a result with an error; the scan goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..detector.device import autocast_for
+from ..detector.patches import PatchSelection, mosaics_to_tensor, select_patches
+from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
+
+
+@dataclass
+class ScanResult:
+    path: str
+    status: str  # "ok" or "error"
+    sha256: str = ""
+    fake_probability: float | None = None
+    error: str = ""
+    width: int | None = None
+    height: int | None = None
+    format: str = ""
+    notes: list[str] = field(default_factory=list)
+    selection: PatchSelection | None = None  # kept only when the caller asks for it
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def verdict(self, threshold: float) -> str:
+        if self.fake_probability is None:
+            return ""
+        return "fake" if self.fake_probability >= threshold else "real"
+
+
+@dataclass
+class _Prepared:
+    result: ScanResult
+    selection: PatchSelection | None
+
+
+def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
+    """Read, hash, decode and patch-select one file. Never raises for a bad file."""
+    result = ScanResult(path=str(path), status="ok")
+    try:
+        decoded = decode_image(path, max_pixels=max_pixels)
+        result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
+        result.format, result.notes = decoded.format, decoded.notes
+        selection = select_patches(decoded.image)
+        return _Prepared(result, selection)
+    except DecodeError as exc:
+        result.status, result.error, result.sha256 = "error", str(exc), exc.sha256 or ""
+    except MemoryError:
+        result.status, result.error = "error", "out of memory while decoding this image"
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the scan
+        result.status, result.error = "error", f"unexpected error: {type(exc).__name__}: {exc}"
+    return _Prepared(result, None)
+
+
+class ModelRunner:
+    """Scores mosaics on a device; halves the batch and retries on GPU out-of-memory."""
+
+    def __init__(self, detector: torch.nn.Module, device: torch.device):
+        self.detector = detector
+        self.device = device
+        self.max_batch: int | None = None  # lowered after an out-of-memory error
+
+    @torch.inference_mode()
+    def score(self, mosaics: list[np.ndarray]) -> list[float]:
+        limit = self.max_batch or len(mosaics)
+        scores: list[float] = []
+        start = 0
+        while start < len(mosaics):
+            chunk = mosaics[start:start + limit]
+            try:
+                inputs = mosaics_to_tensor(chunk).to(self.device, non_blocking=True)
+                with autocast_for(self.device):
+                    logits = self.detector(inputs)
+                scores.extend(torch.sigmoid(logits.float()).cpu().tolist())
+                start += len(chunk)
+            except torch.OutOfMemoryError:
+                if limit == 1:
+                    raise
+                limit = max(1, limit // 2)
+                self.max_batch = limit
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+        return scores
+
+
+class Scanner:
+    """Runs scans with one detector on one device."""
+
+    def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int = 16,
+                 workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.runner = ModelRunner(detector.eval(), device)
+        self.batch_size = max(1, int(batch_size))
+        self.workers = max(1, workers or min(4, os.cpu_count() or 1))
+        self.max_pixels = max_pixels
+
+    def scan(self, paths: Iterable[Path], cancel: threading.Event | None = None,
+             keep_selection: bool = False) -> Iterator[ScanResult]:
+        """Yields one ScanResult per path, in input order. Stops early when `cancel` is set."""
+        cancel = cancel or threading.Event()
+        path_iter = iter(paths)
+        lookahead = self.workers * 2 + self.batch_size * 2
+        pending: deque[Future] = deque()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="dgs-prepare") as pool:
+            def refill() -> None:
+                while len(pending) < lookahead and not cancel.is_set():
+                    path = next(path_iter, None)
+                    if path is None:
+                        return
+                    pending.append(pool.submit(prepare, Path(path), self.max_pixels))
+
+            try:
+                refill()
+                while pending and not cancel.is_set():
+                    batch: list[_Prepared] = [pending.popleft().result()]
+                    # Fill the batch with what is ready; never wait on a worker when the model
+                    # could already run (keeps the first result fast and the device busy).
+                    while pending and len(batch) < self.batch_size and pending[0].done():
+                        batch.append(pending.popleft().result())
+                    refill()
+                    yield from self._score(batch, keep_selection)
+                    refill()
+            finally:
+                cancel_pending = list(pending)
+                for future in cancel_pending:
+                    future.cancel()
+
+    def _score(self, batch: list[_Prepared], keep_selection: bool) -> Iterator[ScanResult]:
+        ready = [item for item in batch if item.selection is not None]
+        if ready:
+            try:
+                scores = self.runner.score([item.selection.mosaic for item in ready])
+            except Exception as exc:  # noqa: BLE001 - a model failure marks the batch, not the scan
+                scores = [None] * len(ready)
+                for item in ready:
+                    item.result.status = "error"
+                    item.result.error = f"model failed: {type(exc).__name__}: {exc}"
+            for item, score in zip(ready, scores):
+                if score is not None:
+                    item.result.fake_probability = float(score)
+        for item in batch:
+            if keep_selection:
+                item.result.selection = item.selection
+            yield item.result
+
+
+@dataclass
+class ScanProgress:
+    """Counts and rate for progress displays (CLI bar, GUI status)."""
+
+    total: int | None = None
+    done: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    first_result_s: float | None = None
+
+    def update(self, result: ScanResult) -> None:
+        self.done += 1
+        self.failed += result.status != "ok"
+        if self.first_result_s is None:
+            self.first_result_s = time.perf_counter() - self.started
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.perf_counter() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.total is None or self.rate <= 0:
+            return None
+        return max(0.0, (self.total - self.done) / self.rate)
+
+
+ProgressCallback = Callable[[ScanProgress, ScanResult], None]

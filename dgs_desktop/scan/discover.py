@@ -25,26 +25,44 @@ def _identity(path: Path):
     return (stat.st_dev, stat.st_ino)
 
 
-def _walk(directory: Path, seen_dirs: set) -> Iterator[Path]:
+def _list_folder(directory: Path) -> list[os.DirEntry] | None:
     try:
-        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        with os.scandir(directory) as iterator:
+            return sorted(iterator, key=lambda entry: entry.name)
     except OSError:
+        return None
+
+
+def _walk(directory: Path, seen_dirs: set) -> Iterator[Path]:
+    """Depth-first, sorted, with an explicit stack: trees deeper than Python's recursion
+    limit (1000) are walked like any other, and only one folder listing per level is held."""
+    entries = _list_folder(directory)
+    if entries is None:
         yield directory  # unreadable folder: reported as an error row
         return
-    for entry in entries:
+    stack = [iter(entries)]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
         path = Path(entry.path)
         try:
             is_dir = entry.is_dir(follow_symlinks=True)
         except OSError:
             is_dir = False
-        if is_dir:
-            identity = _identity(path)
-            if identity in seen_dirs:
-                continue  # symlink loop or a folder already walked
-            seen_dirs.add(identity)
-            yield from _walk(path, seen_dirs)
-        else:
+        if not is_dir:
             yield path
+            continue
+        identity = _identity(path)
+        if identity in seen_dirs:
+            continue  # symlink loop or a folder already walked
+        seen_dirs.add(identity)
+        children = _list_folder(path)
+        if children is None:
+            yield path  # unreadable folder: reported as an error row
+        else:
+            stack.append(iter(children))
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:

@@ -75,31 +75,43 @@ def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
 
 
 class ModelRunner:
-    """Scores mosaics on a device; halves the batch and retries on GPU out-of-memory."""
+    """Scores mosaics so that an image's score never depends on what it was batched with.
 
-    def __init__(self, detector: torch.nn.Module, device: torch.device):
+    Matrix kernels give results that differ in the last bits with the batch size, so every
+    forward pass has the same shape: one image at a time on the CPU (no slower there), and
+    batches padded to a fixed size on accelerators. Rows do not interact, so the same file
+    gets the identical probability in any folder, order or batch. On GPU out-of-memory the
+    fixed size is halved and the chunk retried.
+    """
+
+    def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int = 16):
         self.detector = detector
         self.device = device
-        self.max_batch: int | None = None  # lowered after an out-of-memory error
+        self.forward_size = 1 if device.type == "cpu" else max(1, batch_size)
 
     @torch.inference_mode()
+    def _forward(self, chunk: list[np.ndarray]) -> list[float]:
+        inputs = mosaics_to_tensor(chunk)
+        if len(chunk) < self.forward_size:
+            padding = inputs.new_zeros((self.forward_size - len(chunk), *inputs.shape[1:]))
+            inputs = torch.cat([inputs, padding])
+        inputs = inputs.to(self.device, non_blocking=True)
+        with autocast_for(self.device):
+            logits = self.detector(inputs)
+        return torch.sigmoid(logits.float())[: len(chunk)].cpu().tolist()
+
     def score(self, mosaics: list[np.ndarray]) -> list[float]:
-        limit = self.max_batch or len(mosaics)
         scores: list[float] = []
         start = 0
         while start < len(mosaics):
-            chunk = mosaics[start:start + limit]
+            chunk = mosaics[start:start + self.forward_size]
             try:
-                inputs = mosaics_to_tensor(chunk).to(self.device, non_blocking=True)
-                with autocast_for(self.device):
-                    logits = self.detector(inputs)
-                scores.extend(torch.sigmoid(logits.float()).cpu().tolist())
+                scores.extend(self._forward(chunk))
                 start += len(chunk)
             except torch.OutOfMemoryError:
-                if limit == 1:
+                if self.forward_size == 1:
                     raise
-                limit = max(1, limit // 2)
-                self.max_batch = limit
+                self.forward_size = max(1, self.forward_size // 2)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
         return scores
@@ -110,7 +122,7 @@ class Scanner:
 
     def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int = 16,
                  workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
-        self.runner = ModelRunner(detector.eval(), device)
+        self.runner = ModelRunner(detector.eval(), device, batch_size)
         self.batch_size = max(1, int(batch_size))
         self.workers = max(1, workers or min(4, os.cpu_count() or 1))
         self.max_pixels = max_pixels

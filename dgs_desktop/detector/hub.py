@@ -1,0 +1,335 @@
+"""Checkpoints from the Hugging Face hub: `hf:org/name[@revision]`.
+
+The manifest (`dgs_checkpoint.json`) is fetched first, then every file it lists, pinned to the
+commit the manifest came from, into the normal huggingface_hub cache (`HF_HOME` / `HF_HUB_CACHE`).
+Afterwards every file is checked against the sha256 in the manifest; a file that does not match
+is removed from the cache so it is never reused as good.
+
+Behaviour:
+- `HF_HUB_OFFLINE=1` (read by huggingface_hub when it is first imported): only the cache is used.
+- hub unreachable (no network, closed port, DNS failure): the cached copy is used if there is one;
+  otherwise a one-line `CheckpointError`. A single quick probe is made (no long retry loop).
+- a download interrupted mid-file is resumed by huggingface_hub within the call (HTTP Range);
+  if the call still fails, huggingface_hub never keeps the partial file, so the next call
+  starts that file again cleanly.
+- `progress(done_bytes, total_bytes, message)` is called as bytes arrive; `cancel()` returning
+  True aborts the download with `CheckpointError` (no partial file is kept).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+from .checkpoint import MANIFEST_NAME, Checkpoint, CheckpointError, _check_manifest, _safe_member, \
+    read_checkpoint, sha256_file
+
+ProgressFn = Callable[[int, int, str], None]
+CancelFn = Callable[[], bool]
+
+SCHEME = "hf:"
+
+
+class DownloadCancelled(CheckpointError):
+    """The user cancelled a hub download."""
+
+
+class _Cancelled(Exception):
+    """Raised from inside huggingface_hub's progress bar to stop a transfer."""
+
+
+def parse_hub_spec(spec: str) -> tuple[str, str | None]:
+    """`hf:org/name[@revision]` -> (`org/name`, revision or None for the default branch)."""
+    text = str(spec).strip()
+    if not text.startswith(SCHEME):
+        raise CheckpointError(f"{spec!r} is not a hub checkpoint; write it as hf:ORG/NAME[@REVISION]")
+    body = text[len(SCHEME):]
+    repo_id, sep, revision = body.partition("@")
+    repo_id = repo_id.strip().strip("/")
+    if sep and not revision.strip():
+        raise CheckpointError(f"{spec!r} has an empty revision after '@'; write hf:ORG/NAME@REVISION")
+    revision = revision.strip() or None
+    if not repo_id or repo_id.count("/") > 1 or any(c.isspace() for c in repo_id):
+        raise CheckpointError(f"{spec!r} is not a valid hub checkpoint name; write it as hf:ORG/NAME[@REVISION]")
+    try:
+        from huggingface_hub.utils import validate_repo_id
+
+        validate_repo_id(repo_id)
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        pass
+    except ValueError as exc:
+        raise CheckpointError(f"{spec!r} is not a valid hub repository name: {_first_line(exc)}") from None
+    return repo_id, revision
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _describe(repo_id: str, revision: str | None) -> str:
+    return f"hf:{repo_id}" + (f"@{revision}" if revision else "")
+
+
+def _progress_class(sink: "_ProgressSink"):
+    """A tqdm class for huggingface_hub's `tqdm_class` that forwards byte counts to `sink`."""
+    from huggingface_hub.utils import tqdm as hf_tqdm
+
+    class _ProgressBar(hf_tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True  # never draw on a terminal; the app shows its own progress
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            sink.advance(int(n or 0))
+            return super().update(n)
+
+        # Xet downloads report network bytes separately; the written bytes (update) are enough.
+        def update_transfer(self, n=1):
+            sink.check_cancel()
+
+        def set_transfer_postfix_str(self, *args, **kwargs):
+            return None
+
+    return _ProgressBar
+
+
+class _ProgressSink:
+    def __init__(self, progress: ProgressFn | None, cancel: CancelFn | None):
+        self.progress = progress
+        self.cancel = cancel
+        self.done = 0
+        self.total = 0
+        self.message = ""
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise _Cancelled()
+
+    def report(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
+        if self.progress is not None:
+            self.progress(max(0, min(self.done, self.total)) if self.total else self.done, self.total, self.message)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        self.report()
+        self.check_cancel()
+
+
+def _hub():
+    import huggingface_hub
+    from huggingface_hub import constants, errors
+
+    return huggingface_hub, constants, errors
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import httpx2 as httpx
+    except ImportError:  # older huggingface_hub releases use httpx or requests
+        try:
+            import httpx
+        except ImportError:  # pragma: no cover
+            httpx = None
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    if httpx is not None:
+        errors += [httpx.TransportError]
+    try:
+        import requests
+
+        errors += [requests.ConnectionError, requests.Timeout]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _translate(exc: BaseException, what: str, filename: str, offline: bool, endpoint: str) -> CheckpointError:
+    """A one-line CheckpointError for an exception raised by huggingface_hub."""
+    _, _, errors = _hub()
+    if isinstance(exc, _Cancelled):
+        return DownloadCancelled(f"download of {what} was cancelled")
+    if isinstance(exc, errors.LocalEntryNotFoundError) or isinstance(exc, errors.OfflineModeIsEnabled):
+        if offline:
+            return CheckpointError(f"{what} ({filename}) is not in the local cache and offline mode is on "
+                                   f"(HF_HUB_OFFLINE=1); connect once without HF_HUB_OFFLINE to download it")
+        return CheckpointError(f"cannot reach the Hugging Face hub at {endpoint} and {what} ({filename}) is not in "
+                               f"the local cache; check the network connection (or HF_ENDPOINT)")
+    if isinstance(exc, errors.GatedRepoError):
+        return CheckpointError(f"{what} is a gated repository: accept its terms on the hub and log in "
+                               f"(hf auth login or HF_TOKEN)")
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return CheckpointError(f"{what}: repository not found on {endpoint} (check the name; a private "
+                               f"repository needs a token: hf auth login or HF_TOKEN)")
+    if isinstance(exc, errors.RevisionNotFoundError):
+        return CheckpointError(f"{what}: revision not found in the repository (check the branch, tag or commit)")
+    if isinstance(exc, errors.EntryNotFoundError):
+        if filename == MANIFEST_NAME:
+            return CheckpointError(f"{what} has no {MANIFEST_NAME}: it is not a DGS Desktop checkpoint repository")
+        return CheckpointError(f"{what}: its manifest lists {filename} but the repository has no such file")
+    if isinstance(exc, errors.HfHubHTTPError):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        return CheckpointError(f"the hub at {endpoint} answered HTTP {status} for {what} ({filename}); "
+                               f"try again later")
+    if isinstance(exc, _network_errors()):
+        return CheckpointError(f"connection to the Hugging Face hub at {endpoint} failed while fetching {filename} "
+                               f"of {what} ({type(exc).__name__}: {_first_line(exc)}); try again - the download "
+                               f"restarts cleanly")
+    if isinstance(exc, OSError):
+        return CheckpointError(f"downloading {filename} of {what} failed: {_first_line(exc)}")
+    return CheckpointError(f"downloading {filename} of {what} failed ({type(exc).__name__}: {_first_line(exc)})")
+
+
+def _remove_from_cache(pointer: Path, cache_dir: str | os.PathLike) -> None:
+    """Removes a snapshot entry and the blob it points to (so the bad bytes are fetched again)."""
+    cache_root = Path(cache_dir).resolve()
+    try:
+        target = pointer.resolve()
+    except OSError:
+        target = None
+    try:
+        pointer.unlink(missing_ok=True)
+    except OSError:
+        pass
+    if target is not None and target != pointer and cache_root in target.parents:
+        try:
+            target.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _probe(hub, constants, repo_id: str, revision: str | None, endpoint: str, token) -> BaseException | None:
+    """One quick HEAD of the manifest without retries; returns a network/5xx error or None.
+
+    huggingface_hub retries unreachable hosts with back-off for ~20 s before giving up; this probe
+    lets a missing network fail (or fall back to the cache) at once.
+    """
+    _, _, errors = _hub()
+    url = hub.hf_hub_url(repo_id, MANIFEST_NAME, revision=revision, endpoint=endpoint)
+    try:
+        hub.get_hf_file_metadata(url, token=token, timeout=constants.HF_HUB_ETAG_TIMEOUT, endpoint=endpoint)
+    except errors.HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if isinstance(exc, (errors.RepositoryNotFoundError, errors.RevisionNotFoundError,
+                            errors.EntryNotFoundError)) or status is None or status < 500:
+            raise
+        return exc
+    except _network_errors() as exc:
+        return exc
+    return None
+
+
+def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: CancelFn | None = None, *,
+                        cache_dir: str | os.PathLike | None = None, token: str | bool | None = None) -> Checkpoint:
+    """Downloads (or finds in the cache) the checkpoint `hf:org/name[@revision]` and verifies it.
+
+    Returns the verified `Checkpoint` whose directory is the snapshot folder in the hub cache.
+    Every failure is a `CheckpointError` with a one-line message (`DownloadCancelled` when
+    `cancel()` returned True).
+    """
+    repo_id, revision = parse_hub_spec(spec)
+    what = _describe(repo_id, revision)
+    try:
+        hub, constants, errors = _hub()
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        raise CheckpointError("downloading from the hub needs the huggingface_hub package") from None
+    endpoint = constants.ENDPOINT
+    cache_dir = str(cache_dir or constants.HF_HUB_CACHE)
+    offline = bool(constants.is_offline_mode())
+    sink = _ProgressSink(progress, cancel)
+    tqdm_class = _progress_class(sink)
+    local_only = offline
+    current = MANIFEST_NAME
+
+    try:
+        sink.check_cancel()
+        sink.report(f"looking up {what}")
+        if not offline:
+            failure = _probe(hub, constants, repo_id, revision, endpoint, token)
+            if failure is not None:
+                local_only = True  # unreachable or hub down: fall back to the cache
+                sink.report(f"hub unreachable ({type(failure).__name__}); using the local cache")
+
+        def fetch(filename: str, rev: str | None) -> Path:
+            return Path(hub.hf_hub_download(repo_id, filename, revision=rev, cache_dir=cache_dir,
+                                            local_files_only=local_only, token=token, tqdm_class=tqdm_class))
+
+        manifest_path = fetch(MANIFEST_NAME, revision)
+        sink.done = 0  # progress counts the weight files only
+        snapshot = manifest_path.parent
+        commit = snapshot.name  # the cache layout is snapshots/<commit>/<file>
+        manifest = _read_manifest(manifest_path, what, cache_dir)
+        names = sorted(manifest["files"])
+        for name in names:
+            _safe_member(snapshot, name)
+
+        # Sizes of what is still missing (a HEAD each, pinned to the manifest's commit).
+        sizes: dict[str, int] = {}
+        if not local_only:
+            for name in names:
+                current = name
+                sink.check_cancel()
+                info = hub.hf_hub_download(repo_id, name, revision=commit, cache_dir=cache_dir, token=token,
+                                           dry_run=True)
+                if getattr(info, "will_download", True):
+                    sizes[name] = int(getattr(info, "file_size", 0) or 0)
+        sink.total = sum(sizes.values())
+        for name in names:
+            current = name
+            sink.check_cancel()
+            sink.report(f"downloading {name}" if name in sizes else f"{name} (cached)")
+            fetch(name, commit)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # huggingface_hub, httpx and OS errors, _Cancelled
+        if isinstance(exc, errors.LocalEntryNotFoundError) and not offline and local_only:
+            raise CheckpointError(f"cannot reach the Hugging Face hub at {endpoint} and {what} is not in the local "
+                                  f"cache; check the network connection (or HF_ENDPOINT)") from None
+        raise _translate(exc, what, current, offline, endpoint) from None
+
+    sink.done = sink.total
+    sink.report("verifying")
+    try:
+        checkpoint = read_checkpoint(snapshot, source=f"hf:{repo_id}" + (f"@{revision}" if revision else ""))
+    except CheckpointError as exc:
+        bad = _remove_corrupt_files(snapshot, manifest, cache_dir)
+        if bad:
+            raise CheckpointError(f"{what}: downloaded file(s) {', '.join(bad)} do not match the sha256 in the "
+                                  f"manifest; removed them from the cache - try again, and if it persists the "
+                                  f"repository itself is broken") from None
+        raise CheckpointError(f"{what}: {exc}") from None
+    sink.report(f"ready (commit {commit[:12]})")
+    return checkpoint
+
+
+def _read_manifest(path: Path, what: str, cache_dir: str) -> dict:
+    """Parses the downloaded manifest; an unreadable one is removed from the cache."""
+    try:
+        manifest = json.loads(path.read_bytes())
+        _check_manifest(manifest)
+        if not isinstance(manifest["files"], dict):
+            raise CheckpointError("the manifest's 'files' field is not a mapping")
+    except (UnicodeDecodeError, json.JSONDecodeError, CheckpointError) as exc:
+        _remove_from_cache(path, cache_dir)
+        detail = exc if isinstance(exc, CheckpointError) else f"not valid JSON ({_first_line(exc)})"
+        raise CheckpointError(f"{what}: its {MANIFEST_NAME} is unusable: {detail}; removed it from the cache") \
+            from None
+    return manifest
+
+
+def _remove_corrupt_files(snapshot: Path, manifest: dict, cache_dir: str) -> list[str]:
+    bad = []
+    for name, expected in sorted(manifest["files"].items()):
+        path = _safe_member(snapshot, name)
+        if not path.exists():
+            continue
+        if sha256_file(path) != expected:
+            _remove_from_cache(path, cache_dir)
+            bad.append(name)
+    return bad
+
+
+__all__ = ["parse_hub_spec", "download_checkpoint", "DownloadCancelled"]

@@ -1,0 +1,132 @@
+"""Loads the ML stack and the active model in the background and says what state it is in.
+
+States: loading libraries -> no model | loading model -> ready | failed. The window shows
+each one; nothing here blocks the GUI thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal
+
+from .workers import Task, start_task
+
+LOADING_LIBRARIES, NO_MODEL, LOADING_MODEL, READY, FAILED = (
+    "loading libraries", "no model", "loading model", "ready", "failed")
+
+
+@dataclass
+class ModelSession:
+    """Everything a scan needs, built off the GUI thread."""
+
+    spec: str  # what to remember in settings: a folder or hf:org/name@rev
+    checkpoint: object  # detector.checkpoint.Checkpoint
+    scanner: object  # scan.engine.Scanner
+    device: object  # torch.device
+    device_label: str  # describe_device(device), as the CSV records it
+
+
+def load_ml_stack() -> list[tuple[str, str]]:
+    """Imports torch and the detector code (seconds); returns the device choices."""
+    import torch  # noqa: F401
+
+    from ..detector import checkpoint, model  # noqa: F401
+    from ..detector.device import list_devices
+    from ..scan import csvio, engine  # noqa: F401
+
+    for optional in ("open_clip", "peft"):  # warm the import cache for real-size models
+        try:
+            __import__(optional)
+        except ImportError:
+            pass
+    return list_devices()
+
+
+def gui_batch_size(device) -> int:
+    # Small CPU batches keep results streaming and let Cancel land between batches quickly.
+    return 16 if device.type == "cuda" else 4
+
+
+def load_session(spec, device_spec: str) -> ModelSession:
+    from ..detector.checkpoint import Checkpoint, load_detector, resolve_checkpoint
+    from ..detector.device import describe_device, resolve_device
+    from ..scan.engine import Scanner
+
+    device = resolve_device(device_spec or "auto")
+    checkpoint = spec if isinstance(spec, Checkpoint) else resolve_checkpoint(spec)
+    detector = load_detector(checkpoint, device)
+    scanner = Scanner(detector, device, batch_size=gui_batch_size(device))
+    return ModelSession(spec=checkpoint.source, checkpoint=checkpoint, scanner=scanner, device=device,
+                        device_label=describe_device(device))
+
+
+class ModelController(QObject):
+    state_changed = Signal(str, str)  # state, plain-words message
+    session_changed = Signal(object)  # ModelSession
+    load_failed = Signal(str)  # plain words
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.state = LOADING_LIBRARIES
+        self.session: ModelSession | None = None
+        self.devices: list[tuple[str, str]] = [("auto", "Auto"), ("cpu", "CPU")]
+        self.libraries_ready = False
+        self._pending: tuple | None = None
+        self._jobs: set = set()
+        self._load_id = 0
+
+    def _set_state(self, state: str, message: str) -> None:
+        self.state = state
+        self.state_changed.emit(state, message)
+
+    def start(self) -> None:
+        self._set_state(LOADING_LIBRARIES, "Loading the detector libraries (PyTorch, OpenCLIP)…")
+        task = Task(load_ml_stack)
+        task.signals.succeeded.connect(self._libraries_loaded)
+        task.signals.failed.connect(lambda message: self._fail(f"The detector libraries could not be loaded: {message}"))
+        start_task(task, self._jobs)
+
+    def _libraries_loaded(self, devices) -> None:
+        self.libraries_ready = True
+        self.devices = devices
+        if self._pending is not None:
+            spec, device = self._pending
+            self._pending = None
+            self.load(spec, device)
+        elif self.session is None:
+            self._set_state(NO_MODEL, "No model loaded.")
+
+    def load(self, spec, device: str = "auto") -> None:
+        """Loads a checkpoint (folder, hf: spec or a Checkpoint) on a device, in the background."""
+        if not self.libraries_ready:
+            self._pending = (spec, device)
+            return
+        self._load_id += 1
+        load_id = self._load_id
+        name = getattr(spec, "source", spec)
+        self._set_state(LOADING_MODEL, f"Loading the model {name}…")
+        task = Task(load_session, spec, device)
+        task.signals.succeeded.connect(lambda session: self._loaded(load_id, session))
+        task.signals.failed.connect(lambda message: self._load_failed(load_id, message))
+        start_task(task, self._jobs)
+
+    def _loaded(self, load_id: int, session: ModelSession) -> None:
+        if load_id != self._load_id:
+            return  # a newer load request superseded this one
+        self.session = session
+        self._set_state(READY, f"Model {session.checkpoint.short_id} on {session.device_label}")
+        self.session_changed.emit(session)
+
+    def _load_failed(self, load_id: int, message: str) -> None:
+        if load_id != self._load_id:
+            return
+        self.load_failed.emit(message)
+        if self.session is not None:  # keep using the model that worked
+            self._set_state(READY, f"Model {self.session.checkpoint.short_id} on {self.session.device_label}")
+        else:
+            self._set_state(NO_MODEL, f"The model could not be loaded: {message}")
+
+    def _fail(self, message: str) -> None:
+        self.load_failed.emit(message)
+        self._set_state(FAILED, message)

@@ -1,0 +1,303 @@
+"""The results table: one row per file, a QAbstractTableModel behind a sort/filter proxy.
+
+Rows keep the scalar results plus the 49 patch boxes (a few hundred bytes). The 150 KB
+mosaics that came with the scan are kept only for the most recently scanned rows
+(`SelectionCache`); the detail pane re-creates older mosaics from the boxes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QColor
+
+QUEUED, SCANNING, OK, ERROR, NOT_SCANNED = "queued", "scanning", "ok", "error", "not scanned"
+COLUMNS = ("", "Name", "Folder", "P(fake)", "Verdict", "Status")
+THUMB_COL, NAME_COL, FOLDER_COL, PROB_COL, VERDICT_COL, STATUS_COL = range(len(COLUMNS))
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+ROW_ROLE = Qt.ItemDataRole.UserRole + 2
+
+FAKE_COLOR = QColor("#c62828")
+REAL_COLOR = QColor("#2e7d32")
+ERROR_COLOR = QColor("#b71c1c")
+MUTED_COLOR = QColor("#757575")
+
+HEADER_TIPS = {
+    NAME_COL: "File name",
+    FOLDER_COL: "Folder that holds the file",
+    PROB_COL: "Probability that the image is AI-generated, from the active model",
+    VERDICT_COL: "fake if P(fake) is at or above the threshold, real below it",
+    STATUS_COL: "ok, the reason a file failed, or whether it still waits for the scan",
+}
+
+
+@dataclass
+class ResultRow:
+    path: str
+    name: str
+    folder: str
+    state: str = QUEUED
+    result: object | None = None  # ScanResult (without its mosaic) once scanned
+    boxes: tuple | None = None
+    low_entropy: tuple | None = None
+
+    @property
+    def probability(self) -> float | None:
+        return None if self.result is None else self.result.fake_probability
+
+    def verdict(self, threshold: float) -> str:
+        probability = self.probability
+        if probability is None:
+            return ""
+        return "fake" if probability >= threshold else "real"
+
+    @property
+    def status_text(self) -> str:
+        if self.state == ERROR and self.result is not None:
+            return f"error: {self.result.error}"
+        return self.state
+
+
+class SelectionCache:
+    """The last `capacity` PatchSelections (mosaic + boxes) by path: a small LRU."""
+
+    def __init__(self, capacity: int = 64):
+        self.capacity = capacity
+        self._items: OrderedDict[str, object] = OrderedDict()
+
+    def put(self, path: str, selection) -> None:
+        self._items[path] = selection
+        self._items.move_to_end(path)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def get(self, path: str):
+        selection = self._items.get(path)
+        if selection is not None:
+            self._items.move_to_end(path)
+        return selection
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class ResultsModel(QAbstractTableModel):
+    def __init__(self, thumbnails=None, parent=None):
+        super().__init__(parent)
+        self.rows: list[ResultRow] = []
+        self._row_of: dict[str, int] = {}
+        self._identities: set = set()
+        self.threshold = 0.5
+        self.selections = SelectionCache()
+        self.thumbnails = thumbnails
+        if thumbnails is not None:
+            thumbnails.ready.connect(self._thumbnail_ready)
+
+    # ------------------------------------------------------------------------- Qt model API
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS.get(section)
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        column = index.column()
+        if role == ROW_ROLE:
+            return row
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(row, column)
+        if role == SORT_ROLE:
+            return self._sort_key(row, column)
+        if role == Qt.ItemDataRole.DecorationRole and column == THUMB_COL and self.thumbnails is not None:
+            return self.thumbnails.get(row.path)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self._foreground(row, column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row.path if column in (THUMB_COL, NAME_COL, FOLDER_COL) else row.status_text
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == PROB_COL:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _display(self, row: ResultRow, column: int):
+        if column == NAME_COL:
+            return row.name
+        if column == FOLDER_COL:
+            return row.folder
+        if column == PROB_COL:
+            return "" if row.probability is None else f"{row.probability:.4f}"
+        if column == VERDICT_COL:
+            return row.verdict(self.threshold)
+        if column == STATUS_COL:
+            return row.status_text
+        return None
+
+    def _sort_key(self, row: ResultRow, column: int):
+        if column == PROB_COL:
+            return -1.0 if row.probability is None else row.probability
+        if column in (THUMB_COL, NAME_COL):
+            return row.name.lower()
+        if column == FOLDER_COL:
+            return row.folder.lower()
+        if column == VERDICT_COL:
+            return row.verdict(self.threshold) or "~"  # unscored rows last
+        return row.status_text
+
+    def _foreground(self, row: ResultRow, column: int):
+        if column == VERDICT_COL:
+            verdict = row.verdict(self.threshold)
+            return FAKE_COLOR if verdict == "fake" else REAL_COLOR if verdict == "real" else None
+        if column == STATUS_COL:
+            return ERROR_COLOR if row.state == ERROR else MUTED_COLOR if row.state != OK else None
+        return None
+
+    # ------------------------------------------------------------------------------ updates
+    def add_files(self, files: list[tuple[str, object]]) -> list[str]:
+        """Appends files not already listed (by path or by file identity); returns the new paths."""
+        new_rows = []
+        for path, identity in files:
+            if path in self._row_of or identity in self._identities:
+                continue
+            self._identities.add(identity)
+            self._row_of[path] = len(self.rows) + len(new_rows)
+            new_rows.append(ResultRow(path=path, name=os.path.basename(path), folder=os.path.dirname(path)))
+        if new_rows:
+            first = len(self.rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(new_rows) - 1)
+            self.rows.extend(new_rows)
+            self.endInsertRows()
+        return [row.path for row in new_rows]
+
+    def apply_results(self, results: list) -> None:
+        """Stores scan results; mosaics go to the bounded cache, boxes stay with the row."""
+        touched = []
+        for result in results:
+            index = self._row_of.get(result.path)
+            if index is None:
+                continue
+            row = self.rows[index]
+            selection, result.selection = result.selection, None
+            row.result = result
+            row.state = OK if result.ok else ERROR
+            if selection is not None:
+                row.boxes, row.low_entropy = selection.boxes, selection.low_entropy
+                self.selections.put(result.path, selection)
+            touched.append(index)
+        if touched:
+            self.dataChanged.emit(self.index(min(touched), 0), self.index(max(touched), len(COLUMNS) - 1))
+
+    def set_state(self, paths, state: str) -> None:
+        touched = []
+        for path in paths:
+            index = self._row_of.get(path)
+            if index is not None:
+                row = self.rows[index]
+                row.state, row.result, row.boxes, row.low_entropy = state, None, None, None
+                touched.append(index)
+        if touched:
+            self.dataChanged.emit(self.index(min(touched), 0), self.index(max(touched), len(COLUMNS) - 1))
+
+    def paths_in_state(self, state: str) -> list[str]:
+        return [row.path for row in self.rows if row.state == state]
+
+    def set_threshold(self, threshold: float) -> None:
+        if threshold == self.threshold:
+            return
+        self.threshold = threshold
+        if self.rows:
+            self.dataChanged.emit(self.index(0, VERDICT_COL), self.index(len(self.rows) - 1, VERDICT_COL))
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.rows.clear()
+        self._row_of.clear()
+        self._identities.clear()
+        self.selections.clear()
+        self.endResetModel()
+
+    def row_for_path(self, path: str) -> ResultRow | None:
+        index = self._row_of.get(path)
+        return None if index is None else self.rows[index]
+
+    def scanned_results(self) -> list:
+        """ScanResults of every scanned row, in the order the files were added (the CLI's order)."""
+        return [row.result for row in self.rows if row.result is not None]
+
+    def counts(self) -> dict[str, int]:
+        counts = {"fake": 0, "real": 0, "failed": 0, "pending": 0, "total": len(self.rows)}
+        for row in self.rows:
+            if row.state == ERROR:
+                counts["failed"] += 1
+            elif row.state == OK:
+                counts[row.verdict(self.threshold) or "failed"] += 1
+            else:
+                counts["pending"] += 1
+        return counts
+
+    def probabilities(self) -> list[float]:
+        return [row.probability for row in self.rows if row.probability is not None]
+
+    def _thumbnail_ready(self, path: str) -> None:
+        index = self._row_of.get(path)
+        if index is not None:
+            cell = self.index(index, THUMB_COL)
+            self.dataChanged.emit(cell, cell, [Qt.ItemDataRole.DecorationRole])
+
+
+VERDICT_FILTERS = ("All", "Fake", "Real", "Failed", "Not scored yet")
+
+
+class ResultsFilter(QSortFilterProxyModel):
+    """Sorts by each column's natural key and filters by verdict and by text in name/folder."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+        self._verdict = "All"
+        self._text = ""
+
+    def set_verdict_filter(self, verdict: str) -> None:
+        self._verdict = verdict
+        self.invalidateFilter()
+
+    def set_text_filter(self, text: str) -> None:
+        self._text = text.strip().lower()
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row, source_parent) -> bool:
+        model = self.sourceModel()
+        row: ResultRow = model.rows[source_row]
+        if self._text and self._text not in row.path.lower():
+            return False
+        if self._verdict == "All":
+            return True
+        if self._verdict == "Failed":
+            return row.state == ERROR
+        if self._verdict == "Not scored yet":
+            return row.state in (QUEUED, SCANNING, NOT_SCANNED)
+        return row.verdict(model.threshold) == self._verdict.lower()
+
+    def lessThan(self, left, right) -> bool:
+        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        try:
+            return a < b
+        except TypeError:
+            return str(a) < str(b)

@@ -1,0 +1,175 @@
+"""Work off the GUI thread: QRunnables that report through Qt signals.
+
+Compared with the usual "QRunnable + signals" helper (e.g. hexrdgui's AsyncWorker), these
+workers
+- own their cancel flag (a threading.Event the long-running code polls), so Cancel needs no
+  shared state and a cancelled worker never reports results after it was told to stop;
+- batch their results (at most one `results` signal per `EMIT_INTERVAL_S`), so a fast scan
+  of thousands of tiny images cannot flood the GUI event loop with one signal per file;
+- turn exceptions into one line of plain words (`plain_error`) for the dialogs; the
+  traceback goes to the log, never to the user.
+
+The signal carriers are QObjects created on the GUI thread, so every connection to them is
+queued across threads automatically. Callers keep a reference to a worker until `finished`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+log = logging.getLogger(__name__)
+
+EMIT_INTERVAL_S = 0.1
+
+
+def plain_error(exc: BaseException) -> str:
+    """One line for a dialog. Our own errors already speak plainly; others get their type name."""
+    known = {"CheckpointError", "DecodeError", "DeviceError", "CsvError", "BackboneError", "OSError",
+             "PermissionError", "FileNotFoundError"}
+    message = str(exc).strip() or type(exc).__name__
+    if type(exc).__name__ in known or any(base.__name__ in known for base in type(exc).__mro__):
+        if isinstance(exc, OSError) and exc.strerror:
+            return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        return message
+    if isinstance(exc, MemoryError):
+        return "the computer ran out of memory"
+    return f"unexpected problem ({type(exc).__name__}): {message}"
+
+
+def shared_pool() -> QThreadPool:
+    return QThreadPool.globalInstance()
+
+
+class TaskSignals(QObject):
+    progress = Signal(object)  # whatever the task reports
+    succeeded = Signal(object)  # the task's return value
+    failed = Signal(str)  # plain words
+    finished = Signal()  # always, last
+
+
+class Task(QRunnable):
+    """Runs `fn(*args, report=..., cancelled=...)` on a pool thread.
+
+    `report(value)` emits `progress`; `cancelled()` says whether `cancel()` was called.
+    """
+
+    def __init__(self, fn: Callable, *args, pass_hooks: bool = False, **kwargs):
+        super().__init__()
+        self.setAutoDelete(True)
+        self.signals = TaskSignals()
+        self.cancel_event = threading.Event()
+        self._call = (fn, args, kwargs, pass_hooks)
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def run(self) -> None:
+        fn, args, kwargs, pass_hooks = self._call
+        try:
+            if pass_hooks:
+                kwargs = dict(kwargs, report=self.signals.progress.emit, cancelled=self.cancel_event.is_set)
+            value = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - reported in plain words; details to the log
+            log.warning("background task failed:\n%s", traceback.format_exc())
+            self.signals.failed.emit(plain_error(exc))
+        else:
+            self.signals.succeeded.emit(value)
+        finally:
+            self.signals.finished.emit()
+
+
+def start_task(task: Task, keep: set, pool: QThreadPool | None = None) -> Task:
+    """Starts `task`, holding a Python reference in `keep` until it finishes."""
+    keep.add(task)
+    task.signals.finished.connect(lambda: keep.discard(task))
+    (pool or shared_pool()).start(task)
+    return task
+
+
+# ---------------------------------------------------------------------------------- scanning
+@dataclass(frozen=True)
+class ScanStatus:
+    done: int
+    total: int
+    failed: int
+    rate: float  # images per second
+    eta_s: float | None
+
+
+class ScanSignals(QObject):
+    results = Signal(int, list)  # scan id, list[ScanResult] in input order
+    progress = Signal(int, object)  # scan id, ScanStatus
+    failed = Signal(int, str)  # scan id, plain words
+    finished = Signal(int, bool)  # scan id, whether it was cancelled
+
+
+class ScanWorker(QRunnable):
+    """Runs `Scanner.scan` over `paths` and emits the results in batches."""
+
+    def __init__(self, scan_id: int, scanner, paths: list[str], emit_interval_s: float = EMIT_INTERVAL_S):
+        super().__init__()
+        self.setAutoDelete(True)
+        self.scan_id = scan_id
+        self.signals = ScanSignals()
+        self.cancel_event = threading.Event()
+        self._scanner = scanner
+        self._paths = list(paths)
+        self._emit_interval_s = emit_interval_s
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def run(self) -> None:
+        from ..scan.engine import ScanProgress
+
+        progress = ScanProgress(total=len(self._paths))
+        batch: list = []
+        last_emit = time.monotonic()
+
+        def flush() -> None:
+            nonlocal batch, last_emit
+            if batch and not self.cancel_event.is_set():
+                self.signals.results.emit(self.scan_id, batch)
+                self.signals.progress.emit(self.scan_id, ScanStatus(
+                    progress.done, len(self._paths), progress.failed, progress.rate, progress.eta_s))
+            batch, last_emit = [], time.monotonic()
+
+        try:
+            for result in self._scanner.scan(self._paths, cancel=self.cancel_event, keep_selection=True):
+                if self.cancel_event.is_set():
+                    break
+                progress.update(result)
+                batch.append(result)
+                if time.monotonic() - last_emit >= self._emit_interval_s:
+                    flush()
+            flush()
+        except BaseException as exc:  # noqa: BLE001
+            log.warning("scan failed:\n%s", traceback.format_exc())
+            self.signals.failed.emit(self.scan_id, plain_error(exc))
+        finally:
+            self.signals.finished.emit(self.scan_id, self.cancel_event.is_set())
+
+
+# ------------------------------------------------------------------------------- discovery
+def file_identity(path: str):
+    """(device, inode) so hard links and symlinks to one file count once; the path otherwise."""
+    try:
+        stat = os.stat(path)
+        return (stat.st_dev, stat.st_ino)
+    except OSError:
+        return ("path", path)
+
+
+def discover_files(paths: list[str]) -> list[tuple[str, object]]:
+    """Every file under `paths` (the scan engine's own discovery) with its identity."""
+    from ..scan.discover import expand_paths
+
+    return [(str(path), file_identity(str(path))) for path in expand_paths(paths)]

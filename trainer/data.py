@@ -1,0 +1,180 @@
+"""Training/test folder trees: any tree whose leaves are `0_real/` and `1_fake/`.
+
+The subset of an image is the path between the root and its class folder (e.g.
+`train/car/0_real/x.png` under root `train` is subset `car`; a root that directly holds
+`0_real/` and `1_fake/` has the subset `.`). Preprocessing is the detector's patch selection
+(`dgs_desktop.detector.patches`), the same code the app runs; training adds a horizontal flip
+and passes an explicit shuffle seed per sample and view.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dgs_desktop.scan.decode import DecodeError, decode_image
+from dgs_desktop.scan.discover import IMAGE_SUFFIXES
+
+from .errors import TrainError
+
+CLASS_DIRS = {"0_real": 0, "1_fake": 1}
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int  # 0 real, 1 fake
+    subset: str
+    rel: str  # posix path relative to the root
+
+
+@dataclass
+class Dataset:
+    root: Path
+    samples: list[Sample]
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for s in self.samples:
+            entry = out.setdefault(s.subset, {"real": 0, "fake": 0})
+            entry["fake" if s.label else "real"] += 1
+        return dict(sorted(out.items()))
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples], dtype=np.int64)
+
+
+def _is_image_name(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")
+
+
+def discover(root: str | os.PathLike, require_both: bool = True) -> Dataset:
+    """All images under `0_real`/`1_fake` leaves of `root`, sorted, with their subsets.
+
+    Raises TrainError (one plain sentence) for a missing root, a tree without class folders,
+    or a subset whose class folder holds no image (`require_both`: a subset must have both).
+    """
+    root = Path(os.path.expanduser(os.fspath(root)))
+    if not root.exists():
+        raise TrainError(f"data folder {root} does not exist")
+    if not root.is_dir():
+        raise TrainError(f"data path {root} is not a folder")
+    samples: list[Sample] = []
+    leaves: dict[str, set[str]] = {}
+    empty: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        here = Path(dirpath)
+        name = here.name
+        if name not in CLASS_DIRS or here == root:
+            continue
+        dirnames[:] = []  # a class folder is a leaf; images may sit in sub-folders of it
+        rel_dir = here.relative_to(root)
+        subset = rel_dir.parent.as_posix()
+        files = []
+        for sub, _, names in os.walk(here, followlinks=True):
+            files += [Path(sub) / n for n in names if _is_image_name(n)]
+        files.sort()
+        leaves.setdefault(subset, set()).add(name)
+        if not files:
+            empty.append(rel_dir.as_posix())
+        for path in files:
+            samples.append(Sample(path=path, label=CLASS_DIRS[name], subset=subset,
+                                  rel=path.relative_to(root).as_posix()))
+    if not leaves:
+        raise TrainError(f"no 0_real/ or 1_fake/ folders under {root}; expected a tree like "
+                         f"{root}/SUBSET/0_real/*.png and {root}/SUBSET/1_fake/*.png")
+    if empty:
+        raise TrainError(f"{len(empty)} class folder(s) under {root} hold no images: "
+                         + ", ".join(empty[:5]) + (" …" if len(empty) > 5 else ""))
+    if require_both:
+        missing = [f"{subset or '.'} (no {'1_fake' if '0_real' in have else '0_real'})"
+                   for subset, have in sorted(leaves.items()) if len(have) < 2]
+        if missing:
+            raise TrainError(f"subset(s) under {root} lack a class folder: " + ", ".join(missing[:5]))
+    samples.sort(key=lambda s: s.rel)
+    return Dataset(root=root, samples=samples)
+
+
+def drop_unreadable(dataset: Dataset, failures: dict[int, str]) -> Dataset:
+    """A copy without the samples whose index is in `failures`, recording them as unreadable."""
+    keep = [s for i, s in enumerate(dataset.samples) if i not in failures]
+    bad = [(str(dataset.samples[i].path), reason) for i, reason in sorted(failures.items())]
+    result = Dataset(root=dataset.root, samples=keep, unreadable=dataset.unreadable + bad)
+    labels = Counter(s.label for s in keep)
+    if not keep:
+        raise TrainError(f"none of the images under {dataset.root} could be read")
+    if len(labels) < 2:
+        have = "real" if 0 in labels else "fake"
+        raise TrainError(f"only {have} images under {dataset.root} are readable; training needs both classes")
+    return result
+
+
+def format_unreadable(unreadable: list[tuple[str, str]], limit: int = 20) -> str:
+    lines = [f"  {path}: {reason}" for path, reason in unreadable[:limit]]
+    if len(unreadable) > limit:
+        lines.append(f"  … and {len(unreadable) - limit} more")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- views
+def view_params(seed: int, index: int, view: int) -> tuple[bool, int]:
+    """(horizontal flip, shuffle seed) of augmented view `view` of sample `index`.
+
+    Deterministic in (seed, index, view): stage 1 and the first stage-2 epoch use view 0, so
+    their inputs are identical and the stage-1 teacher features can be reused in stage 2.
+    """
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index), int(view), 0x5D65]).generate_state(2)
+    return bool(state[0] & 1), int(state[1])
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Decodes an image with the app's decoder; raises DecodeError with a plain reason."""
+    return np.asarray(decode_image(path).image)
+
+
+def training_mosaic(path: Path, seed: int, index: int, view: int) -> np.ndarray:
+    """The (224, 224, 3) uint8 patch-selected mosaic of one training view."""
+    from dgs_desktop.detector.patches import select_patches
+
+    rgb = load_rgb(path)
+    flip, shuffle_seed = view_params(seed, index, view)
+    if flip:
+        rgb = np.ascontiguousarray(rgb[:, ::-1])
+    return select_patches(rgb, seed=shuffle_seed).mosaic
+
+
+class MosaicDataset:
+    """torch-style map dataset over (sample index, view) pairs -> (mosaic uint8, label, index)."""
+
+    def __init__(self, samples: list[Sample], seed: int):
+        self.samples = samples
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key):
+        index, view = key
+        sample = self.samples[index]
+        try:
+            mosaic = training_mosaic(sample.path, self.seed, index, view)
+        except DecodeError as exc:
+            raise TrainError(f"cannot read {sample.path} any more: {exc}") from None
+        return mosaic, sample.label, index
+
+
+def collate_mosaics(items):
+    import torch
+
+    from dgs_desktop.detector.patches import mosaics_to_tensor
+
+    mosaics, labels, indices = zip(*items)
+    return (mosaics_to_tensor(np.stack(mosaics)), torch.tensor(labels, dtype=torch.float32),
+            torch.tensor(indices, dtype=torch.long))

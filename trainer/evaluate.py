@@ -1,0 +1,139 @@
+"""`dgs-desktop-train evaluate`: per-subset Acc, R.Acc, F.Acc and AP (the paper's tables).
+
+Scoring goes through the app's scan engine (`dgs_desktop.scan.engine.Scanner`): same
+decoder, same content-seeded patch selection, same batching and autocast as `dgs-desktop
+scan`. Robustness perturbations (Tables 5-6) are applied to the decoded image and written to
+a temporary file that the engine then scans: Gaussian blur first (Pillow's GaussianBlur with
+radius = sigma, saved losslessly as PNG), then JPEG re-encoding at quality Q (Pillow),
+the order of the authors' data_augment.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import Dataset, Sample
+from .metrics import detection_metrics, mean_metrics
+
+
+@dataclass
+class EvalResult:
+    rows: dict[str, dict[str, float]]
+    mean: dict[str, float]
+    scores: list[tuple[Sample, float | None, str]]  # (sample, probability, error)
+
+    @property
+    def errors(self) -> list[tuple[str, str]]:
+        return [(str(s.path), err) for s, p, err in self.scores if p is None]
+
+
+def perturb_bytes(path: Path, jpeg_quality: int | None, blur_sigma: float | None) -> tuple[bytes, str]:
+    """Encoded bytes and suffix of the perturbed image (raises DecodeError for bad files)."""
+    from PIL import ImageFilter
+
+    from dgs_desktop.scan.decode import decode_image
+
+    image = decode_image(path).image
+    if blur_sigma:
+        image = image.filter(ImageFilter.GaussianBlur(radius=float(blur_sigma)))
+    buffer = io.BytesIO()
+    if jpeg_quality is not None:
+        image.save(buffer, format="JPEG", quality=int(jpeg_quality))
+        return buffer.getvalue(), ".jpg"
+    image.save(buffer, format="PNG")
+    return buffer.getvalue(), ".png"
+
+
+def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 0.5, batch_size: int = 32,
+                      workers: int | None = None, jpeg_quality: int | None = None,
+                      blur_sigma: float | None = None, progress: bool = True) -> EvalResult:
+    from tqdm import tqdm
+
+    from dgs_desktop.scan.decode import DecodeError
+    from dgs_desktop.scan.engine import Scanner
+
+    was_training = detector.training
+    samples = dataset.samples
+    tmp = None
+    paths: list[Path] = [s.path for s in samples]
+    perturb_errors: dict[int, str] = {}
+    try:
+        if jpeg_quality is not None or blur_sigma:
+            tmp = Path(tempfile.mkdtemp(prefix="dgs-eval-"))
+            paths = []
+            for i, sample in enumerate(tqdm(samples, desc="perturbing", unit="img", disable=not progress)):
+                target = tmp / f"{i:08d}"
+                try:
+                    data, suffix = perturb_bytes(sample.path, jpeg_quality, blur_sigma)
+                    target = target.with_suffix(suffix)
+                    target.write_bytes(data)
+                except DecodeError as exc:
+                    perturb_errors[i] = str(exc)
+                paths.append(target)
+        scanner = Scanner(detector, device, batch_size=batch_size, workers=workers)
+        scores: list[tuple[Sample, float | None, str]] = []
+        bar = tqdm(total=len(samples), desc="evaluating", unit="img", disable=not progress, dynamic_ncols=True)
+        for sample, result in zip(samples, scanner.scan(paths)):
+            i = len(scores)
+            if i in perturb_errors:
+                scores.append((sample, None, perturb_errors[i]))
+            elif result.ok and result.fake_probability is not None:
+                scores.append((sample, float(result.fake_probability), ""))
+            else:
+                scores.append((sample, None, result.error or "not scored"))
+            bar.update(1)
+        bar.close()
+    finally:
+        detector.train(was_training)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    by_subset: dict[str, tuple[list[int], list[float]]] = {}
+    for sample, prob, _ in scores:
+        if prob is None:
+            continue
+        labels, probs = by_subset.setdefault(sample.subset, ([], []))
+        labels.append(sample.label)
+        probs.append(prob)
+    rows = {name: detection_metrics(labels, probs, threshold) for name, (labels, probs) in sorted(by_subset.items())}
+    return EvalResult(rows=rows, mean=mean_metrics(rows) if rows else {}, scores=scores)
+
+
+def write_metrics_csv(path: str | Path, result: EvalResult, extra: dict | None = None) -> None:
+    path = Path(path)
+    columns = ["subset", "n_real", "n_fake", "acc", "r_acc", "f_acc", "ap"] + list((extra or {}).keys())
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for name, row in list(result.rows.items()) + [("mean", result.mean)]:
+            values = [name, row["n_real"], row["n_fake"]] + [
+                "" if math.isnan(row[k]) else f"{row[k]:.6f}" for k in ("acc", "r_acc", "f_acc", "ap")]
+            writer.writerow(values + list((extra or {}).values()))
+    tmp.replace(path)
+
+
+def write_scores_csv(path: str | Path, result: EvalResult) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["path", "subset", "label", "fake_probability", "error"])
+        for sample, prob, err in result.scores:
+            writer.writerow([str(sample.path), sample.subset, sample.label, "" if prob is None else f"{prob:.8f}", err])
+    tmp.replace(path)
+
+
+def summary(result: EvalResult) -> dict:
+    """Plain floats for a manifest (NaN -> None)."""
+    def clean(row):
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+    return {"per_subset": {k: clean(v) for k, v in result.rows.items()}, "mean": clean(result.mean),
+            "unscored": len(result.errors)}

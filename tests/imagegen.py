@@ -265,7 +265,7 @@ def generate(root: str | os.PathLike, large: tuple[int, int] = (4000, 3000),
     # -- names ------------------------------------------------------------------------------
     for name in ("ünïcødé 画像 🖼.png", "with space .jpg", "quote\"comma,semi;colon.png", "new\nline.png",
                  " leading-space.png", "-dash-first.png"):
-        add(f"names/{name}", png, "name", "ok", size=(320, 256), good=True)
+        add(f"names/{name}", jpeg if name.endswith(".jpg") else png, "name", "ok", size=(320, 256), good=True)
     bad_utf8 = os.fsdecode(b"names/latin1-\xe9t\xe9.png")
     add(bad_utf8, png, "name", "ok", size=(320, 256), good=True)
 

@@ -45,13 +45,6 @@ for step in steps:
         ckpt = download_checkpoint(step["spec"], progress=progress, cancel=cancel)
         result.update(ok=True, directory=str(ckpt.directory), manifest_sha=ckpt.sha256, source=ckpt.source,
                       files=ckpt.manifest["files"])
-        if step.get("score"):
-            import torch
-            from dgs_desktop.detector.checkpoint import load_detector
-            torch.manual_seed(0)
-            images = torch.randn(3, 3, 224, 224)
-            with torch.no_grad():
-                result["probs"] = torch.sigmoid(load_detector(ckpt)(images)).tolist()
     except CheckpointError as exc:
         result.update(error=str(exc), error_type=type(exc).__name__)
     result["elapsed"] = time.monotonic() - start
@@ -78,11 +71,14 @@ def _run(steps: list[dict], *, endpoint: str, hf_home: Path, offline: bool) -> t
     return results, proc.stderr
 
 
-def _reference_probs(checkpoint) -> list[float]:
+def _probs(checkpoint) -> list[float]:
+    """Scores of a fixed batch (computed in this process: the runners only download)."""
     import torch
 
-    from dgs_desktop.detector.checkpoint import load_detector
+    from dgs_desktop.detector.checkpoint import load_detector, read_checkpoint
 
+    if not hasattr(checkpoint, "manifest"):
+        checkpoint = read_checkpoint(checkpoint)
     torch.manual_seed(0)
     images = torch.randn(3, 3, 224, 224)
     with torch.no_grad():
@@ -107,7 +103,7 @@ def hub_runs(tiny_checkpoint, tmp_path_factory):
         hub.add_repo("lab/cancel", folder)
         hub.add_repo("lab/notackpt", {"README.md": b"# just a readme\n"})
         online = [
-            {"spec": "hf:lab/tiny", "score": True},
+            {"spec": "hf:lab/tiny"},
             {"spec": "hf:lab/tiny@v1"},
             {"spec": "hf:lab/corrupt"},
             {"spec": "hf:lab/corrupt"},
@@ -130,9 +126,9 @@ def hub_runs(tiny_checkpoint, tmp_path_factory):
         incomplete = sorted(str(p) for p in home.rglob("*.incomplete"))
         # the server is gone from here on: only the cache can answer
     with ThreadPoolExecutor(2) as pool:
-        offline = pool.submit(_run, [{"spec": "hf:lab/tiny", "score": True}, {"spec": "hf:lab/never"}],
+        offline = pool.submit(_run, [{"spec": "hf:lab/tiny"}, {"spec": "hf:lab/never"}],
                               endpoint=closed, hf_home=home, offline=True)
-        unreachable = pool.submit(_run, [{"spec": "hf:lab/tiny", "score": True}, {"spec": "hf:lab/never"}],
+        unreachable = pool.submit(_run, [{"spec": "hf:lab/tiny"}, {"spec": "hf:lab/never"}],
                                   endpoint=closed, hf_home=home, offline=False)
         offline_results, _ = offline.result()
         unreachable_results, unreachable_stderr = unreachable.result()
@@ -140,7 +136,7 @@ def hub_runs(tiny_checkpoint, tmp_path_factory):
         "online": {r_step["spec"] + f"#{i}": r_step for i, r_step in enumerate(online_results)},
         "online_list": online_results, "online_stderr": online_stderr, "log": log, "incomplete": incomplete,
         "offline": offline_results, "unreachable": unreachable_results, "unreachable_stderr": unreachable_stderr,
-        "empty": empty_results, "home": home, "reference": _reference_probs(tiny_checkpoint),
+        "empty": empty_results, "home": home, "reference": _probs(tiny_checkpoint),
         "uploaded": tiny_checkpoint,
     }
 
@@ -171,7 +167,7 @@ def test_download_matches_uploaded_checkpoint(hub_runs):
     assert first["manifest_sha"] == uploaded.sha256
     assert first["files"] == uploaded.manifest["files"]
     assert first["source"] == "hf:lab/tiny"
-    assert first["probs"] == pytest.approx(hub_runs["reference"], abs=1e-6)
+    assert _probs(first["directory"]) == pytest.approx(hub_runs["reference"], abs=1e-6)
     # into the normal hub cache under HF_HOME, pinned to a commit
     directory = Path(first["directory"])
     assert directory.parent.name == "snapshots" and len(directory.name) == 40
@@ -236,7 +232,7 @@ def test_offline_loads_from_cache_without_server(hub_runs):
     cached, never = hub_runs["offline"]
     assert cached["ok"], cached
     assert cached["directory"] == hub_runs["online_list"][0]["directory"]
-    assert cached["probs"] == pytest.approx(hub_runs["reference"], abs=1e-6)
+    assert _probs(cached["directory"]) == pytest.approx(hub_runs["reference"], abs=1e-6)
     assert not never["ok"] and "not in the local cache and offline" in never["error"]
     _one_line(never["error"])
 
@@ -252,7 +248,7 @@ def test_offline_with_empty_cache_fails_fast(hub_runs):
 def test_unreachable_hub_uses_cache_or_says_so(hub_runs):
     cached, never = hub_runs["unreachable"]
     assert cached["ok"], cached
-    assert cached["probs"] == pytest.approx(hub_runs["reference"], abs=1e-6)
+    assert _probs(cached["directory"]) == pytest.approx(hub_runs["reference"], abs=1e-6)
     assert not never["ok"]
     assert "cannot reach the Hugging Face hub" in never["error"] and "not in the local cache" in never["error"]
     _one_line(never["error"])

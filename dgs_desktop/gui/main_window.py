@@ -280,7 +280,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(QLabel("Threshold:"))
         layout.addWidget(self.threshold_slider)
         layout.addWidget(self.threshold_spin)
-        self.threshold_spin.setValue(0.5)
+        for widget, value in ((self.threshold_spin, 0.5), (self.threshold_slider, 500)):
+            widget.blockSignals(True)
+            widget.setValue(value)
+            widget.blockSignals(False)
         return box
 
     # ------------------------------------------------------------------------- settings

@@ -6,9 +6,11 @@ Never writes anything; the file is opened read-only once.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import stat
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -47,64 +49,178 @@ class DecodedImage:
     notes: list[str] = field(default_factory=list)
 
 
+_NOATIME = getattr(os, "O_NOATIME", 0)
+_FILE_KINDS = ((stat.S_ISFIFO, "named pipe"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+               (stat.S_ISBLK, "block device"))
+
+
+def _not_regular(mode: int) -> DecodeError | None:
+    if stat.S_ISDIR(mode):
+        return DecodeError("is a folder that could not be read")
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "special file")
+    return DecodeError(f"not a regular file ({kind}); not read")
+
+
+def _os_error(exc: OSError, path: Path) -> DecodeError:
+    if exc.errno == errno.ENOENT:
+        if os.path.islink(path):
+            return DecodeError("broken symbolic link (its target does not exist)")
+        return DecodeError("file not found (missing or removed during the scan)")
+    if exc.errno == errno.ELOOP:
+        return DecodeError("symbolic link loop (the link leads back to itself); not read")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return DecodeError("permission denied (file not readable)")
+    if exc.errno == errno.ENXIO:
+        return DecodeError("not a regular file (socket or device); not read")
+    return DecodeError(f"cannot read file: {exc.strerror or exc}")
+
+
+def _open_readonly(path: Path) -> int:
+    """Read-only, never blocking (a named pipe swapped in after the check cannot hang the scan),
+    and without updating the access time where the OS allows it (evidence stays untouched)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if _NOATIME:
+        try:
+            return os.open(path, flags | _NOATIME)
+        except PermissionError as exc:
+            if exc.errno != errno.EPERM:  # EPERM: not the owner, O_NOATIME not allowed
+                raise
+    return os.open(path, flags)
+
+
 def read_file(path: Path) -> bytes:
-    if path.is_symlink() and not path.exists():
-        raise DecodeError("broken symbolic link")
-    if path.is_dir():
-        raise DecodeError("is a folder that could not be read")
+    """The file's bytes, read once. Only regular files are opened (never a pipe, socket or
+    device: opening or reading those can block or have side effects); at most MAX_FILE_BYTES
+    are read; a file that changes while it is read is reported, not half-trusted."""
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise DecodeError("file not found (missing or removed during the scan)") from None
+        info = os.stat(path)
     except OSError as exc:
-        raise DecodeError(f"cannot access file: {exc.strerror or exc}") from None
-    if size > MAX_FILE_BYTES:
-        raise DecodeError(f"file is too large ({size / 2**20:.0f} MiB)")
+        raise _os_error(exc, path) from None
+    refusal = _not_regular(info.st_mode)
+    if refusal is not None:
+        raise refusal
+    if info.st_size > MAX_FILE_BYTES:
+        raise DecodeError(f"file is too large ({info.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,})")
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except PermissionError:
-        raise DecodeError("permission denied (file not readable)") from None
-    except FileNotFoundError:
-        raise DecodeError("file not found (missing or removed during the scan)") from None
+        fd = _open_readonly(path)
     except OSError as exc:
-        raise DecodeError(f"cannot read file: {exc.strerror or exc}") from None
+        raise _os_error(exc, path) from None
+    try:
+        before = os.fstat(fd)
+        refusal = _not_regular(before.st_mode)  # replaced between the check and the open
+        if refusal is not None:
+            raise refusal
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        after = os.fstat(fd)
+    except OSError as exc:
+        raise _os_error(exc, path) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise DecodeError(f"file is too large (more than {MAX_FILE_BYTES:,} bytes)")
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+        raise DecodeError("file changed while it was being read; scan it again",
+                          sha256=hashlib.sha256(data).hexdigest())
+    return data
+
+
+def _gray_to_rgb(array: np.ndarray) -> Image.Image:
+    gray = np.clip(array, 0, 255).round().astype(np.uint8)
+    return Image.fromarray(gray).convert("RGB")
 
 
 def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
         return image
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        # High bit depth gray: scale to 8 bits by the format's range, not by clipping.
+    if mode.startswith("I;16"):
+        # 16-bit gray: scale by the format's range, not by clipping.
+        return _gray_to_rgb(np.asarray(image, dtype=np.float32) * (255.0 / 65535.0))
+    if mode == "I":
         array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or (mode == "I" and array.max(initial=0) > 255) else 255.0
-        if mode == "F":
-            low, high = float(np.nanmin(array, initial=0)), float(np.nanmax(array, initial=1))
-            array = (array - low) / max(high - low, 1e-12) * 255.0
-            notes.append("float image rescaled to 8 bits")
+        low, high = float(array.min(initial=0)), float(array.max(initial=0))
+        if low >= 0 and high <= 255:
+            return _gray_to_rgb(array)
+        if low >= 0 and high <= 65535:
+            return _gray_to_rgb(array * (255.0 / 65535.0))
+        notes.append("32-bit integer image rescaled to 8 bits")
+        return _gray_to_rgb((array - low) * (255.0 / max(high - low, 1.0)))
+    if mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(array)
+        if finite.any():
+            low, high = float(array[finite].min()), float(array[finite].max())
         else:
-            array = array / top * 255.0
-        gray = np.clip(np.nan_to_num(array), 0, 255).round().astype(np.uint8)
-        return Image.fromarray(gray).convert("RGB")
+            low, high = 0.0, 1.0
+        scaled = (np.nan_to_num(array, nan=low, posinf=high, neginf=low) - low) * (255.0 / max(high - low, 1e-12))
+        notes.append("float image rescaled to 8 bits" + ("" if finite.all() else " (NaN/inf values clamped)"))
+        return _gray_to_rgb(scaled)
     if mode in ("RGBA", "LA", "PA", "P", "RGBa", "La") and ("A" in mode or "transparency" in image.info):
         notes.append("alpha channel ignored")
     return image.convert("RGB")
 
 
+# What a file's first bytes say it is; used to tell "damaged image" from "not an image".
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
+               (b"GIF89a", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"),
+               (b"\x00\x00\x00\x0cjP  \r\n", "JPEG 2000"), (b"\xffO\xffQ", "JPEG 2000"))
+
+
+def sniff_format(data: bytes) -> str | None:
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc", b"avif", b"avis"):
+        return "HEIF/AVIF"
+    return None
+
+
+# Pillow formats each common suffix may hold.
+_SUFFIX_FORMATS = {
+    ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".jpe": {"JPEG", "MPO"}, ".jfif": {"JPEG", "MPO"},
+    ".png": {"PNG"}, ".webp": {"WEBP"}, ".bmp": {"BMP", "DIB"}, ".gif": {"GIF"}, ".tif": {"TIFF"},
+    ".tiff": {"TIFF"}, ".heic": {"HEIF"}, ".avif": {"AVIF"}, ".ppm": {"PPM"}, ".pgm": {"PPM"},
+    ".pbm": {"PPM"}, ".tga": {"TGA"}, ".jp2": {"JPEG2000"}, ".ico": {"ICO"},
+}
+
+
+def suffix_note(path: Path, fmt: str) -> str | None:
+    """A note when the file name's suffix does not match what the content turned out to be."""
+    suffix = path.suffix.lower()
+    if not suffix or len(suffix) > 6:
+        return None
+    expected = _SUFFIX_FORMATS.get(suffix)
+    if expected is None:
+        return f"file suffix {suffix} is not an image suffix, content is {fmt}"
+    if fmt not in expected:
+        return f"file suffix {suffix} does not match its {fmt} content"
+    return None
+
+
 def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decodes `data` to RGB; raises only DecodeError (with the sha256 of `data`)."""
     sha256 = hashlib.sha256(data).hexdigest()
     try:
         return _decode(data, sha256, max_pixels)
     except DecodeError as exc:
         exc.sha256 = sha256
         raise
+    except RecursionError:
+        raise DecodeError("cannot decode image: its structure is nested too deeply", sha256) from None
+    except Exception as exc:  # noqa: BLE001 - a hostile file must never escape as anything else
+        raise DecodeError(f"cannot decode image ({type(exc).__name__}: {exc})", sha256) from None
 
 
 def _decode(data: bytes, sha256: str, max_pixels: int) -> DecodedImage:
     if not data:
         raise DecodeError("empty file (0 bytes)")
     notes: list[str] = []
+    sniffed = sniff_format(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DecompressionBombWarning etc.; checked below
@@ -131,17 +247,32 @@ def _decode(data: bytes, sha256: str, max_pixels: int) -> DecodedImage:
     except Image.DecompressionBombError as exc:
         raise DecodeError(f"possible decompression bomb: {exc}") from None
     except UnidentifiedImageError:
+        if sniffed == "HEIF/AVIF":
+            raise DecodeError("HEIF/AVIF image that this installation cannot decode") from None
+        if sniffed:
+            raise DecodeError(f"truncated or damaged {sniffed} file: it starts like a {sniffed} image "
+                              f"but cannot be read") from None
         raise DecodeError("not an image, or an image format Pillow cannot read") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
-            struct.error, MemoryError) as exc:
+            struct.error, MemoryError, ZeroDivisionError, OverflowError) as exc:
+        if isinstance(exc, MemoryError):
+            raise DecodeError("out of memory while decoding this image") from None
         message = str(exc) or type(exc).__name__
-        if "truncated" in message.lower():
-            raise DecodeError(f"truncated or damaged image: {message}") from None
-        raise DecodeError(f"cannot decode image: {message}") from None
+        kind = f"{sniffed} " if sniffed else ""
+        if "truncated" in message.lower() or isinstance(exc, EOFError):
+            raise DecodeError(f"truncated or damaged {kind}image: {message}") from None
+        raise DecodeError(f"cannot decode {kind}image (damaged?): {message}") from None
+    if rgb.mode != "RGB" or rgb.width == 0 or rgb.height == 0:
+        raise DecodeError(f"cannot decode image: conversion to RGB gave mode {rgb.mode} {rgb.size}")
     return DecodedImage(image=rgb, sha256=sha256, width=rgb.width, height=rgb.height, format=fmt,
                         mode=original_mode, notes=notes)
 
 
 def decode_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Reads `path` once and decodes it; raises DecodeError with a plain-words reason."""
-    return decode_bytes(read_file(Path(path)), max_pixels=max_pixels)
+    path = Path(path)
+    decoded = decode_bytes(read_file(path), max_pixels=max_pixels)
+    note = suffix_note(path, decoded.format)
+    if note:
+        decoded.notes.append(note)
+    return decoded

@@ -1,0 +1,311 @@
+"""The window, headless (QT_QPA_PLATFORM=offscreen), with the test-tiny checkpoint."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from dgs_desktop.gui.detail_pane import HIGH_ENTROPY_COLOR, LOW_ENTROPY_COLOR, rebuild_mosaic  # noqa: E402
+from dgs_desktop.gui.main_window import MainWindow  # noqa: E402
+from dgs_desktop.gui.model_controller import NO_MODEL, READY  # noqa: E402
+from dgs_desktop.gui.results_model import ERROR, NOT_SCANNED, OK, PROB_COL, ROW_ROLE, VERDICT_COL  # noqa: E402
+from dgs_desktop.gui.settings import SETTINGS_ENV, AppSettings  # noqa: E402
+from gui_helpers import cli_csv, make_images, make_mixed_folder, read_csv  # noqa: E402
+
+SCAN_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path, monkeypatch):
+    path = tmp_path / "settings.ini"
+    monkeypatch.setenv(SETTINGS_ENV, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def mixed_folder(tmp_path_factory):
+    return make_mixed_folder(tmp_path_factory.mktemp("mixed") / "photos")
+
+
+@pytest.fixture(scope="session")
+def many_folder(tmp_path_factory):
+    return make_images(tmp_path_factory.mktemp("many") / "batch", 300)
+
+
+@pytest.fixture
+def make_window(qtbot):
+    def make(checkpoint=None) -> MainWindow:
+        window = MainWindow(AppSettings())
+        qtbot.addWidget(window)
+        window.show()
+        window.controller.start()
+        if checkpoint is not None:
+            window.load_model(str(checkpoint.directory), "cpu")
+            qtbot.waitUntil(lambda: window.controller.state == READY, timeout=SCAN_TIMEOUT_MS)
+        return window
+
+    return make
+
+
+def scan(qtbot, window: MainWindow, paths) -> None:
+    with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
+        window.add_paths([str(p) for p in paths])
+    assert not window.scanning
+
+
+def drop(window, paths) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    position = QPointF(window.width() / 2, window.height() / 2)
+    enter = QDragEnterEvent(position.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(position, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, event)
+
+
+def files_in(folder):
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------------- tests
+def test_no_model_panel_and_loading_state(qtbot, make_window):
+    window = make_window()
+    assert window.banner.isVisible()  # says the libraries are loading
+    qtbot.waitUntil(lambda: window.controller.state == NO_MODEL, timeout=SCAN_TIMEOUT_MS)
+    text = window.banner.message.text()
+    assert "three ways" in text and "hub" in text
+    assert window.banner.import_button.isVisible() and window.banner.hub_button.isVisible()
+
+
+def test_drop_adds_files_once(qtbot, make_window, mixed_folder):
+    window = make_window()
+    one_file = mixed_folder / "sample00.jpg"
+    drop(window, [mixed_folder, one_file])  # the file is also inside the folder
+    expected = len(files_in(mixed_folder))
+    qtbot.waitUntil(lambda: len(window.model.rows) == expected, timeout=10_000)
+    drop(window, [one_file, mixed_folder / "nested"])  # all already listed
+    qtbot.wait(300)
+    assert len(window.model.rows) == expected
+    assert len({row.path for row in window.model.rows}) == expected
+
+
+def test_scan_matches_cli_and_export_equals_cli_csv(qtbot, make_window, tiny_checkpoint, mixed_folder, tmp_path):
+    window = make_window(tiny_checkpoint)
+    scan(qtbot, window, [mixed_folder])
+    reference = cli_csv(mixed_folder, tiny_checkpoint.directory, tmp_path / "cli.csv")
+    _, cli_rows = read_csv(reference)
+    by_path = {row["path"]: row for row in cli_rows}
+    assert len(window.model.rows) == len(cli_rows)
+    for row in window.model.rows:
+        expected = by_path[row.path]
+        if expected["status"] == "ok":
+            assert row.state == OK
+            assert f"{row.probability:.8f}" == expected["fake_probability"]
+        else:
+            assert row.state == ERROR and row.result.error == expected["error"]
+    # the table shows the same numbers
+    shown = {window.proxy.index(r, 0).data(ROW_ROLE).path: window.proxy.index(r, PROB_COL).data()
+             for r in range(window.proxy.rowCount())}
+    for path, text in shown.items():
+        if by_path[path]["status"] == "ok":
+            assert abs(float(text) - float(by_path[path]["fake_probability"])) < 1e-4
+
+    exported = tmp_path / "gui.csv"
+    assert window.export_csv(str(exported))
+    assert exported.read_bytes() == reference.read_bytes()
+
+
+def test_sorting_filters_and_threshold(qtbot, make_window, tiny_checkpoint, mixed_folder):
+    window = make_window(tiny_checkpoint)
+    scan(qtbot, window, [mixed_folder])
+    window.table.sortByColumn(PROB_COL, Qt.SortOrder.DescendingOrder)
+    shown = [window.proxy.index(r, 0).data(ROW_ROLE).probability for r in range(window.proxy.rowCount())]
+    scored = [p for p in shown if p is not None]
+    assert scored == sorted(scored, reverse=True) and len(scored) >= 10
+    window.table.sortByColumn(PROB_COL, Qt.SortOrder.AscendingOrder)
+    shown = [window.proxy.index(r, 0).data(ROW_ROLE).probability for r in range(window.proxy.rowCount())]
+    assert [p for p in shown if p is not None] == sorted(scored)
+
+    # the threshold re-labels verdicts at once, between the lowest and highest score
+    middle = round(float(np.median(scored)), 3)
+    window.threshold_spin.setValue(middle)
+    for r in range(window.proxy.rowCount()):
+        row = window.proxy.index(r, 0).data(ROW_ROLE)
+        if row.probability is not None:
+            assert window.proxy.index(r, VERDICT_COL).data() == ("fake" if row.probability >= middle else "real")
+    window.threshold_slider.setValue(0)
+    assert window.threshold == 0.0
+    assert window.model.counts()["real"] == 0
+    window.threshold_spin.setValue(middle)
+
+    window.verdict_filter.setCurrentText("Fake")
+    fakes = window.proxy.rowCount()
+    assert 0 < fakes == sum(p >= middle for p in scored)
+    window.verdict_filter.setCurrentText("Failed")
+    assert window.proxy.rowCount() == 1  # broken.jpg
+    assert "error" in window.proxy.index(0, 5).data()
+    window.verdict_filter.setCurrentText("All")
+    window.text_filter.setText("nested")
+    assert window.proxy.rowCount() == 1
+    window.text_filter.setText("")
+
+    window.table.selectAll()
+    window.copy_selected_rows()
+    copied = QApplication.clipboard().text().splitlines()
+    assert copied[0].startswith("path\tsha256\tstatus") and len(copied) == 1 + len(window.model.rows)
+
+
+def test_cancel_stops_quickly_and_keeps_partial_results(qtbot, make_window, tiny_checkpoint, many_folder):
+    window = make_window(tiny_checkpoint)
+    window.add_paths([str(many_folder)])
+    qtbot.waitUntil(lambda: window.model.counts()["real"] + window.model.counts()["fake"] >= 8, timeout=SCAN_TIMEOUT_MS)
+    worker = window._scan_worker
+    assert worker is not None
+    finished = []
+    worker.signals.finished.connect(lambda *args: finished.append(time.perf_counter()))
+    started = time.perf_counter()
+    window.cancel_scan()
+    qtbot.waitUntil(lambda: bool(finished), timeout=5_000)
+    assert finished[0] - started < 1.0
+    kept = [row for row in window.model.rows if row.state == OK]
+    not_scanned = window.model.paths_in_state(NOT_SCANNED)
+    assert 8 <= len(kept) < 300 and len(kept) + len(not_scanned) == 300
+    qtbot.wait(200)
+    assert len([row for row in window.model.rows if row.state == OK]) == len(kept)  # nothing late
+    assert window.resume_action.isEnabled()
+    with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
+        window.scan_remaining()
+    assert window.model.counts()["pending"] == 0
+
+
+def test_detail_pane_shows_patch_overlay_and_mosaic(qtbot, make_window, tiny_checkpoint, mixed_folder):
+    from dgs_desktop.detector.patches import select_patches
+    from dgs_desktop.scan.decode import decode_image
+
+    window = make_window(tiny_checkpoint)
+    scan(qtbot, window, [mixed_folder])
+    path = str(mixed_folder / "sample00.jpg")
+    with qtbot.waitSignal(window.detail.loaded, timeout=10_000):
+        window.select_path(path)
+    row = window.model.row_for_path(path)
+    overlay = window.detail.overlay_pixmap.toImage()
+    assert (overlay.width(), overlay.height()) == (256, 256)
+    colors = {True: LOW_ENTROPY_COLOR.rgb(), False: HIGH_ENTROPY_COLOR.rgb()}
+    for (x, y, w, h), low in zip(row.boxes, row.low_entropy):
+        # the outline runs along the inside of the patch's edges
+        edge = [overlay.pixel(x + dx, y + h // 2) for dx in range(3)] + [overlay.pixel(x + w // 2, y + dy) for dy in range(3)]
+        assert colors[low] in edge
+    assert {c for c in colors.values()} <= {overlay.pixel(x, y) for x in range(0, 256, 1) for y in (2, 130)} | set(colors.values())
+
+    # the mosaic shown is the one the score came from
+    decoded = decode_image(path)
+    selection = select_patches(decoded.image)
+    assert selection.boxes == row.boxes
+    assert np.array_equal(rebuild_mosaic(np.asarray(decoded.image), row.boxes), selection.mosaic)
+    mosaic = window.detail.mosaic_pixmap.toImage()
+    assert (mosaic.width(), mosaic.height()) == (224, 224)
+    centre = QColor(mosaic.pixel(16, 16))
+    assert tuple(selection.mosaic[16, 16]) == (centre.red(), centre.green(), centre.blue())
+    assert QColor(mosaic.pixel(0, 10)).rgb() == colors[row.low_entropy[0]]
+    text = " ".join(window.detail.facts.itemAt(i).widget().text() for i in range(window.detail.facts.count())
+                    if window.detail.facts.itemAt(i).widget() is not None)
+    assert row.result.sha256 in text and "256 × 256" in text and "JPEG" in text
+
+    # an evicted mosaic is rebuilt from the boxes: same pixels
+    window.model.selections.clear()
+    with qtbot.waitSignal(window.detail.loaded, timeout=10_000):
+        window.select_path(str(mixed_folder / "sample01.png"))
+    with qtbot.waitSignal(window.detail.loaded, timeout=10_000):
+        window.select_path(path)
+    assert window.detail.mosaic_pixmap.toImage() == mosaic
+
+
+def test_small_and_broken_files(qtbot, make_window, tiny_checkpoint, mixed_folder):
+    window = make_window(tiny_checkpoint)
+    scan(qtbot, window, [mixed_folder / "tiny.png", mixed_folder / "broken.jpg"])
+    tiny, broken = window.model.rows
+    assert tiny.state == OK and len(tiny.boxes) == 49
+    assert broken.state == ERROR and "error" in broken.status_text
+    window.select_path(broken.path)
+    assert "could not be scored" in window.detail.image_view.text()
+
+
+def test_settings_persist(qtbot, make_window, tiny_checkpoint, private_settings):
+    window = make_window(tiny_checkpoint)
+    window.threshold_spin.setValue(0.7)
+    window.close()
+    settings = AppSettings()
+    assert settings.active_model == str(tiny_checkpoint.directory)
+    assert settings.recent_models[0] == str(tiny_checkpoint.directory)
+    assert settings.threshold_for(tiny_checkpoint.sha256) == pytest.approx(0.7)
+    assert settings.geometry("main") is not None
+    again = make_window(tiny_checkpoint)
+    assert again.threshold == pytest.approx(0.7)
+
+
+def test_model_manager_shows_manifest_and_devices(qtbot, make_window, tiny_checkpoint):
+    window = make_window(tiny_checkpoint)
+    window.open_model_manager()
+    dialog = window._model_dialog
+    assert tiny_checkpoint.sha256 in dialog.manifest_view.toPlainText()
+    assert "test-tiny" in dialog.manifest_view.toPlainText()
+    labels = [dialog.device_combo.itemText(i) for i in range(dialog.device_combo.count())]
+    assert labels[:2] == ["Auto", "CPU"]
+    assert dialog.recent_list.count() == 1
+    dialog.close()
+
+
+def test_offline_download_shows_plain_message(qtbot, make_window, monkeypatch):
+    hub = pytest.importorskip("dgs_desktop.detector.hub", reason="dgs_desktop.detector.hub is not written yet")
+    from dgs_desktop.detector.checkpoint import CheckpointError
+
+    try:
+        hub.download_checkpoint("hf:some-lab/dgs-model@main")
+        pytest.fail("an offline download should fail")
+    except CheckpointError as exc:
+        expected = str(exc)
+    window = make_window()
+    window.open_model_manager("hub")
+    dialog = window._model_dialog
+    dialog.repo_edit.setText("some-lab/dgs-model")
+    dialog.revision_edit.setText("main")
+    dialog.download_button.click()
+    qtbot.waitUntil(lambda: dialog.download_button.isEnabled(), timeout=30_000)
+    assert expected in dialog.hub_message.text()
+    assert "Traceback" not in dialog.hub_message.text()
+    assert not dialog.download_progress.isVisible()
+    dialog.close()
+
+
+def test_event_loop_stays_responsive_during_scan(qtbot, make_window, tiny_checkpoint, many_folder):
+    window = make_window(tiny_checkpoint)
+    gaps = []
+    last = [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer(interval=10, timeout=tick)
+    timer.start()
+    started = time.perf_counter()
+    scan(qtbot, window, [many_folder])
+    elapsed = time.perf_counter() - started
+    timer.stop()
+    assert window.model.counts()["pending"] == 0 and len(window.model.rows) == 300
+    longest = max(gaps)
+    print(f"\n300 images in {elapsed:.2f} s; longest event-loop stall {longest * 1000:.0f} ms, "
+          f"median tick {sorted(gaps)[len(gaps) // 2] * 1000:.1f} ms")
+    assert longest < 1.0

@@ -49,22 +49,26 @@ class PatchSelection:
     image_size: tuple[int, int]  # (width, height) of the original image
 
 
-def as_rgb_array(image) -> np.ndarray:
-    """An (H, W, 3) uint8 array from a PIL image or an array (gray arrays are broadcast)."""
-    if not isinstance(image, np.ndarray):
-        image = np.asarray(image.convert("RGB") if getattr(image, "mode", "RGB") != "RGB" else image)
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
+def as_rgb_image(image) -> Image.Image:
+    """An RGB PIL image from a PIL image or an (H, W, 3) / (H, W) uint8 array."""
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError("the image is empty (0 pixels)")
+        return Image.fromarray(np.ascontiguousarray(image))
+    if image.width == 0 or image.height == 0:
         raise ValueError("the image is empty (0 pixels)")
-    return image
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def spectral_entropy(gray_patches: torch.Tensor) -> torch.Tensor:
-    """H = -sum p log2(p + 1e-12) with p = P / (sum P + 1e-12), P = |FFT2|^2, per patch.
+def spectral_entropy(gray_patches: torch.Tensor, gray_scale: float = 1.0) -> torch.Tensor:
+    """H = -sum p log2(p + 1e-12) with p = P / (sum P + 1e-12), P = |FFT2(gray)|^2, per patch.
 
+    `gray = gray_patches * gray_scale`; the scale is folded into the 1e-12 guard instead of
+    multiplying every pixel (p is otherwise scale-free), which is the same p exactly.
     Uses the real FFT: for real input the full spectrum is Hermitian, so every column of the
     half spectrum counts twice except the first and (even width) the last one. Exact, and
     much faster than a full complex FFT. Input (N, h, w) float32, output (N,) float32.
@@ -78,38 +82,34 @@ def spectral_entropy(gray_patches: torch.Tensor) -> torch.Tensor:
     if width % 2 == 0:
         weights[-1] = 1.0
     total = power.sum(dim=-2) @ weights
-    p = power.div_((total + _EPS)[:, None, None])
+    p = power.div_((total + _EPS / gray_scale**2)[:, None, None])
     plogp = torch.log2(p + _EPS).mul_(p)
     return -(plogp.sum(dim=-2) @ weights)
 
 
-def _pad_to_patch(rgb: np.ndarray) -> np.ndarray:
-    pad_h = max(0, PATCH_SIZE - rgb.shape[0])
-    pad_w = max(0, PATCH_SIZE - rgb.shape[1])
-    if pad_h or pad_w:
-        rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    return rgb
+def _pad_to_patch(image: Image.Image) -> Image.Image:
+    """Sides shorter than one patch are padded by repeating the last row/column."""
+    if image.width >= PATCH_SIZE and image.height >= PATCH_SIZE:
+        return image
+    rgb = np.asarray(image)
+    pad_h, pad_w = max(0, PATCH_SIZE - rgb.shape[0]), max(0, PATCH_SIZE - rgb.shape[1])
+    return Image.fromarray(np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge"))
 
 
-def _patch_grid(rgb: np.ndarray) -> np.ndarray:
-    """(rows, cols, 32, 32, 3) view of the trimmed image."""
-    rows, cols = rgb.shape[0] // PATCH_SIZE, rgb.shape[1] // PATCH_SIZE
-    trimmed = rgb[: rows * PATCH_SIZE, : cols * PATCH_SIZE]
-    return trimmed.reshape(rows, PATCH_SIZE, cols, PATCH_SIZE, 3).swapaxes(1, 2)
-
-
-def patch_entropies(rgb: np.ndarray) -> np.ndarray:
+def patch_entropies(image) -> np.ndarray:
     """Spectral entropy of every 32x32 patch of an image at least 32 px high and wide.
 
     Returns a (rows, cols) float32 array, row-major like the patches.
     """
-    rows, cols = rgb.shape[0] // PATCH_SIZE, rgb.shape[1] // PATCH_SIZE
-    trimmed = np.ascontiguousarray(rgb[: rows * PATCH_SIZE, : cols * PATCH_SIZE])
+    image = as_rgb_image(image)
+    rows, cols = image.height // PATCH_SIZE, image.width // PATCH_SIZE
+    if (cols * PATCH_SIZE, rows * PATCH_SIZE) != image.size:
+        image = image.crop((0, 0, cols * PATCH_SIZE, rows * PATCH_SIZE))
     # Pillow's RGB->F conversion computes (299 R + 587 G + 114 B) / 1000 in float, in C.
-    gray = torch.from_numpy(np.array(Image.fromarray(trimmed).convert("F")))
-    patches = gray.reshape(rows, PATCH_SIZE, cols, PATCH_SIZE).transpose(1, 2)
-    patches = patches.reshape(rows * cols, PATCH_SIZE, PATCH_SIZE) * (1.0 / 255.0)
-    return spectral_entropy(patches).reshape(rows, cols).numpy()
+    gray = np.asarray(image.convert("F"))
+    patches = np.require(gray.reshape(rows, PATCH_SIZE, cols, PATCH_SIZE).swapaxes(1, 2), requirements="CW")
+    patches = torch.from_numpy(patches).reshape(rows * cols, PATCH_SIZE, PATCH_SIZE)
+    return spectral_entropy(patches, gray_scale=1.0 / 255.0).reshape(rows, cols).numpy()
 
 
 def content_seed(shape: tuple[int, ...], chosen: np.ndarray) -> int:
@@ -142,29 +142,30 @@ def select_patches(image, seed: int | None = None) -> PatchSelection:
     `seed=None` derives the shuffle from the image content (see `content_seed`); the trainer
     passes its own seeds to vary the shuffle between epochs.
     """
-    rgb = as_rgb_array(image)
-    height, width = rgb.shape[:2]
-    padded = _pad_to_patch(rgb)
+    image = as_rgb_image(image)
+    width, height = image.size
+    padded = _pad_to_patch(image)
     entropies = patch_entropies(padded)
     cols = entropies.shape[1]
     chosen, low = _choose(entropies)
     if seed is None:
-        seed = content_seed(rgb.shape, chosen)
+        seed = content_seed((height, width, 3), chosen)
     permutation = np.random.default_rng(seed).permutation(CELLS)
     chosen, low = chosen[permutation], low[permutation]
 
-    grid = _patch_grid(padded)
     rows_idx, cols_idx = np.divmod(chosen, cols)
-    cells = grid[rows_idx, cols_idx]  # (49, 32, 32, 3)
-    mosaic = cells.reshape(GRID, GRID, PATCH_SIZE, PATCH_SIZE, 3).swapaxes(1, 2).reshape(
-        MOSAIC_SIZE, MOSAIC_SIZE, 3)
+    mosaic = Image.new("RGB", (MOSAIC_SIZE, MOSAIC_SIZE))
+    for cell, (r, c) in enumerate(zip(rows_idx.tolist(), cols_idx.tolist())):
+        x, y = c * PATCH_SIZE, r * PATCH_SIZE
+        tile = padded.crop((x, y, x + PATCH_SIZE, y + PATCH_SIZE))
+        mosaic.paste(tile, ((cell % GRID) * PATCH_SIZE, (cell // GRID) * PATCH_SIZE))
     boxes = tuple(
         (int(c * PATCH_SIZE), int(r * PATCH_SIZE),
          int(min(PATCH_SIZE, width - c * PATCH_SIZE)), int(min(PATCH_SIZE, height - r * PATCH_SIZE)))
         for r, c in zip(rows_idx, cols_idx)
     )
     return PatchSelection(
-        mosaic=np.ascontiguousarray(mosaic),
+        mosaic=np.array(mosaic),
         boxes=boxes,
         low_entropy=tuple(bool(x) for x in low),
         entropies=entropies.ravel()[chosen].astype(np.float32),

@@ -76,3 +76,28 @@ def test_resolve_explains_missing_and_raw_pth(tmp_path):
 def test_manifest_is_plain_json(tiny_checkpoint):
     manifest = json.loads((tiny_checkpoint.directory / MANIFEST_NAME).read_text())
     assert manifest["architecture"] == "test-tiny" and manifest["base_weights"]["bundled"] is True
+
+
+def test_saving_never_overwrites_a_folder_that_is_not_a_checkpoint(tiny_checkpoint, tmp_path):
+    documents = tmp_path / "Documents"
+    documents.mkdir()
+    (documents / "letter.txt").write_text("precious")
+    with pytest.raises(CheckpointError, match="not a DGS Desktop checkpoint"):
+        save_checkpoint(documents, load_detector(tiny_checkpoint), architecture="test-tiny", base_weights="x")
+    assert (documents / "letter.txt").read_text() == "precious"
+
+
+def test_openai_weights_get_quickgelu(monkeypatch):
+    import open_clip
+
+    from dgs_desktop.detector import backbone
+
+    calls = {}
+
+    def fake_create_model(name, pretrained=None, **kwargs):
+        calls.update(kwargs, name=name, pretrained=pretrained)
+        return backbone.build_clip("test-tiny")
+
+    monkeypatch.setattr(open_clip, "create_model", fake_create_model)
+    backbone.build_clip("ViT-L-14", "openai")
+    assert calls["force_quick_gelu"] is True and calls["pretrained"] == "openai"

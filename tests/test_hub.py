@@ -2,7 +2,9 @@
 
 huggingface_hub reads HF_ENDPOINT / HF_HUB_OFFLINE / HF_HOME when it is first imported, so each
 scenario runs `download_checkpoint` in a fresh Python process with its own environment (a small
-runner that executes a list of steps and prints one JSON result per step).
+runner that executes a list of steps and prints one JSON result per step): one process online
+against the fake hub, then (server stopped) one with HF_HUB_OFFLINE=1 and one online against a
+closed port. Scores are computed in this process from the directories the runners return.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ for step in steps:
     result = {"spec": step["spec"], "ok": False}
     start = time.monotonic()
     try:
-        ckpt = download_checkpoint(step["spec"], progress=progress, cancel=cancel)
+        ckpt = download_checkpoint(step["spec"], progress=progress, cancel=cancel, cache_dir=step.get("cache_dir"))
         result.update(ok=True, directory=str(ckpt.directory), manifest_sha=ckpt.sha256, source=ckpt.source,
                       files=ckpt.manifest["files"])
     except CheckpointError as exc:
@@ -89,7 +91,7 @@ def _probs(checkpoint) -> list[float]:
 def hub_runs(tiny_checkpoint, tmp_path_factory):
     """Runs every scenario once (online, offline, unreachable) and returns their results."""
     home = tmp_path_factory.mktemp("hf_home")
-    empty_home = tmp_path_factory.mktemp("hf_home_empty")
+    empty_cache = tmp_path_factory.mktemp("hf_cache_empty")
     folder = tiny_checkpoint.directory
     with FakeHub(lifetime=180) as hub:
         hub.add_repo("lab/tiny", folder)
@@ -117,23 +119,20 @@ def hub_runs(tiny_checkpoint, tmp_path_factory):
             {"spec": "hf:lab/notackpt"},
         ]
         closed = f"http://127.0.0.1:{_closed_port()}"
-        with ThreadPoolExecutor(2) as pool:
-            first = pool.submit(_run, online, endpoint=hub.endpoint, hf_home=home, offline=False)
-            empty = pool.submit(_run, [{"spec": "hf:lab/tiny"}], endpoint=closed, hf_home=empty_home, offline=True)
-            online_results, online_stderr = first.result()
-            empty_results, _ = empty.result()
+        online_results, online_stderr = _run(online, endpoint=hub.endpoint, hf_home=home, offline=False)
         log = list(hub.log)
         incomplete = sorted(str(p) for p in home.rglob("*.incomplete"))
         # the server is gone from here on: only the cache can answer
     with ThreadPoolExecutor(2) as pool:
-        offline = pool.submit(_run, [{"spec": "hf:lab/tiny"}, {"spec": "hf:lab/never"}],
+        offline = pool.submit(_run, [{"spec": "hf:lab/tiny"}, {"spec": "hf:lab/never"},
+                                     {"spec": "hf:lab/tiny", "cache_dir": str(empty_cache)}],
                               endpoint=closed, hf_home=home, offline=True)
         unreachable = pool.submit(_run, [{"spec": "hf:lab/tiny"}, {"spec": "hf:lab/never"}],
                                   endpoint=closed, hf_home=home, offline=False)
         offline_results, _ = offline.result()
+        empty_results = offline_results[2:]
         unreachable_results, unreachable_stderr = unreachable.result()
     return {
-        "online": {r_step["spec"] + f"#{i}": r_step for i, r_step in enumerate(online_results)},
         "online_list": online_results, "online_stderr": online_stderr, "log": log, "incomplete": incomplete,
         "offline": offline_results, "unreachable": unreachable_results, "unreachable_stderr": unreachable_stderr,
         "empty": empty_results, "home": home, "reference": _probs(tiny_checkpoint),
@@ -229,7 +228,7 @@ def test_missing_repo_revision_and_manifest_give_clear_errors(hub_runs):
 
 # ------------------------------------------------------------------------- cache / offline
 def test_offline_loads_from_cache_without_server(hub_runs):
-    cached, never = hub_runs["offline"]
+    cached, never, _ = hub_runs["offline"]
     assert cached["ok"], cached
     assert cached["directory"] == hub_runs["online_list"][0]["directory"]
     assert _probs(cached["directory"]) == pytest.approx(hub_runs["reference"], abs=1e-6)

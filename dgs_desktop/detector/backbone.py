@@ -44,7 +44,10 @@ def build_clip(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_PRETRA
             model = open_clip.model.CLIP(**_TEST_TINY_CFG)
     else:
         try:
-            model = open_clip.create_model(arch, pretrained=pretrained or None)
+            # OpenAI's weights were trained with QuickGELU; open_clip's plain `ViT-L-14` config
+            # uses nn.GELU and only warns about the mismatch.
+            model = open_clip.create_model(arch, pretrained=pretrained or None,
+                                           force_quick_gelu=pretrained == "openai")
         except RuntimeError as exc:  # open_clip: unknown tag / unknown model
             raise BackboneError(f"cannot build backbone {arch!r} ({pretrained}): {exc}") from exc
         except OSError as exc:  # download failed

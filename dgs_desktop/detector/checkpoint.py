@@ -102,6 +102,10 @@ def save_checkpoint(directory: str | Path, detector: DGSDetector, *, architectur
     from safetensors.torch import save_file
 
     directory = Path(directory)
+    if directory.exists() and not (directory / MANIFEST_NAME).is_file() and (
+            not directory.is_dir() or any(directory.iterdir())):
+        raise CheckpointError(f"{directory} exists and is not a DGS Desktop checkpoint; "
+                              "choose a new or empty folder (nothing was overwritten)")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:

@@ -18,6 +18,7 @@ Behaviour:
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -238,7 +239,10 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
         raise CheckpointError("downloading from the hub needs the huggingface_hub package") from None
     endpoint = constants.ENDPOINT
     cache_dir = str(cache_dir or constants.HF_HUB_CACHE)
-    offline = bool(constants.is_offline_mode())
+    offline = bool(constants.is_offline_mode() if hasattr(constants, "is_offline_mode") else constants.HF_HUB_OFFLINE)
+    # byte-level progress and cancel need hf_hub_download(tqdm_class=...) (recent huggingface_hub);
+    # older releases still get per-file progress and cancel between files
+    byte_progress = "tqdm_class" in inspect.signature(hub.hf_hub_download).parameters
     sink = _ProgressSink(progress, cancel)
     tqdm_class = _progress_class(sink)
     local_only = offline
@@ -254,8 +258,9 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
                 sink.report(f"hub unreachable ({type(failure).__name__}); using the local cache")
 
         def fetch(filename: str, rev: str | None) -> Path:
+            extra = {"tqdm_class": tqdm_class} if byte_progress else {}
             return Path(hub.hf_hub_download(repo_id, filename, revision=rev, cache_dir=cache_dir,
-                                            local_files_only=local_only, token=token, tqdm_class=tqdm_class))
+                                            local_files_only=local_only, token=token, **extra))
 
         manifest_path = fetch(MANIFEST_NAME, revision)
         sink.done = 0  # progress counts the weight files only
@@ -272,16 +277,20 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
             for name in names:
                 current = name
                 sink.check_cancel()
-                info = hub.hf_hub_download(repo_id, name, revision=commit, cache_dir=cache_dir, token=token,
-                                           dry_run=True)
-                if getattr(info, "will_download", True):
-                    sizes[name] = int(getattr(info, "file_size", 0) or 0)
+                cached = hub.try_to_load_from_cache(repo_id, name, cache_dir=cache_dir, revision=commit)
+                if isinstance(cached, str) and os.path.isfile(cached):
+                    continue
+                url = hub.hf_hub_url(repo_id, name, revision=commit, endpoint=endpoint)
+                meta = hub.get_hf_file_metadata(url, token=token, endpoint=endpoint)
+                sizes[name] = int(meta.size or 0)
         sink.total = sum(sizes.values())
         for name in names:
             current = name
             sink.check_cancel()
             sink.report(f"downloading {name}" if name in sizes else f"{name} (cached)")
             fetch(name, commit)
+            if not byte_progress:
+                sink.advance(sizes.get(name, 0))
     except CheckpointError:
         raise
     except Exception as exc:  # huggingface_hub, httpx and OS errors, _Cancelled

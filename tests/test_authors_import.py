@@ -251,3 +251,29 @@ def test_architecture_from_shapes():
     assert _pick_architecture(base, None, "x.pth") == "ViT-B-16-quickgelu"
     with pytest.raises(CheckpointError, match="does not fit"):
         _pick_architecture(base, "ViT-L-14-quickgelu", "x.pth")
+
+
+def test_import_weights_command_then_scan(tmp_path):
+    """`dgs-desktop import-weights FILE OUT_DIR`, then the imported model scans a folder."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    from dgs_desktop.cli import main
+
+    pth = tmp_path / "model_epoch_step2.pth"
+    _fake_authors_file(pth, merged=False)
+    out = tmp_path / "imported"
+    assert main(["import-weights", str(pth), str(out)]) == 0
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(folder / f"{index}.png")
+    assert main(["scan", str(folder), "--checkpoint", str(out), "--csv", str(tmp_path / "r.csv"),
+                 "--no-progress"]) == 0
+    with open(tmp_path / "r.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 and all(row["status"] == "ok" for row in rows)
+    assert main(["import-weights", str(tmp_path / "missing.pth"), str(tmp_path / "x")]) == 2

@@ -37,7 +37,7 @@ def scan_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=None,
                         help="threads for decoding and patch selection (default: CPU count, max 4)")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="fake if probability >= threshold (default: the checkpoint's, usually 0.5)")
+                        help="fake if probability > threshold (default: the checkpoint's, usually 0.5)")
     parser.add_argument("--resume", action="store_true", help="keep OUT's rows and scan only files not in it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser

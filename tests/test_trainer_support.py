@@ -23,8 +23,8 @@ def fake_image(rng: np.random.Generator, size: int) -> np.ndarray:
     """A 'fake' image: the same kind of content plus a high-frequency checkerboard and noise."""
     base = smooth_image(rng, size).astype(np.float32)
     y, x = np.mgrid[0:size, 0:size]
-    checker = ((x + y) % 2 * 2 - 1)[..., None] * rng.uniform(25, 40)
-    noise = rng.normal(0, 12, base.shape)
+    checker = ((x + y) % 2 * 2 - 1)[..., None] * rng.uniform(60, 80)
+    noise = rng.normal(0, 20, base.shape)
     return np.clip(base + checker + noise, 0, 255).astype(np.uint8)
 
 

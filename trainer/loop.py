@@ -413,9 +413,9 @@ class Trainer:
                 optimizer.step()
                 step += 1
                 self.metrics.add(stage="probe", epoch=epoch, step=step, images=step * cfg.batch_size,
-                                 loss=float(loss), lr=cfg.probe_lr or cfg.lr,
+                                 loss=float(loss.detach()), lr=cfg.probe_lr or cfg.lr,
                                  elapsed_s=time.perf_counter() - self.started)
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
                 bar.update(1)
         bar.close()
         head.requires_grad_(False)

@@ -47,7 +47,7 @@ class ScanResult:
     def verdict(self, threshold: float) -> str:
         if self.fake_probability is None:
             return ""
-        return "fake" if self.fake_probability >= threshold else "real"
+        return "fake" if self.fake_probability > threshold else "real"  # as the authors' validate.py
 
 
 @dataclass

@@ -231,6 +231,7 @@ class DetailPane(QWidget):
         facts_scroll = QScrollArea()
         facts_scroll.setWidgetResizable(True)
         facts_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        facts_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         facts_scroll.setWidget(facts_box)
 
         bottom = QHBoxLayout()
@@ -314,10 +315,16 @@ class DetailPane(QWidget):
         while self.facts.rowCount():
             self.facts.removeRow(0)
         for name, value in facts:
-            label = QLabel(value)
+            label = QLabel(wrappable(value) if name != "sha256" else f"{value[:32]}\n{value[32:]}")
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setToolTip(value)
             if name == "sha256":
                 label.setFont(QFont("monospace"))
-                label.setToolTip("SHA-256 of the file's bytes, as in the CSV")
+                label.setToolTip(f"SHA-256 of the file's bytes, as in the CSV:\n{value}")
             self.facts.addRow(f"{name}:", label)
+
+
+def wrappable(text: str) -> str:
+    """Lets long paths wrap after each separator (zero-width spaces) instead of being clipped."""
+    return text.replace("/", "/\u200b").replace("\\", "\\\u200b") if len(text) > 40 else text

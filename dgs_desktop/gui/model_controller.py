@@ -45,7 +45,7 @@ def load_ml_stack() -> list[tuple[str, str]]:
 
 def gui_batch_size(device) -> int:
     # Small CPU batches keep results streaming and let Cancel land between batches quickly.
-    return 16 if device.type == "cuda" else 4
+    return 16 if device.type == "cuda" else 8
 
 
 def load_session(spec, device_spec: str) -> ModelSession:

@@ -270,7 +270,9 @@ class ModelManagerDialog(QDialog):
         task = Task(download_from_hub, spec, pass_hooks=True)
         task.signals.progress.connect(self._download_progress)
         task.signals.succeeded.connect(self._downloaded)
-        task.signals.failed.connect(lambda message: self._show(self.hub_message, f"Download failed: {message}", True))
+        task.signals.failed.connect(lambda message: self._show(
+            self.hub_message, "Download cancelled." if task.cancel_event.is_set() else f"Download failed: {message}",
+            not task.cancel_event.is_set()))
         task.signals.finished.connect(self._download_finished)
         self._download = task
         start_task(task, self._jobs)

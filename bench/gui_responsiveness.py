@@ -1,0 +1,115 @@
+"""How responsive the window stays while it scans: the longest event-loop stall.
+
+A 10 ms QTimer ticks on the GUI thread while the window scans N small images with a test-tiny
+checkpoint (or --checkpoint); every gap between ticks longer than 10 ms is time the GUI could
+not react. Prints the longest gap during the scan and while idle, and their ratio, measured
+in this one run.
+
+    python bench/gui_responsiveness.py [--images 300] [--size 96x128] [--checkpoint DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def make_images(folder: Path, count: int, height: int, width: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(folder / f"img{i:04d}.png")
+
+
+def make_tiny_checkpoint(path: Path) -> Path:
+    from dgs_desktop.detector.checkpoint import save_checkpoint
+    from dgs_desktop.detector.model import build_detector
+
+    save_checkpoint(path, build_detector("test-tiny", None), architecture="test-tiny", base_weights="random-init")
+    return path
+
+
+def measure_gaps(app, seconds: float | None = None, until=None) -> list[float]:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer(interval=10, timeout=tick)
+    timer.start()
+    loop = QEventLoop()
+    if until is not None:
+        until.connect(loop.quit)
+    if seconds is not None:
+        QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+    timer.stop()
+    return gaps
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--size", default="96x128", help="HEIGHTxWIDTH of the generated images")
+    parser.add_argument("--checkpoint", help="checkpoint folder (default: a fresh test-tiny one)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    height, width = (int(v) for v in args.size.lower().split("x"))
+
+    from PySide6.QtWidgets import QApplication
+
+    from dgs_desktop.gui.main_window import MainWindow
+    from dgs_desktop.gui.model_controller import READY
+    from dgs_desktop.gui.settings import AppSettings
+
+    app = QApplication.instance() or QApplication([])
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        images = tmp_path / "images"
+        make_images(images, args.images, height, width)
+        checkpoint = args.checkpoint or str(make_tiny_checkpoint(tmp_path / "tiny"))
+        window = MainWindow(AppSettings(str(tmp_path / "settings.ini")))
+        window.show()
+        window.controller.start()
+        window.load_model(checkpoint, args.device)
+        while window.controller.state != READY:
+            app.processEvents()
+            time.sleep(0.01)
+        idle = measure_gaps(app, seconds=2.0)
+        started = time.perf_counter()
+        window.add_paths([str(images)])
+        busy = measure_gaps(app, until=window.scan_finished)
+        elapsed = time.perf_counter() - started
+        done = len(window.model.rows)
+        window.close()
+
+    def describe(gaps):
+        ordered = sorted(gaps)
+        return (f"longest {max(gaps) * 1000:.0f} ms, p99 {ordered[int(len(ordered) * 0.99)] * 1000:.0f} ms, "
+                f"median {statistics.median(gaps) * 1000:.1f} ms over {len(gaps)} ticks")
+
+    print(f"scan of {done} images ({height}x{width}) on {args.device}: {elapsed:.2f} s, {done / elapsed:.0f} images/s")
+    print(f"event loop while idle:     {describe(idle)}")
+    print(f"event loop while scanning: {describe(busy)}")
+    print(f"longest stall scanning / idle: {max(busy) / max(idle):.1f}x")
+    print(f"LONGEST EVENT-LOOP STALL DURING SCAN: {max(busy) * 1000:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

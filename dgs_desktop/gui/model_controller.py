@@ -43,11 +43,6 @@ def load_ml_stack() -> list[tuple[str, str]]:
     return list_devices()
 
 
-def gui_batch_size(device) -> int:
-    # Small CPU batches keep results streaming and let Cancel land between batches quickly.
-    return 16 if device.type == "cuda" else 8
-
-
 def load_session(spec, device_spec: str) -> ModelSession:
     from ..detector.checkpoint import Checkpoint, load_detector, resolve_checkpoint
     from ..detector.device import describe_device, resolve_device
@@ -56,7 +51,7 @@ def load_session(spec, device_spec: str) -> ModelSession:
     device = resolve_device(device_spec or "auto")
     checkpoint = spec if isinstance(spec, Checkpoint) else resolve_checkpoint(spec)
     detector = load_detector(checkpoint, device)
-    scanner = Scanner(detector, device, batch_size=gui_batch_size(device))
+    scanner = Scanner(detector, device)  # default batch size: the same scores as the CLI
     return ModelSession(spec=checkpoint.source, checkpoint=checkpoint, scanner=scanner, device=device,
                         device_label=describe_device(device))
 

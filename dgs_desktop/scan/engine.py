@@ -74,20 +74,29 @@ def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
     return _Prepared(result, None)
 
 
+def default_batch_size(device: torch.device) -> int:
+    """The batch size the CLI, the window and evaluation use unless told otherwise.
+
+    Scores are bit-identical only for the same device type and batch size (see
+    ModelRunner), so every front end takes its default from here.
+    """
+    return 32 if device.type == "cuda" else 8
+
+
 class ModelRunner:
     """Scores mosaics so that an image's score never depends on what it was batched with.
 
-    Matrix kernels give results that differ in the last bits with the batch size, so every
-    forward pass has the same shape: one image at a time on the CPU (no slower there), and
-    batches padded to a fixed size on accelerators. Rows do not interact, so the same file
-    gets the identical probability in any folder, order or batch. On GPU out-of-memory the
-    fixed size is halved and the chunk retried.
+    Matrix kernels give results that differ in the last bits with the batch shape, so every
+    forward pass has exactly `batch_size` rows: a short batch is padded with zeros. Rows do
+    not interact, so with the same device type and batch size the same file gets the
+    identical probability in any folder, position or company. On GPU out-of-memory the
+    forward size is halved and the chunk retried (scores then differ in the last bits).
     """
 
-    def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int = 16):
+    def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int = 8):
         self.detector = detector
         self.device = device
-        self.forward_size = 1 if device.type == "cpu" else max(1, batch_size)
+        self.forward_size = max(1, batch_size)
 
     @torch.inference_mode()
     def _forward(self, chunk: list[np.ndarray]) -> list[float]:
@@ -120,10 +129,10 @@ class ModelRunner:
 class Scanner:
     """Runs scans with one detector on one device."""
 
-    def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int = 16,
+    def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int | None = None,
                  workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
-        self.runner = ModelRunner(detector.eval(), device, batch_size)
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = max(1, int(batch_size or default_batch_size(device)))
+        self.runner = ModelRunner(detector.eval(), device, self.batch_size)
         self.workers = max(1, workers or min(4, os.cpu_count() or 1))
         self.max_pixels = max_pixels
 
@@ -145,12 +154,16 @@ class Scanner:
             try:
                 refill()
                 while pending and not cancel.is_set():
-                    batch: list[_Prepared] = [pending.popleft().result()]
-                    # Fill the batch with what is ready; never wait on a worker when the model
-                    # could already run (keeps the first result fast and the device busy).
-                    while pending and len(batch) < self.batch_size and pending[0].done():
-                        batch.append(pending.popleft().result())
-                    refill()
+                    # A full batch of scorable images (failed files ride along): padding only at
+                    # the end, and few model calls per image, which keeps the GIL free for the
+                    # preparing threads.
+                    batch: list[_Prepared] = []
+                    scorable = 0
+                    while pending and scorable < self.batch_size and not cancel.is_set():
+                        item = pending.popleft().result()
+                        batch.append(item)
+                        scorable += item.selection is not None
+                        refill()
                     yield from self._score(batch, keep_selection)
                     refill()
             finally:

@@ -102,6 +102,8 @@ def run_scan(args: argparse.Namespace) -> int:
                     counts[verdict] += 1
                 if bar is not None:
                     bar.update(1)
+        except CsvError as exc:  # disk full / output removed mid-scan: finished rows are kept
+            raise UsageError(str(exc)) from None
         except KeyboardInterrupt:
             if bar is not None:
                 bar.close()

@@ -13,7 +13,7 @@ with transparency, PA, RGBA, CMYK, I;16, I, F) in PNG/TIFF/JPEG, a 16-bit RGB PN
 GIF and WebP (the first frame is scored and a note says so), EXIF-rotated JPEGs, multi-page
 TIFF, a named pipe (a reader that opens it naively blocks forever), an over-size sparse file,
 broken symlinks, a symlink to itself, a symlink loop between folders, unicode, spaced,
-quoted and newline-containing names, a name that is not valid UTF-8, and a tree deeper than
+quoted and newline-containing names, and a tree deeper than
 Python's recursion limit.
 
 Unreadable (mode 000) files and folders are created too, but root reads them anyway, so their
@@ -72,11 +72,13 @@ def _rng(seed: int) -> np.random.Generator:
 def noise_rgb(width: int, height: int, seed: int = 0) -> Image.Image:
     """A textured picture (smooth gradient + noise), so patch entropies differ."""
     rng = _rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)),
-                     ((x + y) * 127 // max(width + height - 2, 1))], axis=-1)
-    noise = rng.integers(0, 64, size=(height, width, 3))
-    return Image.fromarray(np.clip(base + noise - 32, 0, 255).astype(np.uint8))
+    xs = (np.arange(width, dtype=np.int32) * 255 // max(width - 1, 1)).astype(np.int16)
+    ys = (np.arange(height, dtype=np.int32) * 255 // max(height - 1, 1)).astype(np.int16)
+    pixels = rng.integers(0, 64, size=(height, width, 3), dtype=np.uint8).astype(np.int16) - 32
+    pixels[..., 0] += xs[None, :]
+    pixels[..., 1] += ys[:, None]
+    pixels[..., 2] += (xs[None, :] + ys[:, None]) // 2
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:
@@ -217,10 +219,10 @@ def generate(root: str | os.PathLike, large: tuple[int, int] = (4000, 3000),
 
     # -- decompression bombs ----------------------------------------------------------------
     add("bombs/bomb-100000x100000.png", png_bomb(100_000, 100_000), "bomb", "error",
-        error=("decompression bomb", "100000x100000"))
-    side = int(max_pixels ** 0.5) + 2  # just above the scan's own limit, below Pillow's hard one?
+        error=("decompression bomb", "10,000,000,000 pixels"))
+    side = int(max_pixels ** 0.5) + 2  # just above the scan's own limit (below Pillow's error limit)
     add(f"bombs/bomb-{side}x{side}.png", png_bomb(side, side, color_type=0), "bomb", "error",
-        error=("decompression bomb",))
+        error=("decompression bomb", f"{side}x{side}"))
     add("bombs/bomb-65535x1.gif", b"GIF89a" + struct.pack("<HH", 65535, 65535) + b"\x00\x00\x00"
         + b",\x00\x00\x00\x00" + struct.pack("<HH", 65535, 65535) + b"\x00\x02\x02D\x01\x00;",
         "bomb", "error", error=("decompression bomb",))
@@ -266,8 +268,8 @@ def generate(root: str | os.PathLike, large: tuple[int, int] = (4000, 3000),
     for name in ("ünïcødé 画像 🖼.png", "with space .jpg", "quote\"comma,semi;colon.png", "new\nline.png",
                  " leading-space.png", "-dash-first.png"):
         add(f"names/{name}", jpeg if name.endswith(".jpg") else png, "name", "ok", size=(320, 256), good=True)
-    bad_utf8 = os.fsdecode(b"names/latin1-\xe9t\xe9.png")
-    add(bad_utf8, png, "name", "ok", size=(320, 256), good=True)
+    # (A name that is not valid UTF-8 is tested on its own in test_hostile_inputs.py: the CSV
+    # writer cannot store it yet.)
 
     # -- special files ----------------------------------------------------------------------
     fifo = root / "special" / "named-pipe.jpg"
@@ -323,14 +325,46 @@ def generate(root: str | os.PathLike, large: tuple[int, int] = (4000, 3000),
     return out
 
 
+def _iter_tree(root: str) -> list[tuple[str, bool]]:
+    """(path, is_dir) for everything under `root`, parents before children, without recursion
+    (os.walk and shutil.rmtree recurse in Python 3.11 and fail on the deep tree)."""
+    found, stack = [], [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            os.chmod(directory, 0o755)
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            found.append((entry.path, is_dir))
+            if is_dir:
+                stack.append(entry.path)
+    return found
+
+
 def restore_permissions(root: str | os.PathLike) -> None:
-    """Makes the generated tree deletable again (mode 000 folders)."""
-    for dirpath, dirnames, _ in os.walk(root):
-        for name in dirnames:
+    """Makes the generated tree readable and deletable again (mode 000 files and folders)."""
+    for path, is_dir in _iter_tree(str(root)):
+        if not os.path.islink(path):
             try:
-                os.chmod(os.path.join(dirpath, name), 0o755)
+                os.chmod(path, 0o755 if is_dir else 0o644)
             except OSError:
                 pass
+
+
+def remove_tree(root: str | os.PathLike) -> None:
+    """Deletes a generated tree, however deep (pytest's own clean-up would recurse)."""
+    if not os.path.lexists(root):
+        return
+    entries = _iter_tree(str(root))
+    for path, is_dir in reversed(entries):  # children before their parents
+        try:
+            os.rmdir(path) if is_dir else os.unlink(path)
+        except OSError:
+            pass
+    os.rmdir(root)
 
 
 def good_images(count: int, root: str | os.PathLike, size: int = 64, fmt: str = "PNG") -> list[Path]:

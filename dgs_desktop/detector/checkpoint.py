@@ -309,7 +309,7 @@ def load_detector(checkpoint: Checkpoint, device: str | torch.device = "cpu",
         raise CheckpointError(str(exc)) from None
     except (RuntimeError, ValueError, TypeError, KeyError, OSError) as exc:
         raise CheckpointError(f"cannot build the {manifest['architecture']} model this checkpoint describes: "
-                              f"{type(exc).__name__}: {exc}") from None
+                              f"{type(exc).__name__}: {_one_line(exc)}") from None
     try:
         if base.get("bundled"):
             detector.load_base_visual_state_dict(_load_tensors(checkpoint, base.get("file") or BASE_FILE))
@@ -330,9 +330,17 @@ def load_detector(checkpoint: Checkpoint, device: str | torch.device = "cpu",
         if isinstance(exc, CheckpointError):
             raise
         raise CheckpointError(f"checkpoint weights do not fit the {manifest['architecture']} "
-                              f"architecture: {exc}") from None
+                              f"architecture: {_one_line(exc)}") from None
     _check_lora_shapes(detector)
     return detector.to(device).eval()
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """torch's load errors span many lines; the user gets one (the first mismatch, shortened)."""
+    text = " ".join(str(exc).replace("\t", " ").split())
+    for noise in ("Error(s) in loading state_dict for PeftModel: ", "Error(s) in loading state_dict for "):
+        text = text.replace(noise, "")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _check_lora_shapes(detector: DGSDetector) -> None:

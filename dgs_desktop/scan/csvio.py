@@ -63,7 +63,7 @@ def _complete_prefix_length(data: bytes) -> int:
     end = data.rfind(b"\n") + 1
     while end > 0:
         try:
-            rows = list(csv.reader(io.StringIO(data[:end].decode("utf-8"), newline="")))
+            rows = list(csv.reader(io.StringIO(data[:end].decode("utf-8", "surrogateescape"), newline="")))
         except (UnicodeDecodeError, csv.Error):
             rows = None
         if rows is not None and all(len(row) == len(COLUMNS) for row in rows[1:]) and (
@@ -77,7 +77,7 @@ def read_done_paths(path: Path) -> set[str]:
     """Paths already recorded in an existing CSV (for --resume)."""
     if not path.exists():
         return set()
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None:
             return set()
@@ -115,18 +115,38 @@ class CsvResultWriter:
         else:
             mode = "w"
         try:
-            self._handle = open(self.path, mode, newline="", encoding="utf-8")
+            # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes
+            # (and read back identically by --resume) instead of crashing the scan.
+            self._handle = open(self.path, mode, newline="", encoding="utf-8", errors="surrogateescape")
         except OSError as exc:
             raise CsvError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self._writer = csv.DictWriter(self._handle, fieldnames=COLUMNS, lineterminator="\n")
         if mode == "w" or self.path.stat().st_size == 0:
-            self._writer.writeheader()
-            self._handle.flush()
+            try:
+                self._writer.writeheader()
+                self._handle.flush()
+            except OSError as exc:  # e.g. disk full: found before any work starts
+                self._abandon()
+                raise CsvError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def write(self, result: ScanResult) -> None:
-        self._writer.writerow(result_row(result, self.run))
-        self._handle.flush()  # one complete row per write: a kill never leaves half a row
+        try:
+            self._writer.writerow(result_row(result, self.run))
+            self._handle.flush()  # one complete row per write: a kill never leaves half a row
+        except OSError as exc:
+            self._abandon()
+            raise CsvError(f"cannot write {self.path}: {exc.strerror or exc}; the rows already in it are "
+                           f"complete: free space or fix the folder, then continue with --resume") from None
         self.done_paths.add(result.path)
+
+    def _abandon(self) -> None:
+        """Closes after a failed write without retrying it (resume cuts any partial row)."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()  # the flush fails again, but the file is closed all the same
+            except (OSError, ValueError):
+                pass
 
     def close(self) -> None:
         if self._handle is not None:

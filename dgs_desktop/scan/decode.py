@@ -10,6 +10,7 @@ import errno
 import hashlib
 import io
 import os
+import re
 import stat
 import struct
 import warnings
@@ -227,8 +228,8 @@ def _decode(data: bytes, sha256: str, max_pixels: int) -> DecodedImage:
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
-                raise DecodeError(f"image too large: {width}x{height} pixels exceeds the limit of "
-                                  f"{max_pixels:,} (possible decompression bomb)")
+                raise DecodeError(f"image too large: {width}x{height} = {width * height:,} pixels, over the "
+                                  f"limit of {max_pixels:,} (possible decompression bomb)")
             if width == 0 or height == 0:
                 raise DecodeError("image has zero width or height")
             fmt = image.format or "unknown"
@@ -245,7 +246,10 @@ def _decode(data: bytes, sha256: str, max_pixels: int) -> DecodedImage:
     except DecodeError:
         raise
     except Image.DecompressionBombError as exc:
-        raise DecodeError(f"possible decompression bomb: {exc}") from None
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"declares {int(declared.group(1)):,} pixels" if declared else str(exc)
+        raise DecodeError(f"image too large: it {size}, over the limit of {max_pixels:,} "
+                          f"(possible decompression bomb)") from None
     except UnidentifiedImageError:
         if sniffed == "HEIF/AVIF":
             raise DecodeError("HEIF/AVIF image that this installation cannot decode") from None

@@ -276,11 +276,11 @@ class ResultsFilter(QSortFilterProxyModel):
 
     def set_verdict_filter(self, verdict: str) -> None:
         self._verdict = verdict
-        self.invalidateFilter()
+        self.invalidateRowsFilter()
 
     def set_text_filter(self, text: str) -> None:
         self._text = text.strip().lower()
-        self.invalidateFilter()
+        self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, source_row, source_parent) -> bool:
         model = self.sourceModel()

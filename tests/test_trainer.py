@@ -207,7 +207,7 @@ def test_end_to_end_train_evaluate_scan(trees, tmp_path, capsys):
     assert prov["teacher_features"]["stage1_cache_used_in_stage2"] is True
     assert prov["teacher_features"]["teacher_forward_images"] > 0  # epochs 2.. see new views
     assert prov["seed"] == 0 and "torch" in prov["versions"] and "val" in prov["final_metrics"]
-    assert sorted(h for h in ckpt.manifest["head"]["heads"]) == ["h_img", "h_img_teacher", "h_text"]
+    assert sorted(h for h in ckpt.manifest["head"]["heads"]) == ["h_img", "h_img_T", "h_text"]
     run = Path(str(out) + ".run")
     assert (run / "metrics.csv").read_text().count("\ndgs,") == 80
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

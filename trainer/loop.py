@@ -685,7 +685,7 @@ class Trainer:
             save_checkpoint(out, self.detector.to("cpu"), architecture=cfg.arch, base_weights=base,
                             bundle_base=cfg.bundle_base or (cfg.arch != "test-tiny" and not cfg.pretrained),
                             threshold=0.5, provenance=provenance,
-                            extra_heads={"h_text": self.h_text.cpu(), "h_img_teacher": self.h_teacher.cpu()})
+                            extra_heads={"h_text": self.h_text.cpu(), "h_img_T": self.h_teacher.cpu()})
             self.metrics.plot(self.run_dir / PLOT_FILE)
             _log(self.dist, f"checkpoint written to {out} (run folder {self.run_dir})")
         self.dist.barrier()

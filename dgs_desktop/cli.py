@@ -159,7 +159,19 @@ def gui_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _has_display() -> bool:
+    import os
+
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def run_gui(args: argparse.Namespace) -> int:
+    if not _has_display():  # Qt would abort the process with a wall of plugin errors
+        raise UsageError("no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+                         "use `dgs-desktop scan PATH --checkpoint CKPT --csv OUT` for headless work, "
+                         "or start the window under xvfb-run")
     try:
         from .gui.app import run_app
     except ImportError as exc:

@@ -106,3 +106,11 @@ def test_bad_arguments_give_one_line_and_exit_2(mixed_folder, tmp_path, tiny_che
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_window_without_a_display_says_so(tmp_path):
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY",
+                                                                          "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "-m", "dgs_desktop"], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2
+    assert "no display" in done.stderr and "dgs-desktop scan" in done.stderr

@@ -167,8 +167,7 @@ class Scanner:
                     yield from self._score(batch, keep_selection)
                     refill()
             finally:
-                cancel_pending = list(pending)
-                for future in cancel_pending:
+                for future in pending:  # on cancel or error: do not start what is queued
                     future.cancel()
 
     def _score(self, batch: list[_Prepared], keep_selection: bool) -> Iterator[ScanResult]:

@@ -39,29 +39,6 @@ def make_tiny_checkpoint(path: Path) -> Path:
     return path
 
 
-def measure_gaps(app, seconds: float | None = None, until=None) -> list[float]:
-    from PySide6.QtCore import QEventLoop, QTimer
-
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer(interval=10, timeout=tick)
-    timer.start()
-    loop = QEventLoop()
-    if until is not None:
-        until.connect(loop.quit)
-    if seconds is not None:
-        QTimer.singleShot(int(seconds * 1000), loop.quit)
-    loop.exec()
-    timer.stop()
-    return gaps
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300)
@@ -71,13 +48,13 @@ def main() -> int:
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.lower().split("x"))
 
-    from PySide6.QtWidgets import QApplication
-
+    from dgs_desktop.gui.app import make_application
     from dgs_desktop.gui.main_window import MainWindow
     from dgs_desktop.gui.model_controller import READY
+    from dgs_desktop.gui.responsiveness import record_gaps
     from dgs_desktop.gui.settings import AppSettings
 
-    app = QApplication.instance() or QApplication([])
+    app = make_application()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         images = tmp_path / "images"
@@ -90,10 +67,10 @@ def main() -> int:
         while window.controller.state != READY:
             app.processEvents()
             time.sleep(0.01)
-        idle = measure_gaps(app, seconds=2.0)
+        idle = record_gaps(seconds=2.0)
         started = time.perf_counter()
         window.add_paths([str(images)])
-        busy = measure_gaps(app, until=window.scan_finished)
+        busy = record_gaps(until=window.scan_finished)
         elapsed = time.perf_counter() - started
         done = len(window.model.rows)
         window.close()

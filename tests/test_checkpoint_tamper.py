@@ -36,10 +36,14 @@ def evil_pth(path: Path, marker: Path) -> Path:
 
 
 def test_the_payload_is_live_when_unpickled(tmp_path):
-    """Control: the crafted file really runs code when something unpickles it."""
+    """Control: the crafted file really calls os.mkdir when unpickled (read from the pickle
+    opcodes, never by unpickling it here)."""
+    from pickle_inspect import called_globals
+
     marker = tmp_path / "control-marker"
-    torch.load(evil_pth(tmp_path / "control.pth", marker), weights_only=False)
-    assert marker.exists()
+    called = called_globals(evil_pth(tmp_path / "control.pth", marker))
+    assert {"posix.mkdir", "os.mkdir", "nt.mkdir"} & called, called
+    assert not marker.exists()
 
 
 def copy_checkpoint(tiny_checkpoint, tmp_path, name="ckpt") -> Path:

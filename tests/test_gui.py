@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -292,21 +292,14 @@ def test_offline_download_shows_plain_message(qtbot, make_window, monkeypatch):
 
 
 def test_event_loop_stays_responsive_during_scan(qtbot, make_window, tiny_checkpoint, many_folder):
+    from dgs_desktop.gui.responsiveness import TickRecorder
+
     window = make_window(tiny_checkpoint)
-    gaps = []
-    last = [time.perf_counter()]
-
-    def tick():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer(interval=10, timeout=tick)
-    timer.start()
     started = time.perf_counter()
-    scan(qtbot, window, [many_folder])
+    with TickRecorder() as recorder:
+        scan(qtbot, window, [many_folder])
     elapsed = time.perf_counter() - started
-    timer.stop()
+    gaps = recorder.gaps
     assert window.model.counts()["pending"] == 0 and len(window.model.rows) == 300
     longest = max(gaps)
     print(f"\n300 images in {elapsed:.2f} s; longest event-loop stall {longest * 1000:.0f} ms, "

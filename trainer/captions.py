@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dgs_desktop.atomic import atomic_path
+
 from .errors import TrainError
 
 DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-base"
@@ -71,16 +73,10 @@ class CaptionCache:
         if not self._dirty or (not force and time.monotonic() - self._last_flush < every_s):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.data, handle, ensure_ascii=False, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(self.path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(self.data, handle, ensure_ascii=False, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
         self._dirty = False
         self._last_flush = time.monotonic()
 

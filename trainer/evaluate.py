@@ -18,6 +18,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dgs_desktop.atomic import atomic_path
+from dgs_desktop.scan.csvio import format_probability
+
 from .data import Dataset, Sample
 from .metrics import detection_metrics, mean_metrics
 
@@ -106,28 +109,22 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
 
 
 def write_metrics_csv(path: str | Path, result: EvalResult, extra: dict | None = None) -> None:
-    path = Path(path)
     columns = ["subset", "n_real", "n_fake", "acc", "r_acc", "f_acc", "ap"] + list((extra or {}).keys())
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
         for name, row in list(result.rows.items()) + [("mean", result.mean)]:
             values = [name, row["n_real"], row["n_fake"]] + [
                 "" if math.isnan(row[k]) else f"{row[k]:.6f}" for k in ("acc", "r_acc", "f_acc", "ap")]
             writer.writerow(values + list((extra or {}).values()))
-    tmp.replace(path)
 
 
 def write_scores_csv(path: str | Path, result: EvalResult) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["path", "subset", "label", "fake_probability", "error"])
         for sample, prob, err in result.scores:
-            writer.writerow([str(sample.path), sample.subset, sample.label, "" if prob is None else f"{prob:.8f}", err])
-    tmp.replace(path)
+            writer.writerow([str(sample.path), sample.subset, sample.label, format_probability(prob), err])
 
 
 def summary(result: EvalResult) -> dict:

@@ -20,17 +20,18 @@ import csv
 import hashlib
 import json
 import math
-import os
 import signal
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from dgs_desktop.atomic import atomic_path
 
 from .data import Dataset, MosaicDataset, collate_mosaics, discover, drop_unreadable, format_unreadable
 from .distributed import Dist, init_distributed
@@ -114,9 +115,8 @@ def _log(dist: Dist, message: str) -> None:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _amp_dtype(config: TrainConfig, device: torch.device):
@@ -184,12 +184,10 @@ class MetricsLog:
     def _rewrite(self) -> None:
         if not self.enabled:
             return
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, lineterminator="\n")
             writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(tmp, self.path)
 
     def plot(self, path: Path) -> None:
         if not self.enabled:
@@ -380,9 +378,8 @@ class Trainer:
                 pass
         features = self.teacher_features(dataset)
         if self.dist.is_main:
-            tmp = path.with_name(f".{path.name}.tmp")
-            save_file({"features": features.contiguous()}, str(tmp), metadata={"fingerprint": fingerprint})
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                save_file({"features": features.contiguous()}, str(tmp), metadata={"fingerprint": fingerprint})
         self.dist.barrier()
         return features
 
@@ -474,7 +471,6 @@ class Trainer:
         from tqdm import tqdm
 
         cfg = self.config
-        labels_all = torch.as_tensor(dataset.labels, dtype=torch.float32)
         params = self.trainable_parameters()
         optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)

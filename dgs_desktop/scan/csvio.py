@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..atomic import atomic_path
 from .engine import ScanResult
 
 COLUMNS = ("path", "sha256", "status", "fake_probability", "verdict", "threshold", "error",
@@ -164,9 +165,6 @@ class CsvResultWriter:
 
 def write_results_csv(path: str | os.PathLike, results, run: RunInfo) -> None:
     """Writes a complete CSV at once (GUI export): temp file + rename, never a partial file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with CsvResultWriter(tmp, run) as writer:
+    with atomic_path(path) as tmp, CsvResultWriter(tmp, run) as writer:
         for result in results:
             writer.write(result)
-    os.replace(tmp, path)

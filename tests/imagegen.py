@@ -209,7 +209,7 @@ def generate(root: str | os.PathLike, large: tuple[int, int] = (4000, 3000),
     for i, suffix in enumerate((".jpg", ".png", ".gif", ".webp", ".tif", ".bmp")):
         data = _rng(1000 + i).integers(0, 256, 4096, dtype=np.uint8).tobytes()
         add(f"bad/random{suffix}", b"\xde\xad" + data, "random", "error", error=("not an image",))
-    add("bad/notes.txt", "just some notes\nline two\n".encode(), "non-image", "error", error=("not an image",))
+    add("bad/notes.txt", b"just some notes\nline two\n", "non-image", "error", error=("not an image",))
     add("bad/script.py", b"import os\nprint('hello')\n", "non-image", "error", error=("not an image",))
     add("bad/fake-pdf.jpg", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "non-image", "error",
         error=("not an image",))

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from dgs_desktop.detector.checkpoint import (HEADS_FILE, MANIFEST_NAME, CheckpointError, load_detector,
-                                             read_checkpoint, resolve_checkpoint, save_checkpoint)
+from dgs_desktop.detector.checkpoint import (
+    HEADS_FILE,
+    MANIFEST_NAME,
+    CheckpointError,
+    load_detector,
+    read_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from dgs_desktop.detector.patches import mosaics_to_tensor, select_patches
 
 

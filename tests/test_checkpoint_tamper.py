@@ -16,8 +16,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from dgs_desktop.detector.checkpoint import (CheckpointError, load_detector, read_checkpoint,
-                                             resolve_checkpoint, sha256_file)
+from dgs_desktop.detector.checkpoint import (
+    CheckpointError,
+    load_detector,
+    read_checkpoint,
+    resolve_checkpoint,
+    sha256_file,
+)
 
 
 class RunsCode:

@@ -8,9 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-
 import imagegen
+import pytest
 
 
 def snapshot(root: Path) -> dict[str, tuple]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 import signal
 
+import imagegen
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import imagegen
 from dgs_desktop.detector.patches import select_patches
 from dgs_desktop.scan.decode import DecodeError, decode_bytes
 from dgs_desktop.scan.engine import ModelRunner

@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
+from gui_helpers import cli_csv, make_images, make_mixed_folder, read_csv  # noqa: E402
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -19,7 +20,6 @@ from dgs_desktop.gui.main_window import MainWindow  # noqa: E402
 from dgs_desktop.gui.model_controller import NO_MODEL, READY  # noqa: E402
 from dgs_desktop.gui.results_model import ERROR, NOT_SCANNED, OK, PROB_COL, ROW_ROLE, VERDICT_COL  # noqa: E402
 from dgs_desktop.gui.settings import SETTINGS_ENV, AppSettings  # noqa: E402
-from gui_helpers import cli_csv, make_images, make_mixed_folder, read_csv  # noqa: E402
 
 SCAN_TIMEOUT_MS = 60_000
 
@@ -146,7 +146,7 @@ def test_sorting_filters_and_threshold(qtbot, make_window, tiny_checkpoint, mixe
     for r in range(window.proxy.rowCount()):
         row = window.proxy.index(r, 0).data(ROW_ROLE)
         if row.probability is not None:
-            assert window.proxy.index(r, VERDICT_COL).data() == ("fake" if row.probability >= middle else "real")
+            assert window.proxy.index(r, VERDICT_COL).data() == ("fake" if row.probability > middle else "real")
     window.threshold_slider.setValue(0)
     assert window.threshold == 0.0
     assert window.model.counts()["real"] == 0
@@ -154,7 +154,7 @@ def test_sorting_filters_and_threshold(qtbot, make_window, tiny_checkpoint, mixe
 
     window.verdict_filter.setCurrentText("Fake")
     fakes = window.proxy.rowCount()
-    assert 0 < fakes == sum(p >= middle for p in scored)
+    assert 0 < fakes == sum(p > middle for p in scored)
     window.verdict_filter.setCurrentText("Failed")
     assert window.proxy.rowCount() == 1  # broken.jpg
     assert "error" in window.proxy.index(0, 5).data()

@@ -9,9 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from PIL import Image
-
 from gui_helpers import make_mixed_folder
+from PIL import Image
 
 pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None,
                                 reason="xvfb-run is not installed (apt-get install xvfb xauth)")

@@ -17,13 +17,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import imagegen
 import pytest
 import torch
 
-import imagegen
+from dgs_desktop.scan.csvio import format_probability
 from dgs_desktop.scan.decode import decode_image
 from dgs_desktop.scan.discover import expand_paths
-from dgs_desktop.scan.csvio import format_probability
 from dgs_desktop.scan.engine import ModelRunner, Scanner, prepare
 
 CPU = torch.device("cpu")

@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from fakehub import FakeHub
 
 ROOT = Path(__file__).resolve().parents[1]

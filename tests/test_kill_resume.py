@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import imagegen
 import pytest
 import torch
 
-import imagegen
 from dgs_desktop.scan.csvio import COLUMNS
 
 N_IMAGES = 400

@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dgs_desktop.detector.patches import (CELLS, IMAGENET_MEAN, IMAGENET_STD, N_LOW, PATCH_SIZE,
-                                          mosaics_to_tensor, patch_entropies, select_patches)
+from dgs_desktop.detector.patches import (
+    CELLS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    N_LOW,
+    PATCH_SIZE,
+    mosaics_to_tensor,
+    patch_entropies,
+    select_patches,
+)
 
 
 def direct_entropies(rgb: np.ndarray) -> np.ndarray:

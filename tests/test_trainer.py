@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_trainer_support import make_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -234,9 +233,9 @@ def test_end_to_end_train_evaluate_scan(trees, tmp_path, capsys):
 
 
 def test_interrupt_then_resume_equals_uninterrupted(trees, tmp_path, monkeypatch):
-    import trainer.loop as loop
     from safetensors.torch import load_file
 
+    import trainer.loop as loop
     from trainer.cli import main
 
     train, _ = trees

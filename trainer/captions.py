@@ -58,7 +58,7 @@ class CaptionCache:
                 self.data = {}  # a damaged cache is rebuilt, never fatal
 
     @classmethod
-    def for_captioner(cls, name: str, cache_dir: Path | None = None) -> "CaptionCache":
+    def for_captioner(cls, name: str, cache_dir: Path | None = None) -> CaptionCache:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
         return cls((cache_dir or default_cache_dir()) / "captions" / f"{slug}.json")
 

@@ -13,6 +13,9 @@ import argparse
 import os
 import sys
 
+from dgs_desktop.cli.shell import Command, run_cli, with_default_command
+from dgs_desktop.errors import UsageError
+
 PROG = "dgs-desktop-train"
 
 
@@ -43,9 +46,7 @@ def _quality(text: str) -> int:
     return value
 
 
-def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Fine-tune a DGS-Net detector checkpoint (both stages). "
-                                "Subcommand: `evaluate` (see dgs-desktop-train evaluate --help).")
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="training root: a tree with 0_real/ and 1_fake/ leaves")
     p.add_argument("--out", required=True, help="checkpoint folder to write (the app loads it)")
     p.add_argument("--val", help="validation root (same layout), evaluated at the end")
@@ -79,12 +80,9 @@ def train_parser() -> argparse.ArgumentParser:
                    help="run the teacher forward in stage 2 instead of reusing the stage-1 features")
     p.add_argument("--bundle-base", action="store_true", help="store the base vision weights in the checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p
 
 
-def eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"{PROG} evaluate",
-                                description="Acc, R.Acc, F.Acc (threshold 0.5) and AP per subset, and their means.")
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder or hf:ORG/NAME[@REV]")
     p.add_argument("--data", required=True, help="test root: a tree with 0_real/ and 1_fake/ leaves")
     p.add_argument("--csv", help="write the per-subset table here")
@@ -96,16 +94,14 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--workers", type=_positive_int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--no-progress", action="store_true")
-    return p
 
 
-def run_train(argv: list[str]) -> int:
+def run_train(args: argparse.Namespace) -> int:
     from .loop import TrainConfig, train
 
-    args = train_parser().parse_args(argv)
     pretrained = None if str(args.pretrained).lower() in ("none", "random", "") else args.pretrained
     if args.lr <= 0:
-        raise _UsageError("--lr must be positive")
+        raise UsageError("--lr must be positive")
     config = TrainConfig(
         data=args.data, out=args.out, val=args.val, arch=args.arch, pretrained=pretrained,
         captioner=args.captioner, captions=args.captions, max_steps=args.max_steps, epochs=args.epochs,
@@ -119,7 +115,7 @@ def run_train(argv: list[str]) -> int:
     return 0
 
 
-def run_evaluate(argv: list[str]) -> int:
+def run_evaluate(args: argparse.Namespace) -> int:
     from dgs_desktop.detector.checkpoint import load_detector, resolve_checkpoint
     from dgs_desktop.detector.device import resolve_device
 
@@ -127,7 +123,6 @@ def run_evaluate(argv: list[str]) -> int:
     from .evaluate import evaluate_detector, write_metrics_csv, write_scores_csv
     from .metrics import format_table
 
-    args = eval_parser().parse_args(argv)
     dataset = discover(args.data, require_both=False)
     device = resolve_device(args.device)
     checkpoint = resolve_checkpoint(args.checkpoint)
@@ -139,7 +134,7 @@ def run_evaluate(argv: list[str]) -> int:
         print(f"warning: {len(result.errors)} image(s) could not be scored and are left out:\n"
               + format_unreadable(result.errors), file=sys.stderr)
     if not result.rows:
-        raise _UsageError(f"no image under {args.data} could be scored")
+        raise UsageError(f"no image under {args.data} could be scored")
     perturbation = []
     if args.blur_sigma:
         perturbation.append(f"Gaussian blur sigma={args.blur_sigma:g}")
@@ -156,32 +151,19 @@ def run_evaluate(argv: list[str]) -> int:
     return 0
 
 
-class _UsageError(Exception):
-    pass
+TRAIN = Command("train", "fine-tune a DGS-Net checkpoint, both stages (the default command)",
+                add_train_arguments, run_train)
+EVALUATE = Command("evaluate", "Acc, R.Acc, F.Acc and AP per generator, and their means",
+                   add_evaluate_arguments, run_evaluate)
+COMMANDS = (TRAIN, EVALUATE)
+DESCRIPTION = "Train and evaluate DGS-Net checkpoints for DGS Desktop. Without a command: train."
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from dgs_desktop.detector.checkpoint import CheckpointError
-    from dgs_desktop.detector.device import DeviceError
-
-    from .errors import TrainError
-
-    try:
-        if argv and argv[0] == "evaluate":
-            return run_evaluate(argv[1:])
-        if argv and argv[0] == "train":
-            argv = argv[1:]
-        return run_train(argv)
-    except (TrainError, CheckpointError, DeviceError, _UsageError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except OSError as exc:  # disk full, permission denied, ...
-        print(f"{PROG}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 1
+    return run_cli(PROG, DESCRIPTION, COMMANDS, argv,
+                   default=lambda args: with_default_command(args, COMMANDS, TRAIN.name))
 
 
 if __name__ == "__main__":

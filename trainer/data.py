@@ -68,7 +68,7 @@ def discover(root: str | os.PathLike, require_both: bool = True) -> Dataset:
     samples: list[Sample] = []
     leaves: dict[str, set[str]] = {}
     empty: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, dirnames, _filenames in os.walk(root, followlinks=True):
         dirnames.sort()
         here = Path(dirpath)
         name = here.name

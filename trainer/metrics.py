@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from dgs_desktop.verdict import DEFAULT_THRESHOLD, is_fake
+
 
 def average_precision(labels, scores) -> float:
     """Average precision with fake (label 1) as the positive class, as scikit-learn computes it.
@@ -32,11 +34,11 @@ def average_precision(labels, scores) -> float:
     return float(np.sum((recall - previous) * precision))
 
 
-def detection_metrics(labels, probabilities, threshold: float = 0.5) -> dict[str, float]:
+def detection_metrics(labels, probabilities, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
     """acc, r_acc, f_acc (prediction fake when p > threshold, as the authors' validate.py) and ap."""
     y = np.asarray(labels, dtype=np.int64).ravel()
     p = np.asarray(probabilities, dtype=np.float64).ravel()
-    pred = (p > threshold).astype(np.int64)
+    pred = is_fake(p, threshold).astype(np.int64)
     real, fake = y == 0, y == 1
 
     def mean(mask) -> float:

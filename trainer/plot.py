@@ -50,7 +50,7 @@ def plot_panels(path: str | Path, panels: list[tuple[str, dict[str, list[tuple[f
         y0, y1 = y0 - pad, y1 + pad
 
         def px(x: float, y: float) -> tuple[float, float]:
-            return (left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - ptop))
+            return (left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - ptop))  # noqa: B023 - used at once, in this iteration
 
         draw.rectangle([left, ptop, right, bottom], outline=(80, 80, 80))
         for tick in _nice_ticks(y0, y1):

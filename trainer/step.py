@@ -49,7 +49,7 @@ class StepStats:
         return torch.tensor([getattr(self, k) for k in self.FIELDS], dtype=torch.float64)
 
     @classmethod
-    def from_tensor(cls, values) -> "StepStats":
+    def from_tensor(cls, values) -> StepStats:
         return cls(*[float(v) for v in values])
 
 

@@ -28,7 +28,7 @@ class SplitAttention(nn.Module):
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
 
     @classmethod
-    def from_multihead(cls, mha: nn.MultiheadAttention) -> "SplitAttention":
+    def from_multihead(cls, mha: nn.MultiheadAttention) -> SplitAttention:
         if not mha._qkv_same_embed_dim or not mha.batch_first:
             raise ValueError("only batch-first MultiheadAttention with packed q/k/v is supported")
         has_bias = mha.in_proj_bias is not None

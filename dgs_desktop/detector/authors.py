@@ -334,7 +334,7 @@ def import_authors_weights(pth_path: str | Path, out_dir: str | Path, architectu
     lora = LoraSettings(r=int(rank), alpha=float(alpha), dropout=AUTHORS_DEFAULT_DROPOUT, rslora=True)
     try:
         detector = build_detector(arch, None, lora)
-    except Exception as exc:  # open_clip/peft errors while building a random-init model
+    except Exception as exc:  # noqa: BLE001 - open_clip/peft errors while building a random-init model
         raise CheckpointError(f"cannot build the {arch} backbone: {_first_line(exc)}") from None
 
     base: dict[str, torch.Tensor] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
 from .attention import split_all_attention
 
 TEST_TINY = "test-tiny"
@@ -26,7 +27,7 @@ _TEST_TINY_CFG = dict(
 _TEST_TINY_SEED = 20251128
 
 
-class BackboneError(RuntimeError):
+class BackboneError(CheckpointError):
     """The backbone could not be built or its weights could not be fetched."""
 
 

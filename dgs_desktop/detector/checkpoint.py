@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 
 from .. import __version__
+from ..errors import CheckpointError
+from ..verdict import DEFAULT_THRESHOLD
 from .backbone import TEST_TINY
 from .model import LORA_TARGETS, DGSDetector, LoraSettings, build_detector
 from .patches import preprocessing_manifest
@@ -36,7 +38,6 @@ FORMAT_VERSION = 1
 LORA_FILE = "lora.safetensors"
 HEADS_FILE = "heads.safetensors"
 BASE_FILE = "base_visual.safetensors"
-DEFAULT_THRESHOLD = 0.5
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_LORA_RANK = 1024
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,127}$")  # architecture / base weights ids
@@ -49,10 +50,6 @@ NO_MODEL_HELP = (
     "(2) download a lab's checkpoint from the Hugging Face hub: --checkpoint hf:ORG/NAME[@REVISION]; "
     "(3) train your own: dgs-desktop-train --data TRAIN_ROOT --out MODEL_DIR."
 )
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be used; the message says why in plain words."""
 
 
 @dataclass(frozen=True)

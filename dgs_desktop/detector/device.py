@@ -6,9 +6,7 @@ import contextlib
 
 import torch
 
-
-class DeviceError(ValueError):
-    pass
+from ..errors import DeviceError
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -42,6 +40,11 @@ def autocast_for(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def precision_name(device: torch.device) -> str:
+    """What `autocast_for(device)` computes in, as recorded in the CSV `precision` column."""
+    return "bf16" if device.type == "cuda" else "fp32"
 
 
 def describe_device(device: torch.device) -> str:

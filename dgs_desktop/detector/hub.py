@@ -21,11 +21,18 @@ from __future__ import annotations
 import inspect
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from .checkpoint import MANIFEST_NAME, Checkpoint, CheckpointError, _check_manifest, _safe_member, \
-    read_checkpoint, sha256_file
+from .checkpoint import (
+    MANIFEST_NAME,
+    Checkpoint,
+    CheckpointError,
+    _check_manifest,
+    _safe_member,
+    read_checkpoint,
+    sha256_file,
+)
 
 ProgressFn = Callable[[int, int, str], None]
 CancelFn = Callable[[], bool]
@@ -74,7 +81,7 @@ def _describe(repo_id: str, revision: str | None) -> str:
     return f"hf:{repo_id}" + (f"@{revision}" if revision else "")
 
 
-def _progress_class(sink: "_ProgressSink"):
+def _progress_class(sink: _ProgressSink):
     """A tqdm class for huggingface_hub's `tqdm_class` that forwards byte counts to `sink`."""
     from huggingface_hub.utils import tqdm as hf_tqdm
 
@@ -293,7 +300,7 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
                 sink.advance(sizes.get(name, 0))
     except CheckpointError:
         raise
-    except Exception as exc:  # huggingface_hub, httpx and OS errors, _Cancelled
+    except Exception as exc:  # noqa: BLE001 - huggingface_hub, httpx and OS errors, _Cancelled
         if isinstance(exc, errors.LocalEntryNotFoundError) and not offline and local_only:
             raise CheckpointError(f"cannot reach the Hugging Face hub at {endpoint} and {what} is not in the local "
                                   f"cache; check the network connection (or HF_ENDPOINT)") from None

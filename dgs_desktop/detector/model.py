@@ -42,7 +42,7 @@ class LoraSettings:
         return data
 
     @classmethod
-    def from_manifest(cls, data: dict) -> "LoraSettings":
+    def from_manifest(cls, data: dict) -> LoraSettings:
         return cls(r=int(data["r"]), alpha=float(data["alpha"]), dropout=float(data["dropout"]),
                    rslora=bool(data["rslora"]), targets=tuple(data["targets"]))
 

@@ -1,16 +1,16 @@
 """The application icon: a 7x7 patch mosaic (blue = smooth, orange = detailed patches) with a
-magnifier, the picture of what the detector looks at. `assets/dgs-desktop.png` is rendered
-from this; the app falls back to painting it when the assets folder is not installed."""
+magnifier, the picture of what the detector looks at. `gui/assets/dgs-desktop.png` (shipped in
+the wheel, read through importlib.resources) is rendered from this; the app falls back to
+painting it should the file be missing."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-ICON_FILE = ASSETS / "dgs-desktop.png"
+ICON_NAME = "dgs-desktop.png"
 # 1 = low entropy (blue), 0 = high entropy (orange): a fixed, balanced pattern.
 PATTERN = ("1010011", "0101100", "1100101", "0011010", "1010101", "0110010", "1001101")
 
@@ -41,8 +41,11 @@ def paint_icon(size: int = 256) -> QImage:
 
 
 def app_icon() -> QIcon:
-    if ICON_FILE.is_file():
-        return QIcon(str(ICON_FILE))
+    packaged = resources.files(__package__).joinpath("assets", ICON_NAME)
+    if packaged.is_file():
+        pixmap = QPixmap()
+        if pixmap.loadFromData(packaged.read_bytes()):
+            return QIcon(pixmap)
     icon = QIcon()
     for size in (16, 32, 64, 128, 256):
         icon.addPixmap(QPixmap.fromImage(paint_icon(size)))

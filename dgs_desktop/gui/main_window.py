@@ -8,17 +8,48 @@ import os
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QPainter
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QDoubleSpinBox, QFileDialog,
-                               QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMainWindow,
-                               QProgressBar, QPushButton, QSizePolicy, QSlider, QSplitter, QStyle, QTableView,
-                               QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSplitter,
+    QStyle,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .detail_pane import DetailPane
 from .dialogs import show_error
 from .histogram import ProbabilityHistogram
 from .model_controller import FAILED, LOADING_LIBRARIES, LOADING_MODEL, NO_MODEL, READY, ModelController
-from .results_model import (NAME_COL, NOT_SCANNED, PROB_COL, QUEUED, ROW_ROLE, SCANNING, STATUS_COL,
-                            THUMB_COL, VERDICT_COL, VERDICT_FILTERS, ResultsFilter, ResultsModel)
+from .results_model import (
+    NAME_COL,
+    NOT_SCANNED,
+    PROB_COL,
+    QUEUED,
+    ROW_ROLE,
+    SCANNING,
+    STATUS_COL,
+    THUMB_COL,
+    VERDICT_COL,
+    VERDICT_FILTERS,
+    ResultsFilter,
+    ResultsModel,
+)
 from .settings import AppSettings
 from .thumbnails import THUMBNAIL_SIZE, ThumbnailProvider
 from .workers import ScanWorker, Task, discover_files, shared_pool, start_task
@@ -533,7 +564,8 @@ class MainWindow(QMainWindow):
         return True
 
     def copy_selected_rows(self) -> None:
-        from ..scan.csvio import COLUMNS as CSV_COLUMNS, result_row
+        from ..scan.csvio import COLUMNS as CSV_COLUMNS
+        from ..scan.csvio import result_row
 
         rows = [self.proxy.index(index.row(), 0).data(ROW_ROLE) for index in self.table.selectionModel().selectedRows()]
         if not rows:

@@ -24,7 +24,7 @@ class TickRecorder(QObject):
         self.gaps.append(now - self._last)
         self._last = now
 
-    def __enter__(self) -> "TickRecorder":
+    def __enter__(self) -> TickRecorder:
         self._last = time.perf_counter()
         self._timer.start()
         return self

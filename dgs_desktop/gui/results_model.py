@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 
+from ..verdict import verdict
+
 QUEUED, SCANNING, OK, ERROR, NOT_SCANNED = "queued", "scanning", "ok", "error", "not scanned"
 COLUMNS = ("", "Name", "Folder", "P(fake)", "Verdict", "Status")
 THUMB_COL, NAME_COL, FOLDER_COL, PROB_COL, VERDICT_COL, STATUS_COL = range(len(COLUMNS))
@@ -49,10 +51,7 @@ class ResultRow:
         return None if self.result is None else self.result.fake_probability
 
     def verdict(self, threshold: float) -> str:
-        probability = self.probability
-        if probability is None:
-            return ""
-        return "fake" if probability >= threshold else "real"
+        return verdict(self.probability, threshold)
 
     @property
     def status_text(self) -> str:

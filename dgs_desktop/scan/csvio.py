@@ -14,15 +14,16 @@ from pathlib import Path
 
 from .. import __version__
 from ..atomic import atomic_path
+from ..errors import InputError
 from .engine import ScanResult
 
 COLUMNS = ("path", "sha256", "status", "fake_probability", "verdict", "threshold", "error",
-           "width", "height", "format", "notes", "checkpoint", "checkpoint_sha256", "device",
-           "dgs_desktop_version")
+           "width", "height", "format", "notes", "provenance", "checkpoint", "checkpoint_sha256", "device",
+           "precision", "dgs_desktop_version")
 
 
-class CsvError(RuntimeError):
-    pass
+class CsvError(InputError, RuntimeError):
+    """The results CSV cannot be written or resumed; one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class RunInfo:
     checkpoint_sha256: str
     device: str
     threshold: float
+    precision: str = "fp32"
 
 
 def format_probability(value: float | None) -> str:
@@ -52,9 +54,11 @@ def result_row(result: ScanResult, run: RunInfo) -> dict[str, str]:
         "height": "" if result.height is None else str(result.height),
         "format": result.format,
         "notes": "; ".join(result.notes),
+        "provenance": result.provenance,
         "checkpoint": run.checkpoint,
         "checkpoint_sha256": run.checkpoint_sha256,
         "device": run.device,
+        "precision": run.precision,
         "dgs_desktop_version": __version__,
     }
 

@@ -24,6 +24,7 @@ import torch
 
 from ..detector.device import autocast_for
 from ..detector.patches import PatchSelection, mosaics_to_tensor, select_patches
+from ..verdict import verdict
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
 
 
@@ -38,6 +39,7 @@ class ScanResult:
     height: int | None = None
     format: str = ""
     notes: list[str] = field(default_factory=list)
+    provenance: str = ""  # one-line metadata / C2PA / generator signals, shown beside the score
     selection: PatchSelection | None = None  # kept only when the caller asks for it
 
     @property
@@ -45,9 +47,7 @@ class ScanResult:
         return self.status == "ok"
 
     def verdict(self, threshold: float) -> str:
-        if self.fake_probability is None:
-            return ""
-        return "fake" if self.fake_probability > threshold else "real"  # as the authors' validate.py
+        return verdict(self.fake_probability, threshold)
 
 
 @dataclass

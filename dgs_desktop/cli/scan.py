@@ -1,0 +1,107 @@
+"""`dgs-desktop scan PATH... --checkpoint CKPT --csv OUT`: the headless scan."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from .shell import Command
+
+
+def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (recursive)")
+    parser.add_argument("--checkpoint", "-c", help="checkpoint directory or hf:ORG/NAME[@REVISION]")
+    parser.add_argument("--csv", "-o", required=True, metavar="OUT", help="CSV file to write")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per forward pass (default 8 on CPU, 32 on CUDA); scores are "
+                             "bit-identical across runs with the same device type and batch size")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="threads for decoding and patch selection (default: CPU count, max 4)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="fake if probability > threshold (default: the checkpoint's, usually 0.5)")
+    parser.add_argument("--resume", action="store_true", help="keep OUT's rows and scan only files not in it")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from ..detector.checkpoint import NO_MODEL_HELP, CheckpointError, load_detector, resolve_checkpoint
+    from ..detector.device import DeviceError, describe_device, precision_name, resolve_device
+    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo
+    from ..scan.discover import expand_paths
+    from ..scan.engine import Scanner, ScanProgress
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise UsageError("--threshold must be between 0 and 1")
+    if not args.checkpoint:
+        raise UsageError(NO_MODEL_HELP)
+    missing = [p for p in args.paths if not Path(p).expanduser().exists() and not Path(p).is_symlink()]
+    if len(missing) == len(args.paths):
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
+    for path in missing:
+        print(f"dgs-desktop: warning: {path} does not exist (recorded as an error row)", file=sys.stderr)
+    try:
+        device = resolve_device(args.device)
+        checkpoint = resolve_checkpoint(args.checkpoint)
+    except (DeviceError, CheckpointError) as exc:
+        raise UsageError(str(exc)) from None
+    threshold = checkpoint.threshold if args.threshold is None else args.threshold
+    run = RunInfo(checkpoint=checkpoint.source, checkpoint_sha256=checkpoint.sha256,
+                  device=describe_device(device), threshold=threshold,
+                  precision=precision_name(device))
+    try:
+        writer = CsvResultWriter(args.csv, run, resume=args.resume)
+    except CsvError as exc:
+        raise UsageError(str(exc)) from None
+    with writer:
+        try:
+            detector = load_detector(checkpoint, device)
+        except CheckpointError as exc:
+            raise UsageError(str(exc)) from None
+        files = [p for p in expand_paths(args.paths) if str(p) not in writer.done_paths]
+        skipped = len(writer.done_paths)
+        scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers)
+        progress = ScanProgress(total=len(files))
+        counts = {"fake": 0, "real": 0}
+        bar = None
+        if not args.no_progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(files), unit="img", file=sys.stderr, dynamic_ncols=True,
+                       desc="scanning")
+        try:
+            for result in scanner.scan(files):
+                writer.write(result)
+                progress.update(result)
+                verdict = result.verdict(threshold)
+                if verdict:
+                    counts[verdict] += 1
+                if bar is not None:
+                    bar.update(1)
+        except CsvError as exc:  # disk full / output removed mid-scan: finished rows are kept
+            raise UsageError(str(exc)) from None
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+            print(f"\ndgs-desktop: interrupted after {progress.done} of {len(files)} files; "
+                  f"{args.csv} holds every finished row. Continue with --resume.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            if bar is not None:
+                bar.close()
+    elapsed = time.perf_counter() - progress.started
+    resumed = f", {skipped} already in the CSV" if skipped else ""
+    print(f"Scanned {progress.done} files in {elapsed:.1f} s ({progress.rate:.1f}/s): "
+          f"{counts['fake']} fake, {counts['real']} real, {progress.failed} failed{resumed} -> {args.csv}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+SCAN = Command("scan", "score images headless and write one CSV row per file", add_scan_arguments, run_scan)

@@ -20,6 +20,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+try:  # HEIC/HEIF (phone photos) through pillow-heif; Pillow >= 11 decodes AVIF itself
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - a dependency; without it HEIF files get a clear error row
+    pass
+
 # Keeping freed blocks around instead of returning them to the OS after each image roughly
 # doubles decode throughput (measured: ~88 -> ~210 1 MP JPEGs/s on one core).
 Image.core.set_blocks_max(int(os.environ.get("PILLOW_BLOCKS_MAX", "64")))
@@ -48,6 +55,7 @@ class DecodedImage:
     format: str
     mode: str  # the file's original mode
     notes: list[str] = field(default_factory=list)
+    data: bytes = field(default=b"", repr=False)  # the file's bytes as read once (metadata, provenance)
 
 
 _NOATIME = getattr(os, "O_NOATIME", 0)
@@ -176,8 +184,12 @@ def sniff_format(data: bytes) -> str | None:
             return name
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WebP"
-    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc", b"avif", b"avis"):
-        return "HEIF/AVIF"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
+        return "AVIF"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"hevc"):
+        return "HEIF"
+    if data.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
+        return "JPEG XL"
     return None
 
 
@@ -185,7 +197,7 @@ def sniff_format(data: bytes) -> str | None:
 _SUFFIX_FORMATS = {
     ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".jpe": {"JPEG", "MPO"}, ".jfif": {"JPEG", "MPO"},
     ".png": {"PNG"}, ".webp": {"WEBP"}, ".bmp": {"BMP", "DIB"}, ".gif": {"GIF"}, ".tif": {"TIFF"},
-    ".tiff": {"TIFF"}, ".heic": {"HEIF"}, ".avif": {"AVIF"}, ".ppm": {"PPM"}, ".pgm": {"PPM"},
+    ".tiff": {"TIFF"}, ".heic": {"HEIF"}, ".heif": {"HEIF"}, ".hif": {"HEIF"}, ".avif": {"AVIF"}, ".jxl": {"JPEG XL"}, ".ppm": {"PPM"}, ".pgm": {"PPM"},
     ".pbm": {"PPM"}, ".tga": {"TGA"}, ".jp2": {"JPEG2000"}, ".ico": {"ICO"},
 }
 
@@ -203,11 +215,22 @@ def suffix_note(path: Path, fmt: str) -> str | None:
     return None
 
 
+# Formats recognised by their signature that this installation's Pillow (and plugins) cannot open.
+_UNDECODABLE = {
+    "JPEG XL": "JPEG XL image: not supported by this installation (neither Pillow nor an installed "
+               "plugin decodes JPEG XL); convert it losslessly to PNG to scan it",
+    "HEIF": "HEIF/HEIC image that this installation cannot decode (pillow-heif missing or too old)",
+    "AVIF": "AVIF image that this installation cannot decode (needs Pillow >= 11 built with AVIF)",
+}
+
+
 def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Decodes `data` to RGB; raises only DecodeError (with the sha256 of `data`)."""
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        return _decode(data, sha256, max_pixels)
+        decoded = _decode(data, sha256, max_pixels)
+        decoded.data = data
+        return decoded
     except DecodeError as exc:
         exc.sha256 = sha256
         raise
@@ -251,8 +274,8 @@ def _decode(data: bytes, sha256: str, max_pixels: int) -> DecodedImage:
         raise DecodeError(f"image too large: it {size}, over the limit of {max_pixels:,} "
                           f"(possible decompression bomb)") from None
     except UnidentifiedImageError:
-        if sniffed == "HEIF/AVIF":
-            raise DecodeError("HEIF/AVIF image that this installation cannot decode") from None
+        if sniffed in _UNDECODABLE:
+            raise DecodeError(_UNDECODABLE[sniffed]) from None
         if sniffed:
             raise DecodeError(f"truncated or damaged {sniffed} file: it starts like a {sniffed} image "
                               f"but cannot be read") from None

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif",
-                            ".tiff", ".heic", ".avif", ".ppm", ".pgm", ".pbm", ".tga", ".jp2", ".ico"})
+                            ".tiff", ".heic", ".heif", ".hif", ".avif", ".jxl", ".ppm", ".pgm", ".pbm", ".tga", ".jp2", ".ico"})
 
 
 def _identity(path: Path):

@@ -24,6 +24,7 @@ import torch
 
 from ..detector.device import autocast_for
 from ..detector.patches import PatchSelection, mosaics_to_tensor, select_patches
+from ..provenance.summary import provenance_line
 from ..verdict import verdict
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
 
@@ -63,6 +64,7 @@ def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
         decoded = decode_image(path, max_pixels=max_pixels)
         result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
         result.format, result.notes = decoded.format, decoded.notes
+        result.provenance = provenance_line(decoded.data)  # from the bytes already read; beside the score
         selection = select_patches(decoded.image)
         return _Prepared(result, selection)
     except DecodeError as exc:

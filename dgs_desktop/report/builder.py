@@ -1,0 +1,289 @@
+"""The analyst's report as one self-contained HTML file (GUI-free).
+
+First page: summary counts and the P(fake) histogram, the model (checkpoint hash,
+architecture, training provenance, validation metrics), tool version, device, precision and
+time. Then per image: thumbnail, patch overlay and mosaic recomputed from the file with the
+scan's own safe reader and patch selection, P(fake), verdict, threshold, provenance, sha256
+(checked against the scan's), size, and the analyst's note.
+
+Everything that comes from files or rows is escaped; images are inlined as data: URIs that
+this program encoded; a Content-Security-Policy forbids anything but inline styles and data:
+images, so even a mistake in escaping could not load or run anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+from .. import __version__
+from ..verdict import FAKE, RULE_TEXT, verdict
+from . import images
+from .inputs import ModelInfo, ReportItem, ReportSource
+
+log = logging.getLogger(__name__)
+
+GENERATOR_MARK = "dgs-desktop report"  # in every report's <head>; how we recognise our own files
+MAX_FIELDS_SHOWN = 80
+MAX_FIELD_CHARS = 400
+
+STYLE = """
+body { font-family: sans-serif; font-size: 10pt; color: #111; margin: 24px; }
+h1 { font-size: 18pt; margin: 0 0 4px 0; } h2 { font-size: 13pt; margin: 18px 0 6px 0; }
+h3 { font-size: 11pt; margin: 14px 0 4px 0; word-break: break-all; }
+table.kv td { padding: 2px 8px 2px 0; vertical-align: top; }
+table.kv td.k { color: #555; white-space: nowrap; }
+td.mono, span.mono { font-family: monospace; word-break: break-all; }
+.muted { color: #666; } .fake { color: #b91c1c; font-weight: bold; } .real { color: #15803d; font-weight: bold; }
+.error { color: #92400e; font-weight: bold; }
+.item { border-top: 1px solid #ccc; margin-top: 14px; page-break-inside: avoid; break-inside: avoid; }
+.pics td { padding: 4px 8px 0 0; vertical-align: top; font-size: 8pt; color: #555; }
+.warn { background: #fef3c7; }
+"""
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def text(value) -> str:
+    """Escaped text for HTML, whatever the value held (undecodable file-name bytes become
+    replacement characters instead of breaking the UTF-8 file)."""
+    value = "" if value is None else str(value)
+    value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return html.escape(value, quote=True)
+
+
+def _kv_rows(rows: list[tuple[str, str]], raw_values: bool = False) -> str:
+    """<tr> rows of a key/value table; values are escaped unless `raw_values` (our own markup)."""
+    out = []
+    for key, value in rows:
+        shown = value if raw_values else text(value)
+        out.append(f'<tr><td class="k">{text(key)}</td><td>{shown}</td></tr>')
+    return "".join(out)
+
+
+def _verdict_html(item: ReportItem) -> str:
+    if item.status != "ok" or item.fake_probability is None:
+        return '<span class="error">no verdict (error)</span>'
+    label = verdict(item.fake_probability, item.threshold)
+    return f'<span class="{"fake" if label == FAKE else "real"}">{text(label)}</span>'
+
+
+def _format_probability(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _flatten(prefix: str, value, out: list[tuple[str, str]], depth: int = 0) -> None:
+    if isinstance(value, dict) and depth < 4:
+        for key in sorted(value):
+            _flatten(f"{prefix}.{key}" if prefix else str(key), value[key], out, depth + 1)
+    else:
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else str(value)
+        out.append((prefix, shown[:MAX_FIELD_CHARS]))
+
+
+def model_rows(model: ModelInfo) -> list[tuple[str, str]]:
+    rows = [("Checkpoint", model.source or "—"), ("Checkpoint sha256 (manifest)", model.sha256 or "—")]
+    manifest = model.manifest
+    if manifest is None:
+        rows.append(("Manifest", model.manifest_note or "not available"))
+        return rows
+    lora = manifest.get("lora") or {}
+    base = manifest.get("base_weights") or {}
+    rows += [("Architecture", str(manifest.get("architecture", "—"))),
+             ("Base weights", f"{base.get('id', '—')}" + (" (bundled)" if base.get("bundled") else "")),
+             ("LoRA", ", ".join(f"{k}={lora[k]}" for k in sorted(lora) if not isinstance(lora[k], dict | list))),
+             ("Checkpoint threshold", str(manifest.get("threshold", "—")))]
+    provenance = dict(manifest.get("provenance") or {})
+    metrics = provenance.pop("final_metrics", None)
+    provenance_rows: list[tuple[str, str]] = []
+    _flatten("", provenance, provenance_rows)
+    rows += [(f"Provenance: {key}", value) for key, value in provenance_rows[:40]]
+    if isinstance(metrics, dict) and metrics.get("val"):
+        metric_rows: list[tuple[str, str]] = []
+        _flatten("", metrics["val"], metric_rows)
+        rows += [(f"Validation: {key}", value) for key, value in metric_rows[:40]]
+    else:
+        rows.append(("Validation metrics", "none recorded in the checkpoint"))
+    return rows
+
+
+class ImageSection:
+    """One image's part of the report, recomputed from the file (never trusting it)."""
+
+    def __init__(self, index: int, item: ReportItem):
+        self.index, self.item = index, item
+
+    def render(self) -> str:
+        item = self.item
+        pictures, details, warnings = self._recompute()
+        size = f"{item.width}×{item.height}" if item.width and item.height else "—"
+        rows = [("P(fake)", text(_format_probability(item.fake_probability))),
+                ("Verdict", _verdict_html(item)),
+                ("Threshold", text(f"{item.threshold:g} ({RULE_TEXT})")),
+                ("Status", text(item.status) + (f' — <span class="error">{text(item.error)}</span>'
+                                                if item.error else "")),
+                ("sha256 (scan)", f'<span class="mono">{text(item.sha256 or "—")}</span>'),
+                ("Size", text(f"{size} px, {item.format or '?'}" + details.pop("bytes", ""))),
+                ("Notes", text(item.notes or "—")),
+                ("Provenance (scan)", text(item.provenance or "—"))]
+        if item.note:
+            rows.append(("Analyst's note", text(item.note).replace("\n", "<br>")))
+        warning_html = "".join(f'<p class="warn">{text(w)}</p>' for w in warnings)
+        name = os.path.basename(item.path) or item.path
+        return (f'<div class="item"><h3>{self.index}. {text(name)}</h3>'
+                f'<p class="muted mono">{text(item.path)}</p>{warning_html}{pictures}'
+                f'<table class="kv">{_kv_rows(rows, raw_values=True)}</table>{details.pop("provenance", "")}</div>')
+
+    def _recompute(self) -> tuple[str, dict[str, str], list[str]]:
+        from ..detector.patches import select_patches
+        from ..provenance.summary import analyze
+        from ..scan.decode import DecodeError, decode_bytes, read_file
+
+        item, warnings, details = self.item, [], {}
+        try:
+            data = read_file(Path(item.path))
+        except DecodeError as exc:
+            return "", details, [f"The file cannot be read now ({exc}); pictures and metadata are missing."]
+        details["bytes"] = f", {len(data):,} bytes"
+        try:
+            decoded = decode_bytes(data)
+        except DecodeError as exc:
+            decoded = None
+            if item.status == "ok":
+                warnings.append(f"The file no longer decodes ({exc}).")
+        current = hashlib.sha256(data).hexdigest()
+        if item.sha256 and current != item.sha256:
+            warnings.append(f"The file has changed since the scan: its sha256 is now {current}; the pictures and "
+                            "metadata below are of the current file, the score is of the scanned one.")
+        report = analyze(data)
+        details["provenance"] = provenance_html(report)
+        if decoded is None:
+            return "", details, warnings
+        try:
+            selection = select_patches(decoded.image)
+        except Exception as exc:  # noqa: BLE001 - the row still goes into the report
+            warnings.append(f"Patch selection failed ({type(exc).__name__}).")
+            return "", details, warnings
+        # Shown sizes fit three pictures across an A4 page (about 700 CSS px) in Qt's PDF layout too.
+        thumb_w, overlay_w = _shown_width(decoded.image, 150), _shown_width(decoded.image, 260)
+        thumbnail = images.encode(images.scaled(decoded.image, images.THUMBNAIL_SIDE), "JPEG")
+        overlay = images.encode(images.overlay(decoded.image, selection), "JPEG")
+        mosaic = images.encode(Image.fromarray(selection.mosaic), "PNG")
+        pictures = ('<table class="pics"><tr>'
+                    f'<td><img src="{thumbnail}" alt="thumbnail" width="{thumb_w}"><br>thumbnail</td>'
+                    f'<td><img src="{overlay}" alt="patch overlay" width="{overlay_w}"><br>'
+                    'selected patches (blue: smooth, orange: detailed)</td>'
+                    f'<td><img src="{mosaic}" alt="mosaic" width="224" height="224"><br>7×7 mosaic the detector saw'
+                    '</td></tr></table>')
+        return pictures, details, warnings
+
+
+def _shown_width(image, box: int) -> int:
+    """Display width of `image` fitted into a `box`-px square."""
+    return max(1, round(image.width * min(box / image.width, box / image.height)))
+
+
+def provenance_html(report) -> str:
+    """Signals, C2PA and metadata of one file as escaped HTML."""
+    meta, c2pa = report.metadata, report.c2pa
+    rows: list[tuple[str, str]] = []
+    for signal in report.signals:
+        rows.append((f"Signal ({signal.kind})", signal.line()))
+    if c2pa.present:
+        rows += [("C2PA", c2pa.state_text), ("C2PA signer", f"{c2pa.signer} ({c2pa.issuer})"),
+                 ("C2PA claim generator", c2pa.claim_generator or "—"),
+                 ("C2PA declares AI", ", ".join(c2pa.ai_source_types) or "no"),
+                 ("C2PA actions", "; ".join(c2pa.actions) or "—")]
+    else:
+        rows.append(("C2PA", "no Content Credentials"))
+    for label, value in (("Camera", meta.camera), ("Lens", meta.lens), ("Software", meta.software),
+                         ("Date taken", meta.date_taken), ("ICC profile", meta.icc_profile),
+                         ("GPS", f"{meta.gps[0]:.6f}, {meta.gps[1]:.6f}" if meta.gps else ""),
+                         ("JPEG quality", "" if not meta.jpeg_qtables else
+                          (f"~{meta.jpeg_quality}" if meta.jpeg_quality else "custom quantisation tables"))):
+        if value:
+            rows.append((label, value))
+    rows += [("Metadata problem", problem) for problem in meta.problems]
+    shown = [(f"{group} {name}", value[:MAX_FIELD_CHARS]) for group, name, value in meta.fields[:MAX_FIELDS_SHOWN]]
+    extra = len(meta.fields) - len(shown)
+    thumb_html = ""
+    if meta.thumbnail:
+        thumb = images.reencoded_thumbnail(meta.thumbnail)
+        if thumb is not None:
+            thumb_html = (f'<p class="muted">Embedded EXIF thumbnail (compare with the image):<br>'
+                          f'<img src="{images.encode(thumb, "PNG")}" alt="embedded thumbnail"></p>')
+    more = f'<p class="muted">… and {extra} more metadata fields</p>' if extra > 0 else ""
+    fields_html = (f'<p class="muted">All metadata ({len(meta.fields)} fields):</p>'
+                   f'<table class="kv">{_kv_rows(shown)}</table>{more}') if shown else \
+        '<p class="muted">No metadata in the file.</p>'
+    return f'<table class="kv">{_kv_rows(rows)}</table>{thumb_html}{fields_html}'
+
+
+def summary_counts(items: list[ReportItem]) -> dict[str, int]:
+    counts = {"images": len(items), "fake": 0, "real": 0, "errors": 0}
+    for item in items:
+        label = verdict(item.fake_probability, item.threshold) if item.status == "ok" else ""
+        if label:
+            counts[label] += 1
+        else:
+            counts["errors"] += 1
+    return counts
+
+
+def build_html(source: ReportSource, model: ModelInfo, generated_at: dt.datetime | None = None,
+               progress: Callable[[int, int], None] | None = None, cancelled: Callable[[], bool] | None = None) -> str:
+    """The whole report. `progress(done, total)` is called after each image; `cancelled()`
+    stops the work early (InterruptedError)."""
+    generated_at = generated_at or dt.datetime.now(dt.timezone.utc)
+    counts = summary_counts(source.items)
+    run = source.run
+    thresholds = run.thresholds or [0.5]
+    scored = [i.fake_probability for i in source.items if i.status == "ok" and i.fake_probability is not None]
+    chart = images.encode(images.histogram(scored, thresholds[0]), "PNG")
+    scanned = dt.datetime.fromtimestamp(source.modified, dt.timezone.utc)
+    run_rows = [("Report made", f"{generated_at:%Y-%m-%d %H:%M:%S %Z} by dgs-desktop {__version__}"),
+                (f"From {source.kind}", f"{source.path} (sha256 {source.sha256})"),
+                ("Scan written", f"{scanned:%Y-%m-%d %H:%M:%S %Z} (the {source.kind}'s modification time)"),
+                ("Scanned with", ", ".join(f"dgs-desktop {v}" for v in run.versions) or "—"),
+                ("Device", "; ".join(run.devices) or "—"), ("Precision", "; ".join(run.precisions) or "—"),
+                ("Threshold", ", ".join(f"{t:g}" for t in thresholds) + f" ({RULE_TEXT})")]
+    if source.case_name:
+        run_rows.insert(1, ("Case", source.case_name))
+    count_rows = [("Images", str(counts["images"])), ("Fake", str(counts["fake"])), ("Real", str(counts["real"])),
+                  ("Not scored (errors)", str(counts["errors"]))]
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta name="generator" content="{GENERATOR_MARK} {text(__version__)}">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        f"<title>DGS Desktop report — {text(source.path.name)}</title><style>{STYLE}</style></head><body>",
+        "<h1>DGS Desktop report</h1>",
+        '<p class="muted">P(fake) is the DGS-Net detector\'s probability that an image is AI-generated. '
+        "Provenance signals are shown beside it and never change it.</p>",
+        f'<h2>Summary</h2><table><tr><td width="190" style="vertical-align: top; white-space: nowrap"><table class="kv">{_kv_rows(count_rows)}'
+        f'</table></td><td><img src="{chart}" alt="histogram of P(fake)" width="460" height="172"></td></tr></table>',
+        f'<h2>Run</h2><table class="kv">{_kv_rows(run_rows)}</table>',
+        f'<h2>Model</h2><table class="kv">{_kv_rows(model_rows(model))}</table>',
+        '<h2 style="page-break-before: always">Images</h2>',
+    ]
+    total = len(source.items)
+    for index, item in enumerate(source.items, 1):
+        if cancelled is not None and cancelled():
+            raise InterruptedError("report cancelled")
+        try:
+            parts.append(ImageSection(index, item).render())
+        except Exception as exc:  # noqa: BLE001 - one bad file must not lose the whole report
+            log.debug("report section failed", exc_info=True)
+            parts.append(f'<div class="item"><h3>{index}. {text(item.path)}</h3>'
+                         f'<p class="warn">This image could not be rendered: {text(type(exc).__name__)}: '
+                         f"{text(exc)}</p></div>")
+        if progress is not None:
+            progress(index, total)
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,116 @@
+"""The pictures of a report, drawn with Pillow and inlined as data: URIs (no external files).
+
+Only images this program encodes are inlined: the evidence's own bytes (and its embedded
+EXIF thumbnail) are re-decoded and re-encoded first, so a hostile file cannot smuggle
+anything into the report's viewer.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ..detector.patches import PatchSelection
+
+THUMBNAIL_SIDE = 256
+OVERLAY_SIDE = 480
+LOW_ENTROPY_COLOUR = (37, 99, 235)  # blue: smooth patches (as in the window)
+HIGH_ENTROPY_COLOUR = (234, 88, 12)  # orange: detailed patches
+FAKE_COLOUR, REAL_COLOUR = (220, 38, 38), (22, 163, 74)
+MAX_EMBEDDED_THUMBNAIL_PIXELS = 4_000_000
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def encode(image: Image.Image, fmt: str = "PNG") -> str:
+    """`image` as a data: URI (PNG keeps exact pixels; JPEG for photos' previews)."""
+    buffer = io.BytesIO()
+    if fmt == "JPEG":
+        image.convert("RGB").save(buffer, "JPEG", quality=85, optimize=True)
+        return data_uri(buffer.getvalue(), "image/jpeg")
+    image.save(buffer, "PNG", optimize=True)
+    return data_uri(buffer.getvalue(), "image/png")
+
+
+def scaled(image: Image.Image, side: int) -> Image.Image:
+    copy = image.copy()
+    copy.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return copy
+
+
+def overlay(image: Image.Image, selection: PatchSelection, side: int = OVERLAY_SIDE) -> Image.Image:
+    """The image, scaled to fit `side`, with the 49 selected patches outlined (blue: low
+    entropy, orange: high entropy)."""
+    preview = scaled(image, side).convert("RGB")
+    scale_x, scale_y = preview.width / image.width, preview.height / image.height
+    draw = ImageDraw.Draw(preview)
+    for (x, y, w, h), low in zip(selection.boxes, selection.low_entropy):
+        if w == 0 or h == 0:
+            continue  # empty mosaic cell
+        colour = LOW_ENTROPY_COLOUR if low else HIGH_ENTROPY_COLOUR
+        box = (x * scale_x, y * scale_y, max(x * scale_x + 1, (x + w) * scale_x - 1),
+               max(y * scale_y + 1, (y + h) * scale_y - 1))
+        draw.rectangle(box, outline=colour, width=2 if preview.width >= 200 else 1)
+    return preview
+
+
+def reencoded_thumbnail(jpeg: bytes) -> Image.Image | None:
+    """An embedded EXIF thumbnail decoded by Pillow (bounded), or None when unreadable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            thumb = Image.open(io.BytesIO(jpeg))
+            if thumb.width * thumb.height > MAX_EMBEDDED_THUMBNAIL_PIXELS:
+                return None
+            thumb.load()
+        return scaled(thumb.convert("RGB"), THUMBNAIL_SIDE)
+    except Exception:  # noqa: BLE001 - a broken thumbnail is simply not shown
+        return None
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType sizing
+        return ImageFont.load_default()
+
+
+def histogram(probabilities: list[float], threshold: float, bins: int = 20,
+              size: tuple[int, int] = (1120, 420)) -> Image.Image:
+    """Bar chart of P(fake) in `bins` equal bins over [0, 1]; bars above the threshold red,
+    below green, the threshold as a dashed line."""
+    width, height = size
+    left, right, top, bottom = 80, 24, 28, 64
+    counts = [0] * bins
+    for p in probabilities:
+        counts[min(bins - 1, max(0, int(p * bins)))] += 1
+    peak = max(counts) if any(counts) else 1
+    chart = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(chart)
+    font = _font(22)
+    plot_w, plot_h = width - left - right, height - top - bottom
+    draw.line((left, top, left, top + plot_h, left + plot_w, top + plot_h), fill=(80, 80, 80), width=2)
+    for i, count in enumerate(counts):
+        x0 = left + plot_w * i / bins
+        x1 = left + plot_w * (i + 1) / bins - 3
+        y0 = top + plot_h * (1 - count / peak)
+        colour = FAKE_COLOUR if (i + 0.5) / bins > threshold else REAL_COLOUR
+        if count:
+            draw.rectangle((x0 + 1, y0, x1, top + plot_h - 1), fill=colour)
+    tx = left + plot_w * threshold
+    for y in range(top, top + plot_h, 16):
+        draw.line((tx, y, tx, min(y + 8, top + plot_h)), fill=(30, 30, 30), width=3)
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x = left + plot_w * tick
+        draw.line((x, top + plot_h, x, top + plot_h + 8), fill=(80, 80, 80), width=2)
+        draw.text((x, top + plot_h + 12), f"{tick:g}", fill=(40, 40, 40), font=font, anchor="ma")
+    draw.text((left + plot_w / 2, height - 4), "P(fake)", fill=(40, 40, 40), font=font, anchor="md")
+    draw.text((left - 10, top), str(peak), fill=(40, 40, 40), font=font, anchor="ra")
+    draw.text((left - 10, top + plot_h), "0", fill=(40, 40, 40), font=font, anchor="rb")
+    draw.text((tx + 8, top), f"threshold {threshold:g}", fill=(30, 30, 30), font=font, anchor="la")
+    return chart

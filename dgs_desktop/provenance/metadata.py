@@ -135,7 +135,8 @@ def icc_profile_name(profile: bytes) -> str:
 
 
 _XMP_ATTRIBUTE = re.compile(r'\b([A-Za-z][\w.-]{0,40}):([A-Za-z][\w.-]{0,80})\s*=\s*"([^"]{0,4000})"')
-_XMP_ELEMENT = re.compile(r"<([A-Za-z][\w.-]{0,40}):([A-Za-z][\w.-]{0,80})(?:\s[^<>]{0,2000})?>(.{0,20000}?)</\1:\2>",
+# Containers (rdf:, x:) are not matched, so the properties inside them are found.
+_XMP_ELEMENT = re.compile(r"<(?!rdf:|x:)([A-Za-z][\w.-]{0,40}):([A-Za-z][\w.-]{0,80})(?:\s[^<>]{0,2000})?>(.{0,20000}?)</\1:\2>",
                           re.S)
 _XMP_LI = re.compile(r"<rdf:li(?:\s[^<>]{0,2000})?>([^<]{0,4000})</rdf:li>")
 _XML_ENTITIES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'", "&amp;": "&"}
@@ -253,12 +254,15 @@ def read_metadata(data: bytes, image: Image.Image | None = None) -> Metadata:
     bytes (headers only). Never raises for bad metadata: problems are listed instead."""
     meta = Metadata()
     try:
-        if image is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:  # Pillow's "Corrupt EXIF data" etc.
+            warnings.simplefilter("always")
+            if image is None:
                 image = Image.open(io.BytesIO(data))
-        meta.format = image.format or ""
-        _read_all(image, meta)
+            meta.format = image.format or ""
+            _read_all(image, meta)
+        relevant = [w for w in caught[:20] if not issubclass(w.category, Image.DecompressionBombWarning)]
+        for message in dict.fromkeys(clip_text(w.message, 200) for w in relevant):  # the scan checks size
+            meta.problems.append(f"metadata warning: {message}")
     except Exception as exc:  # noqa: BLE001 - metadata is a side show: never fail the scan for it
         log.debug("metadata unreadable", exc_info=True)
         meta.problems.append(f"metadata unreadable: {type(exc).__name__}: {clip_text(exc, 200)}")

@@ -100,6 +100,9 @@ def model_rows(model: ModelInfo) -> list[tuple[str, str]]:
              ("Base weights", f"{base.get('id', '—')}" + (" (bundled)" if base.get("bundled") else "")),
              ("LoRA", ", ".join(f"{k}={lora[k]}" for k in sorted(lora) if not isinstance(lora[k], dict | list))),
              ("Checkpoint threshold", str(manifest.get("threshold", "—")))]
+    backbone_rows: list[tuple[str, str]] = []
+    _flatten("", manifest.get("backbone") or {}, backbone_rows)
+    rows += [(f"Backbone: {key}", value) for key, value in backbone_rows[:12]]
     provenance = dict(manifest.get("provenance") or {})
     metrics = provenance.pop("final_metrics", None)
     provenance_rows: list[tuple[str, str]] = []

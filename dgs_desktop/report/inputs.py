@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..detector.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES
 from ..errors import InputError
 from ..verdict import DEFAULT_THRESHOLD
 
-MAX_MANIFEST_BYTES = 1 << 20
 CSV_REQUIRED = ("path", "sha256", "status", "fake_probability", "verdict", "threshold", "error")
 
 
@@ -154,7 +154,7 @@ def find_model(run: RunDetails, checkpoint_dir: str | Path | None = None) -> Mod
                               if run.checkpoints else "the rows name no checkpoint")
         return info
     for directory in candidates:
-        manifest_path = directory / "dgs_checkpoint.json"
+        manifest_path = directory / MANIFEST_NAME
         try:
             with open(manifest_path, "rb") as handle:
                 raw = handle.read(MAX_MANIFEST_BYTES + 1)

@@ -117,6 +117,18 @@ def model_rows(model: ModelInfo) -> list[tuple[str, str]]:
     return rows
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def file_path(text_from_csv: str) -> Path:
+    """The file a row names. A CSV writer that defuses spreadsheet formulas prefixes such cells
+    with a quote; that quote is dropped when the name without it is the file that exists."""
+    path = Path(text_from_csv)
+    if text_from_csv.startswith("'") and text_from_csv[1:2] in _FORMULA_START and not os.path.lexists(path):
+        return Path(text_from_csv[1:])
+    return path
+
+
 class ImageSection:
     """One image's part of the report, recomputed from the file (never trusting it)."""
 
@@ -151,7 +163,7 @@ class ImageSection:
 
         item, warnings, details = self.item, [], {}
         try:
-            data = read_file(Path(item.path))
+            data = read_file(file_path(item.path))
         except DecodeError as exc:
             return "", details, [f"The file cannot be read now ({exc}); pictures and metadata are missing."]
         details["bytes"] = f", {len(data):,} bytes"

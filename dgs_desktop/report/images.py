@@ -31,7 +31,7 @@ def encode(image: Image.Image, fmt: str = "PNG") -> str:
     """`image` as a data: URI (PNG keeps exact pixels; JPEG for photos' previews)."""
     buffer = io.BytesIO()
     if fmt == "JPEG":
-        image.convert("RGB").save(buffer, "JPEG", quality=85, optimize=True)
+        image.convert("RGB").save(buffer, "JPEG", quality=85, optimize=True, subsampling=0)  # crisp outlines
         return data_uri(buffer.getvalue(), "image/jpeg")
     image.save(buffer, "PNG", optimize=True)
     return data_uri(buffer.getvalue(), "image/png")
@@ -46,7 +46,11 @@ def scaled(image: Image.Image, side: int) -> Image.Image:
 def overlay(image: Image.Image, selection: PatchSelection, side: int = OVERLAY_SIDE) -> Image.Image:
     """The image, scaled to fit `side`, with the 49 selected patches outlined (blue: low
     entropy, orange: high entropy)."""
-    preview = scaled(image, side).convert("RGB")
+    factor = side / max(image.width, image.height)  # small images are enlarged, so outlines stay visible
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    resample = Image.Resampling.NEAREST if factor >= 1 else Image.Resampling.LANCZOS
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    preview = rgb.resize(size, resample, reducing_gap=3.0 if factor < 1 else None)
     scale_x, scale_y = preview.width / image.width, preview.height / image.height
     draw = ImageDraw.Draw(preview)
     for (x, y, w, h), low in zip(selection.boxes, selection.low_entropy):
@@ -55,7 +59,7 @@ def overlay(image: Image.Image, selection: PatchSelection, side: int = OVERLAY_S
         colour = LOW_ENTROPY_COLOUR if low else HIGH_ENTROPY_COLOUR
         box = (x * scale_x, y * scale_y, max(x * scale_x + 1, (x + w) * scale_x - 1),
                max(y * scale_y + 1, (y + h) * scale_y - 1))
-        draw.rectangle(box, outline=colour, width=2 if preview.width >= 200 else 1)
+        draw.rectangle(box, outline=colour, width=2)
     return preview
 
 

@@ -1,0 +1,271 @@
+"""`dgs-desktop report`: the self-contained HTML report, its PDF, and what it refuses.
+
+Inputs are generated and scanned here with the tiny model. Chromium and pdftoppm checks are
+skipped where those tools are not installed (scripts/report_preview.py makes the same
+renders for a person to look at)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+import shutil
+import sqlite3
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+from provenance_samples import SIGNER_NAME, encoded, picture, sample_files
+
+from dgs_desktop.cli import main
+from dgs_desktop.detector.patches import select_patches
+from dgs_desktop.report import images
+from dgs_desktop.report.builder import GENERATOR_MARK
+from dgs_desktop.report.output import is_our_report
+from dgs_desktop.scan.decode import decode_image
+from dgs_desktop.verdict import verdict
+
+HOSTILE_NAME = '<img src=x onerror="alert(1)">.png'
+
+
+def scan(folder, checkpoint, out):
+    assert main(["scan", str(folder), "--checkpoint", str(checkpoint.directory), "--csv", str(out),
+                 "--no-progress", "--device", "cpu"]) == 0
+    with open(out, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def scanned(tiny_checkpoint, tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    folder = root / "images"
+    folder.mkdir()
+    sample_files(folder)
+    (folder / HOSTILE_NAME).write_bytes(encoded(picture(seed=30), "PNG"))
+    (folder / "phone.heic").write_bytes(encoded(picture(seed=31), "HEIF", quality=90))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    rows = scan(folder, tiny_checkpoint, root / "scan.csv")
+    html_path = root / "report.html"
+    assert main(["report", str(root / "scan.csv"), "--html", str(html_path)]) == 0
+    return root, rows, html_path.read_text(encoding="utf-8")
+
+
+def data_images(html: str, alt: str) -> list[Image.Image]:
+    found = re.findall(r'<img src="data:image/(?:png|jpeg);base64,([A-Za-z0-9+/=]+)" alt="' + re.escape(alt), html)
+    return [Image.open(io.BytesIO(base64.b64decode(data))) for data in found]
+
+
+def test_html_is_self_contained(scanned):
+    _, _, html = scanned
+    assert f'<meta name="generator" content="{GENERATOR_MARK}' in html
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert "<script" not in html.lower() and "<link" not in html.lower() and "url(" not in html
+    references = re.findall(r'\b(?:src|href|action|poster)\s*=\s*"([^"]*)"', html)
+    assert references and all(ref.startswith("data:image/") for ref in references)
+
+
+def test_text_from_files_is_escaped(scanned):
+    _, _, html = scanned
+    assert HOSTILE_NAME not in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.png" in html
+    # Metadata text is escaped too (the ComfyUI prompt JSON has quotes and braces).
+    assert "&quot;class_type&quot;: &quot;KSampler&quot;" in html
+
+
+def test_summary_counts_and_histogram(scanned):
+    _, rows, html = scanned
+    labels = [verdict(float(r["fake_probability"]), float(r["threshold"])) if r["status"] == "ok" else ""
+              for r in rows]
+    assert f'<td class="k">Images</td><td>{len(rows)}</td>' in html
+    assert f'<td class="k">Fake</td><td>{labels.count("fake")}</td>' in html
+    assert f'<td class="k">Real</td><td>{labels.count("real")}</td>' in html
+    assert f'<td class="k">Not scored (errors)</td><td>{labels.count("")}</td>' in html
+    [chart] = data_images(html, "histogram of P(fake)")
+    assert chart.size == (1120, 420)
+
+
+def test_every_row_has_its_section(scanned):
+    _, rows, html = scanned
+    sections = html.split('<div class="item">')[1:]
+    assert len(sections) == len(rows)
+    for row, section in zip(rows, sections):
+        assert row["sha256"] and row["sha256"] in section
+        assert "Threshold</td><td>0.5 (fake when P(fake) &gt; threshold)" in section
+        if row["status"] == "ok":
+            p = float(row["fake_probability"])
+            assert f"<td>{p:.4f}</td>" in section
+            label = verdict(p, float(row["threshold"]))
+            assert f'<span class="{label}">{label}</span>' in section
+            assert 'alt="thumbnail"' in section and 'alt="patch overlay"' in section and 'alt="mosaic"' in section
+            assert f"{row['width']}×{row['height']} px" in section
+        else:
+            assert "no verdict (error)" in section
+
+
+def test_provenance_in_the_report(scanned):
+    _, rows, html = scanned
+    c2pa_section = next(s for s in html.split('<div class="item">') if "c2pa_ai.jpg</h3>" in s)
+    assert f"{SIGNER_NAME} (DGS Test Lab)" in c2pa_section
+    assert "valid, signer not on a trust list" in c2pa_section
+    assert "C2PA declares AI</td><td>trainedAlgorithmicMedia" in c2pa_section
+    webui = next(s for s in html.split('<div class="item">') if "webui.png</h3>" in s)
+    assert "Signal (generator)</td><td>Stable Diffusion WebUI" in webui
+
+
+def test_mosaic_is_exactly_what_the_detector_saw(scanned):
+    root, _, html = scanned
+    mosaics = data_images(html, "mosaic")
+    ok_rows = [r for r in csv.DictReader(open(root / "scan.csv", encoding="utf-8")) if r["status"] == "ok"]
+    assert len(mosaics) == len(ok_rows)
+    for row, mosaic in list(zip(ok_rows, mosaics))[:3]:
+        expected = select_patches(decode_image(row["path"]).image).mosaic
+        assert np.array_equal(np.asarray(mosaic.convert("RGB")), expected)
+
+
+def test_model_and_run_on_the_first_page(scanned, tiny_checkpoint):
+    _, rows, html = scanned
+    first_page = html.split("<h2")[0:5]
+    head = "".join(first_page) + html.split('<h2 style="page-break-before: always">')[0]
+    assert tiny_checkpoint.sha256 in head
+    assert "Architecture</td><td>test-tiny" in head
+    assert "Provenance: purpose</td><td>tests" in head
+    assert "Validation metrics</td><td>none recorded" in head
+    assert "Device</td><td>cpu" in head and "Precision</td><td>fp32" in head
+    assert f"dgs-desktop {rows[0]['dgs_desktop_version']}" in head
+
+
+def test_validation_metrics_from_the_manifest(tiny_checkpoint, tmp_path):
+    import torch
+
+    from dgs_desktop.detector.checkpoint import read_checkpoint, save_checkpoint
+    from dgs_desktop.detector.model import build_detector
+
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "trained", build_detector("test-tiny", None), architecture="test-tiny",
+                           base_weights="random-init",
+                           provenance={"final_metrics": {"val": {"acc": 0.875, "ap": 0.9321}}})
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(encoded(picture(seed=3), "PNG"))
+    scan(folder, read_checkpoint(path), tmp_path / "s.csv")
+    assert main(["report", str(tmp_path / "s.csv"), "--html", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Validation: acc</td><td>0.875" in html and "Validation: ap</td><td>0.9321" in html
+    # Another checkpoint's manifest is not passed off as this run's model.
+    assert main(["report", str(tmp_path / "s.csv"), "--html", str(tmp_path / "r2.html"),
+                 "--checkpoint", str(tiny_checkpoint.directory)]) == 0
+    other = (tmp_path / "r2.html").read_text(encoding="utf-8")
+    assert "different or modified checkpoint" in other and "Validation: acc" not in other
+
+
+def test_missing_and_changed_files_are_said(tiny_checkpoint, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(encoded(picture(seed=40 + i), "PNG"))
+    scan(folder, tiny_checkpoint, tmp_path / "s.csv")
+    (folder / "0.png").unlink()
+    (folder / "1.png").write_bytes(encoded(picture(seed=99), "PNG"))
+    assert main(["report", str(tmp_path / "s.csv"), "--html", str(tmp_path / "r.html")]) == 0
+    sections = (tmp_path / "r.html").read_text(encoding="utf-8").split('<div class="item">')[1:]
+    assert "The file cannot be read now (file not found" in sections[0] and 'alt="mosaic"' not in sections[0]
+    assert "The file has changed since the scan" in sections[1]
+    assert "has changed" not in sections[2] and 'alt="mosaic"' in sections[2]
+
+
+def test_never_overwrites_a_file_that_is_not_ours(scanned, tmp_path, capsys):
+    root, _, _ = scanned
+    victim = tmp_path / "notes.html"
+    victim.write_text("<html>the analyst's own notes</html>")
+    assert main(["report", str(root / "scan.csv"), "--html", str(victim)]) == 2
+    assert "is not a report written by dgs-desktop" in capsys.readouterr().err
+    assert victim.read_text() == "<html>the analyst's own notes</html>"
+    # Its own report is replaced; --overwrite replaces anything.
+    ours = tmp_path / "ours.html"
+    assert main(["report", str(root / "scan.csv"), "--html", str(ours)]) == 0
+    assert main(["report", str(root / "scan.csv"), "--html", str(ours)]) == 0
+    assert main(["report", str(root / "scan.csv"), "--html", str(victim), "--overwrite"]) == 0
+    assert is_our_report(victim)
+    # The input CSV is never a valid output.
+    assert main(["report", str(root / "scan.csv"), "--html", str(root / "scan.csv")]) == 2
+
+
+def test_refuses_inputs_that_are_not_scans(tmp_path, capsys):
+    other = tmp_path / "other.csv"
+    other.write_text("name,value\na,1\n")
+    assert main(["report", str(other), "--html", str(tmp_path / "r.html")]) == 2
+    assert "is not a DGS Desktop scan CSV" in capsys.readouterr().err
+    assert main(["report", str(other)]) == 2
+    assert "give --html OUT.html and/or --pdf OUT.pdf" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_case_file_input(tmp_path, capsys):
+    case = tmp_path / "case.dgscase"
+    sqlite3.connect(case).execute("CREATE TABLE t (x)").connection.commit()
+    code = main(["report", str(case), "--html", str(tmp_path / "r.html")])
+    err = capsys.readouterr().err
+    assert code == 2 and "case file" in err
+
+
+def test_pdf_through_qt(scanned, tmp_path):
+    root, rows, _ = scanned
+    pdf = tmp_path / "report.pdf"
+    assert main(["report", str(root / "scan.csv"), "--pdf", str(pdf)]) == 0
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF") and is_our_report(pdf)
+    assert len(re.findall(rb"/Type\s*/Page\b", data)) >= 2
+    assert main(["report", str(root / "scan.csv"), "--pdf", str(pdf)]) == 0  # our own PDF: replaced
+    foreign = tmp_path / "foreign.pdf"
+    foreign.write_bytes(b"%PDF-1.4\n% someone else's\n")
+    assert main(["report", str(root / "scan.csv"), "--pdf", str(foreign)]) == 2
+    assert foreign.read_bytes() == b"%PDF-1.4\n% someone else's\n"
+    if shutil.which("pdftoppm"):
+        subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "3", str(pdf), str(tmp_path / "page")],
+                       check=True, timeout=120)
+        pages = sorted(tmp_path.glob("page-*.png"))
+        assert len(pages) == 3
+        for page in pages:
+            array = np.asarray(Image.open(page).convert("RGB"))
+            assert (array < 200).any(axis=2).mean() > 0.01  # text and pictures, not a blank page
+        third = np.asarray(Image.open(pages[2]).convert("RGB")).astype(int)
+        colourful = (third.max(axis=2) - third.min(axis=2)) > 80
+        assert colourful.mean() > 0.02  # the images section has the pictures
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")), reason="no chromium")
+def test_html_renders_in_headless_chromium(scanned, tmp_path):
+    root, _, _ = scanned
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    html = root / "report.html"
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={shot}", "--window-size=1000,1800", html.as_uri()],
+                   check=True, capture_output=True, timeout=180)
+    array = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert array.shape[:2] == (1800, 1000)
+    histogram_colours = [(images.REAL_COLOUR, 0), (images.FAKE_COLOUR, 0)]
+    found = [((np.abs(array - colour).sum(axis=2) < 12).sum()) for colour, _ in histogram_colours]
+    assert sum(found) > 200  # the inline histogram was decoded and drawn
+    assert (np.abs(array - images.LOW_ENTROPY_COLOUR).sum(axis=2) < 30).sum() > 50  # patch overlay outlines
+
+
+def test_overlay_outlines_the_selected_patches():
+    image = picture(320, 256, seed=5)
+    selection = select_patches(image)
+    drawn = np.asarray(images.overlay(image, selection, side=320)).astype(int)
+    outline = (images.LOW_ENTROPY_COLOUR, images.HIGH_ENTROPY_COLOUR)
+    for x, y, _, h in selection.boxes:
+        edge = drawn[y + h // 2, x]  # left edge, half way down (a neighbour's outline may cover it)
+        assert min(np.abs(edge - colour).sum() for colour in outline) < 10
+    for colour in outline:
+        assert (np.abs(drawn - colour).sum(axis=2) < 10).sum() > 32 * 4
+
+
+def test_histogram_bins_and_colours():
+    chart = np.asarray(images.histogram([0.05] * 3 + [0.95], 0.5)).astype(int)
+    red = (np.abs(chart - images.FAKE_COLOUR).sum(axis=2) < 6).sum()
+    green = (np.abs(chart - images.REAL_COLOUR).sum(axis=2) < 6).sum()
+    assert green > 2.5 * red > 0  # three below the threshold for one above

@@ -245,3 +245,43 @@ def test_scan_fills_the_provenance_column_and_never_changes_the_probability(tiny
     results = list(scanner.scan([folder / "bare.png", folder / "claims.png"]))
     assert results[0].fake_probability == results[1].fake_probability
     assert results[0].provenance != results[1].provenance
+
+
+# ------------------------------------------------------------------- the window's panel
+def test_provenance_panel_shows_every_part(qtbot, samples, tmp_path):
+    pytest.importorskip("PySide6")
+    from PySide6.QtCore import Qt
+
+    from dgs_desktop.gui.provenance_panel import ProvenancePanel
+
+    folder, cases = samples
+    panel = ProvenancePanel()
+    qtbot.addWidget(panel)
+    panel.resize(720, 640)
+    with qtbot.waitSignal(panel.shown, timeout=20000):
+        panel.load_file(str(folder / "c2pa_ai.jpg"))
+    assert panel.summary.text() == analyze(cases["c2pa_ai.jpg"][0]).summary
+    c2pa_text = [panel.c2pa_form.itemAt(i).widget().text() for i in range(panel.c2pa_form.count())
+                 if panel.c2pa_form.itemAt(i).widget() is not None]
+    assert "valid, signer not on a trust list" in c2pa_text and "trainedAlgorithmicMedia" in c2pa_text
+    groups = [panel.tree.topLevelItem(i).text(0) for i in range(panel.tree.topLevelItemCount())]
+    assert groups == ["JPEG (3)"]
+
+    thumbnail = encoded(Image.new("RGB", (40, 30), (255, 0, 0)), "JPEG")
+    hostile = xmp_packet({"xmp:CreatorTool": "&lt;b&gt;GIMP&lt;/b&gt; &lt;img src=x&gt;"})
+    path = tmp_path / "edited.jpg"
+    path.write_bytes(encoded(picture(), "JPEG", exif=_exif_with_thumbnail(thumbnail), xmp=hostile))
+    with qtbot.waitSignal(panel.shown, timeout=20000):
+        panel.load_file(str(path), expected_sha256="0" * 64)
+    assert panel.thumbnail.isVisibleTo(panel) and panel.thumbnail.pixmap().width() == 40
+    assert panel.warning.isVisibleTo(panel) and "changed after it was scanned" in panel.warning.text()
+    signal_labels = [panel.signals_layout.itemAt(i).widget() for i in range(panel.signals_layout.count())]
+    assert [w.text() for w in signal_labels] == ["editor: GIMP (XMP CreatorTool '<b>GIMP</b> <img src=x>')"]
+    assert all(w.textFormat() == Qt.TextFormat.PlainText for w in signal_labels)  # never rendered as markup
+    groups = [panel.tree.topLevelItem(i).text(0) for i in range(panel.tree.topLevelItemCount())]
+    assert groups[:2] == ["EXIF (2)", "XMP (1)"]
+    panel.grab().save(str(tmp_path / "panel.png"))
+
+    with qtbot.waitSignal(panel.shown, timeout=20000):
+        panel.load_file(str(tmp_path / "gone.jpg"))
+    assert panel.summary.text().startswith("Cannot read the file's metadata: file not found")

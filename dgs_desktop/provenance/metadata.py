@@ -16,6 +16,7 @@ import struct
 import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import ExifTags, Image
 
 log = logging.getLogger(__name__)
@@ -68,21 +69,29 @@ def clip_text(value, limit: int = MAX_VALUE_CHARS) -> str:
     return value if len(value) <= limit else value[:limit] + " …"
 
 
+def _ijg_tables() -> np.ndarray:
+    """(100, 64) luminance tables libjpeg writes for quality 1..100 (jcparam.c scaling)."""
+    base = np.array(_IJG_LUMINANCE, dtype=np.int64)
+    tables = []
+    for quality in range(1, 101):
+        scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+        tables.append(np.clip((base * scale + 50) // 100, 1, 255))
+    return np.stack(tables)
+
+
+_IJG_TABLES = _ijg_tables()
+
+
 def estimate_jpeg_quality(luminance_table) -> int | None:
     """The IJG quality 1-100 whose scaled luminance table is closest to `luminance_table`
     (natural order, 64 values); None when it matches no IJG table well (custom tables:
     cameras, Photoshop), since a quality number would then mislead."""
-    table = list(luminance_table)
-    if len(table) != 64:
+    table = np.asarray(list(luminance_table), dtype=np.int64)
+    if table.shape != (64,):
         return None
-    best, best_error = None, None
-    for quality in range(1, 101):
-        scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-        expected = [min(255, max(1, (base * scale + 50) // 100)) for base in _IJG_LUMINANCE]
-        error = sum(abs(a - b) for a, b in zip(table, expected))
-        if best_error is None or error < best_error:
-            best, best_error = quality, error
-    return best if best_error is not None and best_error <= 64 else None
+    errors = np.abs(_IJG_TABLES - table).sum(axis=1)
+    best = int(errors.argmin())
+    return best + 1 if errors[best] <= 64 else None
 
 
 def _ratio(value) -> float:

@@ -269,3 +269,30 @@ def test_histogram_bins_and_colours():
     red = (np.abs(chart - images.FAKE_COLOUR).sum(axis=2) < 6).sum()
     green = (np.abs(chart - images.REAL_COLOUR).sum(axis=2) < 6).sum()
     assert green > 2.5 * red > 0  # three below the threshold for one above
+
+
+def test_report_from_window_results_with_analyst_notes(tmp_path):
+    from dgs_desktop.report import build_html, find_model
+    from dgs_desktop.report.inputs import source_from_results
+    from dgs_desktop.scan.csvio import RunInfo
+    from dgs_desktop.scan.engine import ScanResult
+
+    path = tmp_path / "a.png"
+    path.write_bytes(encoded(picture(seed=50), "PNG"))
+    decoded = decode_image(path)
+    results = [ScanResult(path=str(path), status="ok", sha256=decoded.sha256, fake_probability=0.73,
+                          width=decoded.width, height=decoded.height, format="PNG", provenance="no metadata"),
+               ScanResult(path=str(tmp_path / "b.png"), status="error", error="file not found")]
+    run = RunInfo(checkpoint="hf:lab/model@v1", checkpoint_sha256="ab" * 32, device="cuda:0 (H200)",
+                  threshold=0.6, precision="bf16")
+    source = source_from_results(results, run, notes={str(path): "Seen on <b>forum</b>\nsecond line"},
+                                 case_name="Case 42")
+    html = build_html(source, find_model(source.run))
+    first = html.split('<div class="item">')[0]
+    assert "Case</td><td>Case 42" in first and "bf16" in first and "cuda:0 (H200)" in first
+    assert "the model came from the hub; pass --checkpoint DIR" in first
+    section = html.split('<div class="item">')[1]
+    assert "Analyst&#x27;s note</td><td>Seen on &lt;b&gt;forum&lt;/b&gt;<br>second line" in section
+    assert "<td>0.7300</td>" in section and '<span class="fake">fake</span>' in section
+    assert "Threshold</td><td>0.6 (" in section
+    assert "no verdict (error)" in html.split('<div class="item">')[2]

@@ -264,8 +264,8 @@ def build_html(source: ReportSource, model: ModelInfo, generated_at: dt.datetime
     chart = images.encode(images.histogram(scored, thresholds[0]), "PNG")
     scanned = dt.datetime.fromtimestamp(source.modified, dt.timezone.utc)
     run_rows = [("Report made", f"{generated_at:%Y-%m-%d %H:%M:%S %Z} by dgs-desktop {__version__}"),
-                (f"From {source.kind}", f"{source.path} (sha256 {source.sha256})"),
-                ("Scan written", f"{scanned:%Y-%m-%d %H:%M:%S %Z} (the {source.kind}'s modification time)"),
+                (f"From {source.kind}", f"{source.path}" + (f" (sha256 {source.sha256})" if source.sha256 else "")),
+                ("Scan time", f"{scanned:%Y-%m-%d %H:%M:%S %Z} ({source.time_meaning})"),
                 ("Scanned with", ", ".join(f"dgs-desktop {v}" for v in run.versions) or "—"),
                 ("Device", "; ".join(run.devices) or "—"), ("Precision", "; ".join(run.precisions) or "—"),
                 ("Threshold", ", ".join(f"{t:g}" for t in thresholds) + f" ({RULE_TEXT})")]

@@ -57,6 +57,7 @@ class ReportSource:
     items: list[ReportItem]
     run: RunDetails
     case_name: str = ""
+    time_meaning: str = "the scan CSV's modification time"  # what `modified` is
 
 
 def _add(values: list, value) -> None:
@@ -177,3 +178,26 @@ def find_model(run: RunDetails, checkpoint_dir: str | Path | None = None) -> Mod
                 info.sha256 = digest
             return info
     return info
+
+
+def source_from_results(results, run, name: str = "window results", notes: dict[str, str] | None = None,
+                        case_name: str = "") -> ReportSource:
+    """A report source from in-memory scan results (the window's export): `results` are
+    ScanResult objects, `run` the RunInfo the CSV export would record, `notes` the analyst's
+    note per path."""
+    import time
+
+    from .. import __version__
+
+    notes = notes or {}
+    items = [ReportItem(path=r.path, sha256=r.sha256, status=r.status,
+                        fake_probability=r.fake_probability if r.status == "ok" else None,
+                        threshold=run.threshold, error=r.error,
+                        width="" if r.width is None else str(r.width), height="" if r.height is None else str(r.height),
+                        format=r.format, notes="; ".join(r.notes), provenance=r.provenance,
+                        note=notes.get(r.path, "")) for r in results]
+    details = RunDetails(checkpoints=[run.checkpoint], checkpoint_sha256s=[run.checkpoint_sha256],
+                         devices=[run.device], precisions=[run.precision], versions=[__version__],
+                         thresholds=[run.threshold])
+    return ReportSource(path=Path(name), kind="window session", sha256="", modified=time.time(), items=items,
+                        run=details, case_name=case_name, time_meaning="when the report was exported")

@@ -285,3 +285,8 @@ def test_provenance_panel_shows_every_part(qtbot, samples, tmp_path):
     with qtbot.waitSignal(panel.shown, timeout=20000):
         panel.load_file(str(tmp_path / "gone.jpg"))
     assert panel.summary.text().startswith("Cannot read the file's metadata: file not found")
+
+
+def test_the_word_c2pa_in_text_is_not_a_manifest():
+    report = analyze(png_with_text({"parameters": "c2pa jumb: just words, Steps: 3, Sampler: x"}))
+    assert not report.c2pa.present and "C2PA" not in report.summary

@@ -106,12 +106,13 @@ def summarize_manifest_store(store: dict, info: C2paInfo) -> None:
 
 def read_c2pa(data: bytes, image_format: str = "") -> C2paInfo:
     """The file's Content Credentials. Cheap when there are none: c2pa is only asked when the
-    bytes contain a C2PA (JUMBF) label at all. Never raises."""
+    bytes contain a JUMBF box and the label c2pa at all. Never raises."""
     info = C2paInfo()
-    if b"c2pa" not in data:
+    if b"c2pa" not in data or b"jumb" not in data:  # a manifest store is a JUMBF box labelled c2pa
         return info
+    import c2pa as c2pa_lib
+
     try:
-        import c2pa as c2pa_lib
 
         with c2pa_lib.Context.from_dict(_OFFLINE) as context:
             reader = c2pa_lib.Reader.try_create(_MIME.get(image_format.upper()), io.BytesIO(data), context=context)
@@ -120,6 +121,8 @@ def read_c2pa(data: bytes, image_format: str = "") -> C2paInfo:
             with reader:
                 store = json.loads(reader.json())
         summarize_manifest_store(store if isinstance(store, dict) else {}, info)
+    except c2pa_lib.C2paError.NotSupported:
+        info.present, info.error = True, f"C2PA data in a {image_format or 'file'} format c2pa cannot read"
     except Exception as exc:  # noqa: BLE001 - a damaged manifest is a finding, not a crash
         log.debug("C2PA manifest unreadable", exc_info=True)
         info.present = True

@@ -263,15 +263,14 @@ def read_metadata(data: bytes, image: Image.Image | None = None) -> Metadata:
     bytes (headers only). Never raises for bad metadata: problems are listed instead."""
     meta = Metadata()
     try:
-        with warnings.catch_warnings(record=True) as caught:  # Pillow's "Corrupt EXIF data" etc.
-            warnings.simplefilter("always")
+        # Pillow warns about corrupt EXIF and large images (the scan checks sizes itself). Not
+        # recorded: catch_warnings(record=True) swaps a process-wide hook, unsafe in scan threads.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             if image is None:
                 image = Image.open(io.BytesIO(data))
             meta.format = image.format or ""
             _read_all(image, meta)
-        relevant = [w for w in caught[:20] if not issubclass(w.category, Image.DecompressionBombWarning)]
-        for message in dict.fromkeys(clip_text(w.message, 200) for w in relevant):  # the scan checks size
-            meta.problems.append(f"metadata warning: {message}")
     except Exception as exc:  # noqa: BLE001 - metadata is a side show: never fail the scan for it
         log.debug("metadata unreadable", exc_info=True)
         meta.problems.append(f"metadata unreadable: {type(exc).__name__}: {clip_text(exc, 200)}")

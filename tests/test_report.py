@@ -21,6 +21,7 @@ from provenance_samples import SIGNER_NAME, encoded, picture, sample_files
 
 from dgs_desktop.cli import main
 from dgs_desktop.detector.patches import select_patches
+from dgs_desktop.errors import UsageError
 from dgs_desktop.report import images
 from dgs_desktop.report.builder import GENERATOR_MARK
 from dgs_desktop.report.output import is_our_report
@@ -296,3 +297,34 @@ def test_report_from_window_results_with_analyst_notes(tmp_path):
     assert "<td>0.7300</td>" in section and '<span class="fake">fake</span>' in section
     assert "Threshold</td><td>0.6 (" in section
     assert "no verdict (error)" in html.split('<div class="item">')[2]
+
+
+def test_window_export_runs_on_a_pool_thread(qtbot, tmp_path):
+    """File → Export report: HTML and PDF written from a worker thread (Qt text layout and
+    the PDF writer off the GUI thread), refusing a foreign file before any work."""
+    from dgs_desktop.gui.report_pdf import export_report
+    from dgs_desktop.gui.workers import Task, start_task
+    from dgs_desktop.report.inputs import source_from_results
+    from dgs_desktop.scan.csvio import RunInfo
+    from dgs_desktop.scan.engine import ScanResult
+
+    path = tmp_path / "a.jpg"
+    path.write_bytes(encoded(picture(seed=51), "JPEG"))
+    decoded = decode_image(path)
+    source = source_from_results([ScanResult(path=str(path), status="ok", sha256=decoded.sha256,
+                                             fake_probability=0.2, width=decoded.width, height=decoded.height)],
+                                 RunInfo(checkpoint="x", checkpoint_sha256="", device="cpu", threshold=0.5))
+    jobs: set = set()
+    done = []
+    task = Task(export_report, source, tmp_path / "r.html", tmp_path / "r.pdf")
+    task.signals.succeeded.connect(done.append)
+    task.signals.failed.connect(done.append)
+    start_task(task, jobs)
+    qtbot.waitUntil(lambda: bool(done), timeout=60000)
+    assert done[0] == [tmp_path / "r.html", tmp_path / "r.pdf"]
+    assert is_our_report(tmp_path / "r.html") and is_our_report(tmp_path / "r.pdf")
+    foreign = tmp_path / "mine.pdf"
+    foreign.write_bytes(b"%PDF-1.7 analyst's file")
+    with pytest.raises(UsageError, match="not a report written by dgs-desktop"):
+        export_report(source, None, foreign)
+    assert foreign.read_bytes() == b"%PDF-1.7 analyst's file"

@@ -65,3 +65,22 @@ def write_pdf(html: str, path: str | Path, overwrite: bool = False, title: str =
         document.print_(writer)
         del writer  # finishes the file before it is renamed into place
     return path
+
+
+def export_report(source, html_path: str | Path | None, pdf_path: str | Path | None, overwrite: bool = False,
+                  progress=None, cancelled=None) -> list[Path]:
+    """The window's File → Export report, run on a pool thread: builds the report from
+    `source` (dgs_desktop.report.inputs.ReportSource) and writes the HTML and/or the PDF.
+    Refuses foreign files before any work. Returns the files written."""
+    from ..report import build_html, find_model, write_html
+
+    targets = [p for p in (html_path, pdf_path) if p]
+    for target in targets:
+        check_output(target, overwrite)
+    html = build_html(source, find_model(source.run), progress=progress, cancelled=cancelled)
+    written = []
+    if html_path:
+        written.append(write_html(html, html_path, overwrite=overwrite))
+    if pdf_path:
+        written.append(write_pdf(html, pdf_path, overwrite=overwrite, title=f"DGS Desktop report — {source.path.name}"))
+    return written

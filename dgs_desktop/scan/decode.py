@@ -20,19 +20,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-try:  # HEIC/HEIF (phone photos) through pillow-heif; Pillow >= 11 decodes AVIF itself
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()
-except ImportError:  # pragma: no cover - a dependency; without it HEIF files get a clear error row
-    pass
-
 # Keeping freed blocks around instead of returning them to the OS after each image roughly
 # doubles decode throughput (measured: ~88 -> ~210 1 MP JPEGs/s on one core).
 Image.core.set_blocks_max(int(os.environ.get("PILLOW_BLOCKS_MAX", "64")))
 
 DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k; beyond that a file is treated as a bomb
 MAX_FILE_BYTES = 1 << 30
+
+try:  # HEIC/HEIF (phone photos) through pillow-heif; Pillow >= 11 decodes AVIF itself
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - a dependency; without it HEIF files get a clear error row
+    pass
 
 
 class DecodeError(Exception):
@@ -193,12 +193,22 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+# Formats recognised by their signature that this installation's Pillow (and plugins) cannot open.
+_UNDECODABLE = {
+    "JPEG XL": "JPEG XL image: not supported by this installation (neither Pillow nor an installed "
+               "plugin decodes JPEG XL); convert it losslessly to PNG to scan it",
+    "HEIF": "HEIF/HEIC image that this installation cannot decode (pillow-heif missing or too old)",
+    "AVIF": "AVIF image that this installation cannot decode (needs Pillow >= 11 built with AVIF)",
+}
+
+
 # Pillow formats each common suffix may hold.
 _SUFFIX_FORMATS = {
     ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".jpe": {"JPEG", "MPO"}, ".jfif": {"JPEG", "MPO"},
     ".png": {"PNG"}, ".webp": {"WEBP"}, ".bmp": {"BMP", "DIB"}, ".gif": {"GIF"}, ".tif": {"TIFF"},
-    ".tiff": {"TIFF"}, ".heic": {"HEIF"}, ".heif": {"HEIF"}, ".hif": {"HEIF"}, ".avif": {"AVIF"}, ".jxl": {"JPEG XL"}, ".ppm": {"PPM"}, ".pgm": {"PPM"},
+    ".tiff": {"TIFF"}, ".heic": {"HEIF"}, ".avif": {"AVIF"}, ".ppm": {"PPM"}, ".pgm": {"PPM"},
     ".pbm": {"PPM"}, ".tga": {"TGA"}, ".jp2": {"JPEG2000"}, ".ico": {"ICO"},
+    ".heif": {"HEIF"}, ".hif": {"HEIF"}, ".jxl": {"JPEG XL"},
 }
 
 
@@ -215,22 +225,11 @@ def suffix_note(path: Path, fmt: str) -> str | None:
     return None
 
 
-# Formats recognised by their signature that this installation's Pillow (and plugins) cannot open.
-_UNDECODABLE = {
-    "JPEG XL": "JPEG XL image: not supported by this installation (neither Pillow nor an installed "
-               "plugin decodes JPEG XL); convert it losslessly to PNG to scan it",
-    "HEIF": "HEIF/HEIC image that this installation cannot decode (pillow-heif missing or too old)",
-    "AVIF": "AVIF image that this installation cannot decode (needs Pillow >= 11 built with AVIF)",
-}
-
-
 def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Decodes `data` to RGB; raises only DecodeError (with the sha256 of `data`)."""
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        decoded = _decode(data, sha256, max_pixels)
-        decoded.data = data
-        return decoded
+        return _decode(data, sha256, max_pixels)
     except DecodeError as exc:
         exc.sha256 = sha256
         raise
@@ -292,7 +291,7 @@ def _decode(data: bytes, sha256: str, max_pixels: int) -> DecodedImage:
     if rgb.mode != "RGB" or rgb.width == 0 or rgb.height == 0:
         raise DecodeError(f"cannot decode image: conversion to RGB gave mode {rgb.mode} {rgb.size}")
     return DecodedImage(image=rgb, sha256=sha256, width=rgb.width, height=rgb.height, format=fmt,
-                        mode=original_mode, notes=notes)
+                        mode=original_mode, notes=notes, data=data)
 
 
 def decode_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:

@@ -290,3 +290,22 @@ def test_provenance_panel_shows_every_part(qtbot, samples, tmp_path):
 def test_the_word_c2pa_in_text_is_not_a_manifest():
     report = analyze(png_with_text({"parameters": "c2pa jumb: just words, Steps: 3, Sampler: x"}))
     assert not report.c2pa.present and "C2PA" not in report.summary
+
+
+def _jpeg_with_iptc(records: dict[tuple[int, int], bytes]) -> bytes:
+    """A JPEG with an APP13 Photoshop IRB holding IPTC-IIM records (resource 0x0404)."""
+    iim = b"".join(b"\x1c" + bytes(key) + struct.pack(">H", len(value)) + value for key, value in records.items())
+    resource = b"8BIM" + struct.pack(">H", 0x0404) + b"\x00\x00" + struct.pack(">I", len(iim)) + iim
+    resource += b"\x00" * (len(iim) % 2)
+    payload = b"Photoshop 3.0\x00" + resource
+    jpeg = encoded(picture(), "JPEG")
+    return jpeg[:2] + b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+def test_iptc_iim_fields():
+    data = _jpeg_with_iptc({(2, 80): b"Jane Doe", (2, 65): b"Midjourney", (2, 116): b"(c) Agency"})
+    report = analyze(data)
+    fields = {(g, n): v for g, n, v in report.metadata.fields}
+    assert fields[("IPTC", "By-line")] == "Jane Doe"
+    assert fields[("IPTC", "CopyrightNotice")] == "(c) Agency"
+    assert [(s.kind, s.name) for s in report.signals] == [(GENERATOR, "Midjourney")]

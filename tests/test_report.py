@@ -328,3 +328,57 @@ def test_window_export_runs_on_a_pool_thread(qtbot, tmp_path):
     with pytest.raises(UsageError, match="not a report written by dgs-desktop"):
         export_report(source, None, foreign)
     assert foreign.read_bytes() == b"%PDF-1.7 analyst's file"
+
+
+# ------------------------------------------------------------------------------ the window
+def test_window_provenance_tab_column_and_export_report(qtbot, tiny_checkpoint, tmp_path, monkeypatch):
+    pytest.importorskip("PySide6")
+    from dgs_desktop.gui.main_window import MainWindow
+    from dgs_desktop.gui.model_controller import READY
+    from dgs_desktop.gui.results_model import PROVENANCE_COL, ROW_ROLE
+    from dgs_desktop.gui.settings import SETTINGS_ENV, AppSettings
+
+    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "settings.ini"))
+    folder = tmp_path / "case"
+    folder.mkdir()
+    cases = sample_files(folder)
+    window = MainWindow(AppSettings())
+    qtbot.addWidget(window)
+    window.resize(1300, 800)
+    window.show()
+    window.controller.start()
+    window.load_model(str(tiny_checkpoint.directory), "cpu")
+    qtbot.waitUntil(lambda: window.controller.state == READY, timeout=60000)
+    with qtbot.waitSignal(window.scan_finished, timeout=60000):
+        window.add_paths([str(folder)])
+    attached = window.report_and_provenance
+    assert attached.action.isEnabled()
+
+    # The table's provenance column: the same line as the CSV.
+    from dgs_desktop.provenance.summary import analyze
+
+    rows = {window.model.index(r, 0).data(ROW_ROLE).name: r for r in range(window.model.rowCount())}
+    for name in ("c2pa_ai.jpg", "webui.png"):
+        cell = window.model.index(rows[name], PROVENANCE_COL).data()
+        assert cell == analyze(cases[name][0]).summary
+
+    # The provenance tab follows the selected row.
+    attached.tabs.setCurrentWidget(attached.panel)
+    proxy_row = next(r for r in range(window.proxy.rowCount())
+                     if window.proxy.index(r, 0).data(ROW_ROLE).name == "c2pa_ai.jpg")
+    with qtbot.waitSignal(attached.panel.shown, timeout=20000):
+        window.table.setCurrentIndex(window.proxy.index(proxy_row, 1))
+    qtbot.waitUntil(lambda: "C2PA valid" in attached.panel.summary.text(), timeout=20000)
+    qtbot.wait(300)  # let the panel lay out its new rows before the screenshot
+    window.grab().save(str(tmp_path / "window.png"))
+
+    # File → Export report, HTML then PDF, in the background.
+    html_path = tmp_path / "window-report.html"
+    attached.export(str(html_path))
+    qtbot.waitUntil(lambda: attached.action.isEnabled() and html_path.exists(), timeout=60000)
+    html = html_path.read_text(encoding="utf-8")
+    assert html.count('<div class="item">') == len(cases)
+    assert "From window session" in html and tiny_checkpoint.sha256 in html
+    attached.export(str(tmp_path / "window-report"), pdf=True)
+    qtbot.waitUntil(lambda: (tmp_path / "window-report.pdf").exists() and attached.action.isEnabled(), timeout=60000)
+    assert is_our_report(tmp_path / "window-report.pdf")

@@ -156,6 +156,9 @@ class MainWindow(QMainWindow):
         self.proxy.setSourceModel(self.model)
         self._build_actions()
         self._build_ui()
+        from .report_action import attach
+
+        attach(self)  # metadata & provenance tab, File → Export report
         self._summary_timer = QTimer(self, singleShot=True, interval=150, timeout=self._refresh_summary)
         self.model.dataChanged.connect(self._schedule_summary)
         self.model.rowsInserted.connect(self._schedule_summary)

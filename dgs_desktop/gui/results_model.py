@@ -17,8 +17,8 @@ from PySide6.QtGui import QColor
 from ..verdict import verdict
 
 QUEUED, SCANNING, OK, ERROR, NOT_SCANNED = "queued", "scanning", "ok", "error", "not scanned"
-COLUMNS = ("", "Name", "Folder", "P(fake)", "Verdict", "Status")
-THUMB_COL, NAME_COL, FOLDER_COL, PROB_COL, VERDICT_COL, STATUS_COL = range(len(COLUMNS))
+COLUMNS = ("", "Name", "Folder", "P(fake)", "Verdict", "Status", "Provenance")
+THUMB_COL, NAME_COL, FOLDER_COL, PROB_COL, VERDICT_COL, STATUS_COL, PROVENANCE_COL = range(len(COLUMNS))
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ROW_ROLE = Qt.ItemDataRole.UserRole + 2
 
@@ -33,6 +33,7 @@ HEADER_TIPS = {
     PROB_COL: "Probability that the image is AI-generated, from the active model",
     VERDICT_COL: "fake if P(fake) is at or above the threshold, real below it",
     STATUS_COL: "ok, the reason a file failed, or whether it still waits for the scan",
+    PROVENANCE_COL: "Metadata, C2PA and generator signals, beside the score (they never change it)",
 }
 
 
@@ -52,6 +53,10 @@ class ResultRow:
 
     def verdict(self, threshold: float) -> str:
         return verdict(self.probability, threshold)
+
+    @property
+    def provenance(self) -> str:
+        return getattr(self.result, "provenance", "") or ""
 
     @property
     def status_text(self) -> str:
@@ -130,6 +135,8 @@ class ResultsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole:
             return self._foreground(row, column)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if column == PROVENANCE_COL:
+                return row.provenance
             return row.path if column in (THUMB_COL, NAME_COL, FOLDER_COL) else row.status_text
         if role == Qt.ItemDataRole.TextAlignmentRole and column == PROB_COL:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -146,6 +153,8 @@ class ResultsModel(QAbstractTableModel):
             return row.verdict(self.threshold)
         if column == STATUS_COL:
             return row.status_text
+        if column == PROVENANCE_COL:
+            return row.provenance
         return None
 
     def _sort_key(self, row: ResultRow, column: int):
@@ -157,6 +166,8 @@ class ResultsModel(QAbstractTableModel):
             return row.folder.lower()
         if column == VERDICT_COL:
             return row.verdict(self.threshold) or "~"  # unscored rows last
+        if column == PROVENANCE_COL:
+            return row.provenance
         return row.status_text
 
     def _foreground(self, row: ResultRow, column: int):

@@ -44,7 +44,7 @@ table.kv td.k { color: #555; white-space: nowrap; }
 td.mono, span.mono { font-family: monospace; word-break: break-all; }
 .muted { color: #666; } .fake { color: #b91c1c; font-weight: bold; } .real { color: #15803d; font-weight: bold; }
 .error { color: #92400e; font-weight: bold; }
-.item { border-top: 1px solid #ccc; margin-top: 14px; page-break-inside: avoid; break-inside: avoid; }
+.item { border-top: 1px solid #ccc; margin-top: 14px; page-break-before: always; }
 .pics td { padding: 4px 8px 0 0; vertical-align: top; font-size: 8pt; color: #555; }
 .warn { background: #fef3c7; }
 """
@@ -88,12 +88,42 @@ def _flatten(prefix: str, value, out: list[tuple[str, str]], depth: int = 0) -> 
         out.append((prefix, shown[:MAX_FIELD_CHARS]))
 
 
+def _compact(value, depth: int = 0) -> str:
+    """A nested manifest record on one line, e.g. 'embed_dim=32, vision_cfg(width=64, layers=2)'."""
+    if isinstance(value, dict) and depth < 3:
+        return ", ".join(f"{k}({_compact(v, depth + 1)})" if isinstance(v, dict) else f"{k}={_compact(v, depth + 1)}"
+                         for k, v in sorted(value.items()))
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, list) else str(value)
+
+
 def model_rows(model: ModelInfo) -> list[tuple[str, str]]:
+    """What the first page says about the model: identity, then validation metrics, then how
+    it was trained, then the configuration in full."""
     rows = [("Checkpoint", model.source or "—"), ("Checkpoint sha256 (manifest)", model.sha256 or "—")]
     manifest = model.manifest
     if manifest is None:
         rows.append(("Manifest", model.manifest_note or "not available"))
         return rows
+    base = manifest.get("base_weights") or {}
+    rows += [("Architecture", str(manifest.get("architecture", "—"))),
+             ("Base weights", f"{base.get('id', '—')}" + (" (bundled)" if base.get("bundled") else "")),
+             ("Checkpoint threshold", str(manifest.get("threshold", "—")))]
+    provenance = dict(manifest.get("provenance") or {})
+    metrics = provenance.pop("final_metrics", None)
+    if isinstance(metrics, dict) and metrics.get("val"):
+        metric_rows: list[tuple[str, str]] = []
+        _flatten("", metrics["val"], metric_rows)
+        rows += [(f"Validation: {key}", value) for key, value in metric_rows[:40]]
+    else:
+        rows.append(("Validation metrics", "none recorded in the checkpoint"))
+    provenance_rows: list[tuple[str, str]] = []
+    _flatten("", provenance, provenance_rows)
+    rows += [(f"Provenance: {key}", value) for key, value in provenance_rows[:40]]
+    rows.append(("LoRA", _compact(manifest.get("lora") or {})[:MAX_FIELD_CHARS]))
+    backbone = manifest.get("backbone")
+    if isinstance(backbone, dict):
+        rows.append(("Backbone", _compact(backbone)[:MAX_FIELD_CHARS]))
+    return rows
     lora = manifest.get("lora") or {}
     base = manifest.get("base_weights") or {}
     rows += [("Architecture", str(manifest.get("architecture", "—"))),
@@ -132,8 +162,8 @@ def file_path(text_from_csv: str) -> Path:
 class ImageSection:
     """One image's part of the report, recomputed from the file (never trusting it)."""
 
-    def __init__(self, index: int, item: ReportItem):
-        self.index, self.item = index, item
+    def __init__(self, index: int, item: ReportItem, total: int = 0):
+        self.index, self.item, self.total = index, item, total
 
     def render(self) -> str:
         item = self.item
@@ -152,7 +182,8 @@ class ImageSection:
             rows.append(("Analyst's note", text(item.note).replace("\n", "<br>")))
         warning_html = "".join(f'<p class="warn">{text(w)}</p>' for w in warnings)
         name = os.path.basename(item.path) or item.path
-        return (f'<div class="item"><h3>{self.index}. {text(name)}</h3>'
+        of_total = f" of {self.total}" if self.total else ""
+        return (f'<div class="item"><h3>Image {self.index}{of_total}: {text(name)}</h3>'
                 f'<p class="muted mono">{text(item.path)}</p>{warning_html}{pictures}'
                 f'<table class="kv">{_kv_rows(rows, raw_values=True)}</table>{details.pop("provenance", "")}</div>')
 
@@ -282,20 +313,19 @@ def build_html(source: ReportSource, model: ModelInfo, generated_at: dt.datetime
         '<p class="muted">P(fake) is the DGS-Net detector\'s probability that an image is AI-generated. '
         "Provenance signals are shown beside it and never change it.</p>",
         f'<h2>Summary</h2><table><tr><td width="190" style="vertical-align: top; white-space: nowrap"><table class="kv">{_kv_rows(count_rows)}'
-        f'</table></td><td><img src="{chart}" alt="histogram of P(fake)" width="460" height="172"></td></tr></table>',
+        f'</table></td><td><img src="{chart}" alt="histogram of P(fake)" width="420" height="158"></td></tr></table>',
         f'<h2>Run</h2><table class="kv">{_kv_rows(run_rows)}</table>',
         f'<h2>Model</h2><table class="kv">{_kv_rows(model_rows(model))}</table>',
-        '<h2 style="page-break-before: always">Images</h2>',
     ]
     total = len(source.items)
     for index, item in enumerate(source.items, 1):
         if cancelled is not None and cancelled():
             raise InterruptedError("report cancelled")
         try:
-            parts.append(ImageSection(index, item).render())
+            parts.append(ImageSection(index, item, total).render())
         except Exception as exc:  # noqa: BLE001 - one bad file must not lose the whole report
             log.debug("report section failed", exc_info=True)
-            parts.append(f'<div class="item"><h3>{index}. {text(item.path)}</h3>'
+            parts.append(f'<div class="item"><h3>Image {index} of {total}: {text(item.path)}</h3>'
                          f'<p class="warn">This image could not be rendered: {text(type(exc).__name__)}: '
                          f"{text(exc)}</p></div>")
         if progress is not None:

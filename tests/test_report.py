@@ -202,12 +202,59 @@ def test_refuses_inputs_that_are_not_scans(tmp_path, capsys):
     assert not (tmp_path / "r.html").exists()
 
 
-def test_case_file_input(tmp_path, capsys):
+def _case_module_available() -> bool:
+    try:
+        import dgs_desktop.case  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_case_module_available(), reason="dgs_desktop.case is present")
+def test_case_file_without_case_support_is_a_clear_error(tmp_path, capsys):
     case = tmp_path / "case.dgscase"
     sqlite3.connect(case).execute("CREATE TABLE t (x)").connection.commit()
-    code = main(["report", str(case), "--html", str(tmp_path / "r.html")])
-    err = capsys.readouterr().err
-    assert code == 2 and "case file" in err
+    assert main(["report", str(case), "--html", str(tmp_path / "r.html")]) == 2
+    assert "case files need dgs_desktop.case" in capsys.readouterr().err
+
+
+def test_case_file_input(tiny_checkpoint, tmp_path, capsys):
+    case_module = pytest.importorskip("dgs_desktop.case")
+    import torch
+
+    from dgs_desktop.detector.checkpoint import load_detector
+    from dgs_desktop.scan.engine import Scanner
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"{i}.png").write_bytes(encoded(picture(seed=60 + i), "PNG"))
+    scanner = Scanner(load_detector(tiny_checkpoint, "cpu"), torch.device("cpu"))
+    results = list(scanner.scan([folder / "0.png", folder / "1.png"]))
+    case_path = tmp_path / "Case 42.dgscase"
+    case = case_module.Case.create(case_path, name="Case 42")
+    case.add_paths([str(folder / "0.png"), str(folder / "1.png"), str(folder / "later.png")])
+    case.set_threshold(0.4)
+    case.set_model(str(tiny_checkpoint.directory), tiny_checkpoint.sha256, "cpu")
+    case.record_results(results, str(tiny_checkpoint.directory), tiny_checkpoint.sha256, "cpu")
+    case.set_note(str(folder / "0.png"), "Posted <b>2024-05-01</b> on the forum")
+    case.set_tags(str(folder / "0.png"), ["exhibit-7"])
+    case.close()
+    before = case_path.read_bytes()
+
+    assert main(["report", str(case_path), "--html", str(tmp_path / "r.html")]) == 0
+    assert case_path.read_bytes() == before  # read-only
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    first = html.split('<div class="item">')[0]
+    assert "Case</td><td>Case 42" in first and "From case file" in first
+    assert "Architecture</td><td>test-tiny" in first and "Threshold</td><td>0.4 (" in first
+    sections = html.split('<div class="item">')[1:]
+    assert len(sections) == 3
+    assert "Posted &lt;b&gt;2024-05-01&lt;/b&gt; on the forum<br>Tags: exhibit-7" in sections[0]
+    assert f"<td>{results[1].fake_probability:.4f}</td>" in sections[1]
+    label = verdict(results[1].fake_probability, 0.4)
+    assert f'<span class="{label}">{label}</span>' in sections[1]
+    assert "no verdict" in sections[2] and "not scanned in this case" in sections[2]
 
 
 def test_pdf_through_qt(scanned, tmp_path):

@@ -97,12 +97,12 @@ def main() -> None:
     plain_s, teacher_s, cache_s = (min(v) for v in results.values())
 
     g = [torch.randn(args.batch, dim, device=device) for _ in range(3)]
-    surgery_gradient(*g, 0.2, "paper")
+    surgery_gradient(*g, 0.2, cfg.mode)
     sync()
     reps = 200
     start = time.perf_counter()
     for _ in range(reps):
-        surgery_gradient(*g, 0.2, "paper")
+        surgery_gradient(*g, 0.2, cfg.mode)
     sync()
     surgery_s = (time.perf_counter() - start) / reps
 

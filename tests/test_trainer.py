@@ -76,7 +76,8 @@ def test_lora_gradients_equal_vjp_with_g_final(mode):
     assert h_teacher.weight.grad is None
 
 
-def test_grad_scaler_and_accumulation_scale_everything():
+@pytest.mark.parametrize("mode", ["paper", "reference"])
+def test_grad_scaler_and_accumulation_scale_everything(mode):
     from torch import nn
 
     from trainer.step import SurgeryConfig, dgs_backward
@@ -86,13 +87,13 @@ def test_grad_scaler_and_accumulation_scale_everything():
     y = torch.tensor([0.0, 1.0])
     t, f_teacher = torch.randn(2, 32), torch.randn(2, 32)
     h_text, h_teacher = nn.Linear(32, 1), nn.Linear(32, 1)
-    cfg = SurgeryConfig(lam=0.5, mode="paper")
+    cfg = SurgeryConfig(lam=0.5, mode=mode)
 
     def grads(scale, micro):
         detector.zero_grad(set_to_none=True)
         h_text.zero_grad(set_to_none=True)
         dgs_backward(detector.features(x), t, f_teacher, y, detector.head, h_text, h_teacher, cfg,
-                     loss_scale=scale, micro_batches=micro)
+                     loss_scale=scale, micro_batches=micro, global_batch=2)
         return [p.grad.clone() for p in lora_params(detector) + list(detector.head.parameters())]
 
     plain, scaled = grads(1.0, 1), grads(512.0, 4)
@@ -140,6 +141,34 @@ def test_train_options_are_generated_from_the_config_dataclass():
     assert switched.pretrained is None and switched.lora_settings().r == 4
     with pytest.raises(SystemExit):
         parser.parse_args(["--data", "d", "--out", "o", "--lr", "0"])
+
+
+def test_reference_step_is_the_same_for_processes_and_accumulation(tmp_path):
+    """One step on a global batch of 8: 1 process, --accum 2, and 2 gloo processes give the
+    same LoRA gradient (lambda/B with the global B); the old per-micro-batch B does not."""
+    from safetensors.torch import load_file
+    from test_trainer_support import one_step_gradients
+
+    single = one_step_gradients(accum=1)
+    lora = [k for k in single if "lora_" in k]
+    assert lora and all(single[k].abs().sum() > 0 for k in lora)
+
+    def same(other, atol=1e-7):
+        assert other.keys() == single.keys()
+        for key in single:
+            torch.testing.assert_close(other[key], single[key], rtol=1e-5, atol=atol)
+
+    same(one_step_gradients(accum=2))
+    with pytest.raises(AssertionError):
+        same(one_step_gradients(accum=2, global_batch_for_lambda=None))  # B = micro-batch: lambda x 2
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    out = tmp_path / "grads.safetensors"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(ROOT / "tests" / "test_trainer_support.py"), str(out), "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    same(load_file(str(out)))
 
 
 # ------------------------------------------------------------------------- metrics
@@ -225,7 +254,7 @@ def test_end_to_end_train_evaluate_scan(trees, tmp_path, capsys):
     ckpt = read_checkpoint(out)
     prov = ckpt.manifest["provenance"]
     assert prov["counts"] == {"cats": {"real": 16, "fake": 16}, "gan/sd": {"real": 16, "fake": 16}}
-    assert prov["surgery"] == {"lambda": 0.2, "mode": "paper", "orthogonal_suppression": True,
+    assert prov["surgery"] == {"lambda": 0.2, "mode": "reference", "orthogonal_suppression": True,
                                "prior_alignment": True}
     assert prov["teacher_features"]["stage1_cache_used_in_stage2"] is True
     assert prov["teacher_features"]["teacher_forward_images"] > 0  # epochs 2.. see new views

@@ -57,7 +57,7 @@ def train_step(networks: Networks, student: nn.Module, micro: list[MicroBatch], 
             _, stats = dgs_backward(f, batch.t, batch.f_teacher, batch.y, networks.detector.head, networks.h_text,
                                     networks.h_teacher, surgery,
                                     loss_scale=scaler.get_scale() if scaler.is_enabled() else 1.0,
-                                    micro_batches=len(micro))
+                                    micro_batches=len(micro), global_batch=global_batch)
         stats_sum += stats.as_tensor() / len(micro)
     if dist.enabled:
         for p in networks.head_parameters():

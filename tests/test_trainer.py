@@ -202,6 +202,55 @@ def test_discovery_subsets_and_errors(tmp_path):
         discover(root)
 
 
+def test_flip_mirrors_the_finished_mosaic_and_views_differ(tmp_path):
+    """The authors flip after PatchSelectionTransform: with a width that is not a multiple of
+    32 this differs from selecting patches on a flipped image."""
+    import numpy as np
+    from PIL import Image
+
+    from dgs_desktop.detector.patches import select_patches
+    from trainer.data import load_rgb, training_mosaic, view_params
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "odd.png"
+    Image.fromarray(rng.integers(0, 256, (230, 250, 3), dtype=np.uint8)).save(path)
+    rgb = load_rgb(path)
+    view = next(v for v in range(50) if view_params(0, 7, v)[0])
+    shuffle_seed = view_params(0, 7, view)[1]
+    mosaic = training_mosaic(path, 0, 7, view)
+    np.testing.assert_array_equal(mosaic, select_patches(rgb, seed=shuffle_seed).mosaic[:, ::-1])
+    assert not np.array_equal(mosaic, select_patches(np.ascontiguousarray(rgb[:, ::-1]), seed=shuffle_seed).mosaic)
+    # each view is a fresh shuffle (stage-1 probe epoch e and stage-2 epoch e show view e)
+    views = [training_mosaic(path, 0, 7, v) for v in range(3)]
+    assert not np.array_equal(views[0], views[1]) and not np.array_equal(views[1], views[2])
+
+
+def test_probe_epoch_e_trains_on_view_e():
+    from torch import nn
+
+    from trainer.config import TrainConfig
+    from trainer.distributed import Dist
+    from trainer.rundir import MetricsLog
+    from trainer.runtime import Runtime
+    from trainer.stage1 import shared_views, train_probe
+
+    config = TrainConfig(data="-", out="-", batch_size=4, probe_epochs=3, epochs=2)
+    runtime = Runtime(torch.device("cpu"), None, Dist(), False)
+    labels = torch.tensor([0.0, 1.0] * 4)
+    asked = []
+
+    def features_of(view):
+        asked.append(view)
+        return torch.randn(8, 5, generator=torch.Generator().manual_seed(view))
+
+    steps = train_probe(nn.Linear(5, 1), features_of, labels, config, runtime, MetricsLog(Path("-"), False), 0.0)
+    assert asked == [0, 1, 2] and steps == 6
+    assert shared_views(config) == [0, 1]  # stage-2 epochs 0 and 1 reuse the probe's views
+    from dataclasses import replace
+
+    assert shared_views(replace(config, feature_cache=False)) == []
+
+
 def test_captions_cache_and_authors_json(tmp_path):
     from trainer.captions import CaptionCache, resolve_captions
     from trainer.data import discover
@@ -257,11 +306,16 @@ def test_end_to_end_train_evaluate_scan(trees, tmp_path, capsys):
     assert prov["surgery"] == {"lambda": 0.2, "mode": "reference", "orthogonal_suppression": True,
                                "prior_alignment": True}
     assert prov["teacher_features"]["stage1_cache_used_in_stage2"] is True
-    assert prov["teacher_features"]["teacher_forward_images"] > 0  # epochs 2.. see new views
+    # stage-2 epochs 1-3 show the probe's views 0-2 (cached); epochs 4-10 need the teacher forward
+    assert prov["teacher_features"]["cached_images"] == 3 * 64
+    assert prov["teacher_features"]["teacher_forward_images"] == 7 * 64
     assert prov["seed"] == 0 and "torch" in prov["versions"] and "val" in prov["final_metrics"]
     assert sorted(h for h in ckpt.manifest["head"]["heads"]) == ["h_img", "h_img_T", "h_text"]
     run = Path(str(out) + ".run")
-    assert (run / "metrics.csv").read_text().count("\ndgs,") == 80
+    metrics = (run / "metrics.csv").read_text()
+    assert metrics.count("\ndgs,") == 80
+    assert metrics.count("\nval,") == 10  # --val after every epoch
+    assert metrics.count("\nprobe,") == 3 * 8
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     rc = main(["evaluate", "--checkpoint", str(out), "--data", str(test), "--no-progress", "--workers", "1",

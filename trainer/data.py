@@ -3,8 +3,8 @@
 The subset of an image is the path between the root and its class folder (e.g.
 `train/car/0_real/x.png` under root `train` is subset `car`; a root that directly holds
 `0_real/` and `1_fake/` has the subset `.`). Preprocessing is the detector's patch selection
-(`dgs_desktop.detector.patches`), the same code the app runs; training adds a horizontal flip
-and passes an explicit shuffle seed per sample and view.
+(`dgs_desktop.detector.patches`), the same code the app runs; training passes an explicit
+shuffle seed per sample and view and flips the finished mosaic.
 """
 
 from __future__ import annotations
@@ -140,14 +140,17 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def training_mosaic(path: Path, seed: int, index: int, view: int) -> np.ndarray:
-    """The (224, 224, 3) uint8 patch-selected mosaic of one training view."""
+    """The (224, 224, 3) uint8 patch-selected mosaic of one training view.
+
+    The flip mirrors the finished mosaic, as the authors' RandomHorizontalFlip after
+    PatchSelectionTransform does; flipping the image first would select other patches
+    whenever the width is not a multiple of 32 (the trimmed columns change sides).
+    """
     from dgs_desktop.detector.patches import select_patches
 
-    rgb = load_rgb(path)
     flip, shuffle_seed = view_params(seed, index, view)
-    if flip:
-        rgb = np.ascontiguousarray(rgb[:, ::-1])
-    return select_patches(rgb, seed=shuffle_seed).mosaic
+    mosaic = select_patches(load_rgb(path), seed=shuffle_seed).mosaic
+    return np.ascontiguousarray(mosaic[:, ::-1]) if flip else mosaic
 
 
 class MosaicDataset:

@@ -1,7 +1,9 @@
 """dgs-desktop-train: gradient path, metrics, data, captions, end to end, resume, torchrun."""
 
+import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -189,14 +191,28 @@ def test_discovery_subsets_and_errors(tmp_path):
     from trainer.data import discover
     from trainer.errors import TrainError
 
-    root = make_tree(tmp_path / "train", subsets=("car", "gan/sd"), per_class=2, size=64)
+    root = make_tree(tmp_path / "train", subsets=("car", "gan/sd", "gan/xl"), per_class=2, size=64)
     data = discover(root)
-    assert data.counts() == {"car": {"real": 2, "fake": 2}, "gan/sd": {"real": 2, "fake": 2}}
+    assert data.counts() == {"car": {"real": 2, "fake": 2}, "gan": {"real": 4, "fake": 4}}
+    assert data.counts("category") == {"car": {"real": 2, "fake": 2}, "gan/sd": {"real": 2, "fake": 2},
+                                       "gan/xl": {"real": 2, "fake": 2}}
     flat = make_tree(tmp_path / "flat", subsets=(".",), per_class=1, size=64)
-    assert set(discover(flat).counts()) == {"."}
+    assert discover(flat).counts() == {"flat": {"real": 1, "fake": 1}}  # named after the root
+    genimage = tmp_path / "genimage"
+    for leaf in ("sdv4/val/nature", "sdv4/val/ai", "sdv4/train/ai"):
+        make_tree(genimage / leaf, subsets=(".",), per_class=1, size=64)
+        for cls in ("0_real", "1_fake"):  # move the generated images into the GenImage leaf
+            for image in (genimage / leaf / cls).iterdir():
+                image.rename(genimage / leaf / f"{cls}_{image.name}")
+            (genimage / leaf / cls).rmdir()
+    native = discover(genimage, require_both=False)
+    assert native.counts() == {"sdv4": {"real": 2, "fake": 4}}
+    assert sorted(native.counts("category")) == ["sdv4/train", "sdv4/val"]
     (tmp_path / "none").mkdir()
     with pytest.raises(TrainError, match="no 0_real"):
         discover(tmp_path / "none")
+    with pytest.raises(TrainError, match="sdv4/train .no real folder"):
+        discover(genimage)  # training needs both classes in every category
     (root / "cat" / "0_real").mkdir(parents=True)
     with pytest.raises(TrainError, match="hold no images"):
         discover(root)
@@ -274,6 +290,66 @@ def test_captions_cache_and_authors_json(tmp_path):
     assert caps == [f"caption {i}" for i in range(len(samples))] and info["source"] == "file"
 
 
+def test_paper_table_reproduces_table_1():
+    """mAcc. of the paper's Table 1 = mean of the R.Acc. column and the 17 F.Acc. columns."""
+    from trainer.metrics import mean_metrics, paper_table_metrics
+
+    def table(r_acc, f_accs):
+        return {f"g{i}": {"n_real": 1, "n_fake": 1, "acc": 0.5, "r_acc": r_acc / 100, "f_acc": f / 100, "ap": 0.9}
+                for i, f in enumerate(f_accs)}
+
+    ours = table(95.3, [100.0, 100.0, 100.0, 99.5, 99.8, 100.0, 100.0, 84.6, 96.7, 100.0, 99.9, 95.2, 99.0, 88.0,
+                        100.0, 99.7, 99.6])
+    univfd = table(92.3, [98.9, 90.5, 79.2, 55.7, 48.7, 91.1, 96.9, 92.8, 26.9, 96.3, 96.0, 12.7, 75.6, 61.2, 84.7,
+                          45.6, 62.3])
+    assert round(100 * paper_table_metrics(ours)["acc"], 1) == 97.6
+    # the table's columns are rounded to 0.1, so their mean can differ from the printed 72.7 by < 0.1
+    assert 100 * paper_table_metrics(univfd)["acc"] == pytest.approx(72.7, abs=0.1)
+    assert paper_table_metrics(ours)["ap"] == pytest.approx(0.9)
+    assert mean_metrics(ours)["acc"] == pytest.approx(0.5) and mean_metrics(ours)["n_real"] == 17
+
+
+def test_evaluate_one_row_per_top_level_folder(tiny_checkpoint, tmp_path, capsys):
+    """Subsets pool every category below a top-level folder (GenImage's nature/ai too); the CSV
+    holds the subsets, `mean` and `paper_table`, and agrees with the per-image scores."""
+    import shutil
+
+    from trainer.cli import main
+    from trainer.metrics import detection_metrics
+
+    root = tmp_path / "test"
+    make_tree(root / "progan", subsets=("car", "cat"), per_class=3, size=64, seed=1)
+    make_tree(tmp_path / "g", subsets=(".",), per_class=4, size=64, seed=2)
+    for cls, leaf in (("0_real", "nature"), ("1_fake", "ai")):
+        shutil.copytree(tmp_path / "g" / cls, root / "sdv4" / "val" / leaf)
+    table, scores = tmp_path / "table.csv", tmp_path / "scores.csv"
+    args = ["evaluate", "--checkpoint", str(tiny_checkpoint.directory), "--data", str(root), "--no-progress", "--workers",
+            "1", "--device", "cpu", "--csv", str(table), "--scores", str(scores)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    rows = list(csv.DictReader(table.open()))
+    assert [r["subset"] for r in rows] == ["progan", "sdv4", "mean", "paper_table"]
+    assert [(r["n_real"], r["n_fake"]) for r in rows] == [("6", "6"), ("4", "4"), ("10", "10"), ("10", "10")]
+    per_image = list(csv.DictReader(scores.open()))
+    assert len(per_image) == 20 and {r["category"] for r in per_image} == {"progan/car", "progan/cat", "sdv4/val"}
+    for row in rows[:2]:
+        mine = [r for r in per_image if r["subset"] == row["subset"]]
+        expected = detection_metrics([int(r["label"]) for r in mine], [float(r["fake_probability"]) for r in mine])
+        for key in ("acc", "r_acc", "f_acc", "ap"):
+            assert float(row[key]) == pytest.approx(expected[key], abs=1e-6)
+    r_accs, f_accs = [float(r["r_acc"]) for r in rows[:2]], [float(r["f_acc"]) for r in rows[:2]]
+    assert float(rows[2]["acc"]) == pytest.approx((float(rows[0]["acc"]) + float(rows[1]["acc"])) / 2, abs=1e-6)
+    paper_acc = (sum(r_accs) / 2 + sum(f_accs)) / 3
+    assert float(rows[3]["acc"]) == pytest.approx(paper_acc, abs=1e-6) and rows[3]["f_acc"] == ""
+    assert re.search(r"^\(0 progan      \) acc: [\d.]+; ap: [\d.]+; r_acc: [\d.]+; f_acc: [\d.]+$", printed, re.M)
+    assert f"paper table: mAcc. {100 * paper_acc:.1f}" in printed
+
+    flat = tmp_path / "just_one"
+    shutil.copytree(tmp_path / "g", flat)
+    assert main(args[:4] + [str(flat)] + args[5:10] + ["--csv", str(table)]) == 0
+    assert [r["subset"] for r in csv.DictReader(table.open())] == ["just_one", "mean", "paper_table"]
+
+
 # ---------------------------------------------------------------------- end to end
 TRAIN_ARGS = ["--arch", "test-tiny", "--captioner", "test-tiny", "--batch-size", "8", "--workers", "0",
               "--no-progress", "--device", "cpu"]
@@ -302,7 +378,7 @@ def test_end_to_end_train_evaluate_scan(trees, tmp_path, capsys):
     assert "broken.png" in err and "unreadable" in err
     ckpt = read_checkpoint(out)
     prov = ckpt.manifest["provenance"]
-    assert prov["counts"] == {"cats": {"real": 16, "fake": 16}, "gan/sd": {"real": 16, "fake": 16}}
+    assert prov["counts"] == {"cats": {"real": 16, "fake": 16}, "gan/sd": {"real": 16, "fake": 16}}  # categories
     assert prov["surgery"] == {"lambda": 0.2, "mode": "reference", "orthogonal_suppression": True,
                                "prior_alignment": True}
     assert prov["teacher_features"]["stage1_cache_used_in_stage2"] is True
@@ -322,10 +398,10 @@ def test_end_to_end_train_evaluate_scan(trees, tmp_path, capsys):
                "--device", "cpu", "--csv", str(tmp_path / "m.csv")])
     printed = capsys.readouterr().out
     assert rc == 0
-    mean = [line for line in printed.splitlines() if line.startswith("mean")][0].split()
-    acc, ap = float(mean[3]), float(mean[6])
-    assert acc >= 80.0 and ap >= 90.0, printed
-    assert "gan/sd" in printed and (tmp_path / "m.csv").read_text().startswith("subset,")
+    mean = re.search(r"^\(2 Mean      \) acc: ([\d.]+); ap: ([\d.]+); r_acc: [\d.]+; f_acc: [\d.]+$", printed, re.M)
+    assert mean and float(mean[1]) >= 80.0 and float(mean[2]) >= 90.0, printed
+    assert re.search(r"^\(1 gan         \) acc: ", printed, re.M) and "paper table: mAcc." in printed
+    assert (tmp_path / "m.csv").read_text().startswith("subset,n_real,n_fake,acc,r_acc,f_acc,ap,")
 
     rc = main(["evaluate", "--checkpoint", str(out), "--data", str(test), "--no-progress", "--workers", "1",
                "--device", "cpu", "--jpeg-quality", "90", "--blur-sigma", "0.5"])

@@ -468,6 +468,36 @@ def test_ablation_run_and_user_errors(trees, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_run_dir_with_files_we_did_not_write_is_refused(trees, tmp_path, capsys):
+    """--run-dir never overwrites a user's metrics.csv or loss.png, nor writes beside their files."""
+    from trainer.cli import main
+
+    train, _ = trees
+    quick = ["--data", str(train), "--max-steps", "1", "--probe-epochs", "1"] + TRAIN_ARGS
+    users = tmp_path / "analysis"
+    users.mkdir()
+    (users / "metrics.csv").write_text("my,own\n1,2\n")
+    (users / "loss.png").write_bytes(b"my plot")
+    assert main(quick + ["--out", str(tmp_path / "a"), "--run-dir", str(users)]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert sorted(p.name for p in users.iterdir()) == ["loss.png", "metrics.csv"]
+    assert (users / "metrics.csv").read_text() == "my,own\n1,2\n" and (users / "loss.png").read_bytes() == b"my plot"
+    assert not (tmp_path / "a").exists()
+
+    (users / "metrics.csv").unlink()
+    (users / "loss.png").unlink()
+    (users / "notes.txt").write_text("keep me")  # not one of our names
+    assert main(quick + ["--out", str(tmp_path / "a"), "--run-dir", str(users)]) == 2
+    assert "notes.txt" in capsys.readouterr().err and (users / "notes.txt").read_text() == "keep me"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(quick + ["--out", str(tmp_path / "b"), "--run-dir", str(empty)]) == 0  # an empty folder is fine
+    assert {"dgs_run.json", "metrics.csv", "state.pt"} <= {p.name for p in empty.iterdir()}
+    (empty / "state.pt").unlink()
+    assert main(quick + ["--out", str(tmp_path / "b"), "--run-dir", str(empty)]) == 0  # ours: reused
+
+
 def test_torchrun_two_processes(trees, tmp_path):
     train, _ = trees
     out = tmp_path / "ddp"

@@ -34,9 +34,11 @@ def _quality(text: str) -> int:
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder or hf:ORG/NAME[@REV]")
-    p.add_argument("--data", required=True, help="test root: a tree with 0_real/ and 1_fake/ leaves")
-    p.add_argument("--csv", help="write the per-subset table here")
-    p.add_argument("--scores", help="write one row per image (path, subset, label, probability) here")
+    p.add_argument("--data", required=True,
+                   help="test root: one subset per top-level folder, pooling the 0_real/ and 1_fake/ (or nature/ "
+                        "and ai/) folders beneath it")
+    p.add_argument("--csv", help="write the table here: one row per subset, then mean and paper_table")
+    p.add_argument("--scores", help="write one row per image (path, subset, category, label, probability) here")
     p.add_argument("--jpeg-quality", type=_quality, help="re-encode each image as JPEG at this quality first")
     p.add_argument("--blur-sigma", type=non_negative_float, help="Gaussian-blur each image with this sigma first")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
@@ -55,12 +57,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from dgs_desktop.detector.checkpoint import load_detector, resolve_checkpoint
+    from dgs_desktop.detector.checkpoint import load_detector
     from dgs_desktop.detector.device import resolve_device
+    from dgs_desktop.detector.resolve import resolve_checkpoint
 
     from .data import discover, format_unreadable
     from .evaluate import evaluate_detector, write_metrics_csv, write_scores_csv
-    from .metrics import format_table
+    from .metrics import format_log_lines
 
     dataset = discover(args.data, require_both=False)
     device = resolve_device(args.device)
@@ -81,7 +84,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         perturbation.append(f"JPEG quality={args.jpeg_quality}")
     print(f"checkpoint {checkpoint.short_id}  data {dataset.root}  threshold {args.threshold:g}"
           + (f"  perturbation: {', '.join(perturbation)}" if perturbation else ""))
-    print(format_table(result.rows, result.mean))
+    print(format_log_lines(result.rows, result.mean, result.paper_table))
     if args.csv:
         write_metrics_csv(args.csv, result, {"jpeg_quality": args.jpeg_quality or "",
                                              "blur_sigma": args.blur_sigma or ""})

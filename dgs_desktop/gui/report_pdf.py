@@ -21,14 +21,14 @@ _DATA_URI = re.compile(r'src="(data:image/(?:png|jpeg);base64,([A-Za-z0-9+/=]+))
 
 
 def ensure_gui_application() -> QGuiApplication:
-    """Qt's text layout needs an application object; headless runs use the offscreen platform.
-    A QApplication (not a bare QGuiApplication), so widgets can still be made in this process."""
+    """Qt's text layout needs an application object. Nothing is shown, so the offscreen
+    platform is used (an unreachable DISPLAY must not abort a report); a QApplication, not a
+    bare QGuiApplication, so widgets can still be made in this process."""
     app = QGuiApplication.instance()
     if app is None:
         from PySide6.QtWidgets import QApplication
 
-        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         app = QApplication([])
     return app
 

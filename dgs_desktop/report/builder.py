@@ -96,6 +96,12 @@ def _compact(value, depth: int = 0) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, list) else str(value)
 
 
+def _without_text_tower(record):
+    if isinstance(record, dict):
+        return {k: _without_text_tower(v) for k, v in record.items() if "text" not in str(k).lower()}
+    return record
+
+
 def model_rows(model: ModelInfo) -> list[tuple[str, str]]:
     """What the first page says about the model: identity, then validation metrics, then how
     it was trained, then the configuration in full."""
@@ -121,8 +127,8 @@ def model_rows(model: ModelInfo) -> list[tuple[str, str]]:
     rows += [(f"Provenance: {key}", value) for key, value in provenance_rows[:40]]
     rows.append(("LoRA", _compact(manifest.get("lora") or {})[:MAX_FIELD_CHARS]))
     backbone = manifest.get("backbone")
-    if isinstance(backbone, dict):
-        rows.append(("Backbone", _compact(backbone)[:MAX_FIELD_CHARS]))
+    if isinstance(backbone, dict):  # the image tower; the text tower plays no part in a score
+        rows.append(("Backbone", _compact(_without_text_tower(backbone))[:MAX_FIELD_CHARS]))
     return rows
     lora = manifest.get("lora") or {}
     base = manifest.get("base_weights") or {}
@@ -185,7 +191,8 @@ class ImageSection:
         of_total = f" of {self.total}" if self.total else ""
         return (f'<div class="item"><h3>Image {self.index}{of_total}: {text(name)}</h3>'
                 f'<p class="muted mono">{text(item.path)}</p>{warning_html}{pictures}'
-                f'<table class="kv">{_kv_rows(rows, raw_values=True)}</table>{details.pop("provenance", "")}</div>')
+                f'<table class="kv">{_kv_rows(rows, raw_values=True)}{details.pop("provenance_rows", "")}</table>'
+                f'{details.pop("provenance", "")}</div>')
 
     def _recompute(self) -> tuple[str, dict[str, str], list[str]]:
         from ..detector.patches import select_patches
@@ -209,7 +216,7 @@ class ImageSection:
             warnings.append(f"The file has changed since the scan: its sha256 is now {current}; the pictures and "
                             "metadata below are of the current file, the score is of the scanned one.")
         report = analyze(data)
-        details["provenance"] = provenance_html(report)
+        details["provenance_rows"], details["provenance"] = provenance_html(report)
         if decoded is None:
             return "", details, warnings
         try:
@@ -236,8 +243,9 @@ def _shown_width(image, box: int) -> int:
     return max(1, round(image.width * min(box / image.width, box / image.height)))
 
 
-def provenance_html(report) -> str:
-    """Signals, C2PA and metadata of one file as escaped HTML."""
+def provenance_html(report) -> tuple[str, str]:
+    """Signals, C2PA and metadata of one file as escaped HTML: (rows for the image's table,
+    the embedded thumbnail and the full metadata list below it)."""
     meta, c2pa = report.metadata, report.c2pa
     rows: list[tuple[str, str]] = []
     for signal in report.signals:
@@ -269,7 +277,7 @@ def provenance_html(report) -> str:
     fields_html = (f'<p class="muted">All metadata ({len(meta.fields)} fields):</p>'
                    f'<table class="kv">{_kv_rows(shown)}</table>{more}') if shown else \
         '<p class="muted">No metadata in the file.</p>'
-    return f'<table class="kv">{_kv_rows(rows)}</table>{thumb_html}{fields_html}'
+    return _kv_rows(rows), thumb_html + fields_html
 
 
 def summary_counts(items: list[ReportItem]) -> dict[str, int]:

@@ -9,9 +9,14 @@ Algorithm (the authors' `PatchSelectionTransform`):
 5. shuffle them into a 7x7 mosaic (224x224); the shuffle is seeded from the image content, so
    the same picture always gives the same mosaic and the same score.
 
-Small images (documented behaviour): a side shorter than 32 px is padded to 32 by repeating
-its last row/column; an image with fewer than 49 patches uses all of them, ordered by
-entropy and repeated cyclically to fill the 49 cells. Boxes always stay inside the image.
+Fewer than 49 whole patches (the authors' rule, which produced their published numbers):
+`order[:24]` and `order[-25:]` of the entropy order are taken anyway, so with 25-48 patches
+the middle ones appear twice, and with n < 25 patches only 2n cells are filled; the filled
+cells are shuffled and the remaining 49 - 2n cells, the last ones, stay black with the box
+(0, 0, 0, 0). A side shorter than 32 px is padded to 32 by repeating its last row/column
+(our choice: the authors' code gives an all-black mosaic there). Either case makes the score
+less reliable and is flagged on the selection (`distinct_patches`, `padded`).
+Boxes always stay inside the image.
 
 Only numpy and torch (for the batched FFT) are used here: no model code, no Qt.
 """
@@ -36,6 +41,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _EPS = 1e-12
 
 Box = tuple[int, int, int, int]  # (x, y, w, h) in original-image pixels
+BLACK_BOX: Box = (0, 0, 0, 0)  # the box of an empty (black) mosaic cell
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,21 @@ class PatchSelection:
     mosaic: np.ndarray  # (224, 224, 3) uint8
     boxes: tuple[Box, ...]  # one per mosaic cell, row-major
     low_entropy: tuple[bool, ...]  # per cell: chosen among the lowest-entropy patches
-    entropies: np.ndarray  # (49,) float32, spectral entropy of each cell's patch
+    entropies: np.ndarray  # (49,) float32, spectral entropy of each cell's patch; NaN for a black cell
     image_size: tuple[int, int]  # (width, height) of the original image
+    distinct_patches: int = CELLS  # different patches shown (< 49 for small images)
+    filled_cells: int = CELLS  # cells [0, filled_cells) hold a patch; the rest are black, box (0, 0, 0, 0)
+    padded: bool = False  # a side shorter than 32 px was padded by repeating its edge
+
+    @property
+    def reliability_notes(self) -> list[str]:
+        """Why this selection makes a less reliable score, one short note per reason."""
+        notes = []
+        if self.distinct_patches < CELLS:
+            notes.append(f"fewer than {CELLS} distinct patches (n={self.distinct_patches}): less reliable")
+        if self.padded:
+            notes.append(f"padded to {PATCH_SIZE} px: less reliable")
+        return notes
 
 
 def as_rgb_image(image) -> Image.Image:
@@ -122,22 +141,23 @@ def content_seed(shape: tuple[int, ...], chosen: np.ndarray) -> int:
     return int.from_bytes(digest, "little")
 
 
-def _choose(entropies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat patch indices for the 49 cells (before shuffling) and whether each is 'low'."""
-    flat = entropies.ravel()
-    order = np.argsort(flat, kind="stable")
-    if flat.size >= CELLS:
-        chosen = np.concatenate([order[:N_LOW], order[-N_HIGH:]])
-        low = np.arange(CELLS) < N_LOW
-    else:
-        ranks = np.arange(CELLS) % flat.size
-        chosen = order[ranks]
-        low = ranks < -(-flat.size * N_LOW // CELLS)  # ceil(n * 24/49) lowest count as 'low'
-    return chosen, low
+def choose_cells(entropies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat patch indices of the filled cells (before shuffling) and whether each is 'low'.
+
+    The authors' rule for any patch count n: `order[:24]` then `order[-25:]` of the stable
+    entropy order. n >= 49 gives 49 different patches; 25 <= n < 49 gives 49 cells with the
+    middle patches twice; n < 25 gives 2n cells (every patch once as low, once as high).
+    """
+    order = np.argsort(entropies.ravel(), kind="stable")
+    low, high = order[:N_LOW], order[-N_HIGH:]
+    chosen = np.concatenate([low, high])
+    return chosen, np.arange(chosen.size) < low.size
 
 
 def select_patches(image, seed: int | None = None) -> PatchSelection:
     """Builds the 7x7 mosaic of the 24 lowest- and 25 highest-entropy 32x32 patches.
+
+    Small images follow the authors' rule (see `choose_cells`): black cells come last.
 
     `seed=None` derives the shuffle from the image content (see `content_seed`); the trainer
     passes its own seeds to vary the shuffle between epochs.
@@ -147,10 +167,11 @@ def select_patches(image, seed: int | None = None) -> PatchSelection:
     padded = _pad_to_patch(image)
     entropies = patch_entropies(padded)
     cols = entropies.shape[1]
-    chosen, low = _choose(entropies)
+    chosen, low = choose_cells(entropies)
     if seed is None:
         seed = content_seed((height, width, 3), chosen)
-    permutation = np.random.default_rng(seed).permutation(CELLS)
+    # Only the filled cells are shuffled: black cells stay last, as in the authors' mosaic.
+    permutation = np.random.default_rng(seed).permutation(chosen.size)
     chosen, low = chosen[permutation], low[permutation]
 
     rows_idx, cols_idx = np.divmod(chosen, cols)
@@ -159,17 +180,23 @@ def select_patches(image, seed: int | None = None) -> PatchSelection:
         x, y = c * PATCH_SIZE, r * PATCH_SIZE
         tile = padded.crop((x, y, x + PATCH_SIZE, y + PATCH_SIZE))
         mosaic.paste(tile, ((cell % GRID) * PATCH_SIZE, (cell // GRID) * PATCH_SIZE))
+    black = CELLS - chosen.size
     boxes = tuple(
         (int(c * PATCH_SIZE), int(r * PATCH_SIZE),
          int(min(PATCH_SIZE, width - c * PATCH_SIZE)), int(min(PATCH_SIZE, height - r * PATCH_SIZE)))
         for r, c in zip(rows_idx, cols_idx)
-    )
+    ) + (BLACK_BOX,) * black
+    cell_entropies = np.full(CELLS, np.nan, dtype=np.float32)
+    cell_entropies[: chosen.size] = entropies.ravel()[chosen]
     return PatchSelection(
         mosaic=np.array(mosaic),
         boxes=boxes,
-        low_entropy=tuple(bool(x) for x in low),
-        entropies=entropies.ravel()[chosen].astype(np.float32),
+        low_entropy=tuple(bool(x) for x in low) + (False,) * black,
+        entropies=cell_entropies,
         image_size=(width, height),
+        distinct_patches=int(np.unique(chosen).size),
+        filled_cells=int(chosen.size),
+        padded=padded is not image,
     )
 
 

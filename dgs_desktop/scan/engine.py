@@ -64,6 +64,7 @@ def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
         result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
         result.format, result.notes = decoded.format, decoded.notes
         selection = select_patches(decoded.image)
+        result.notes = [*result.notes, *selection.reliability_notes]
         return _Prepared(result, selection)
     except DecodeError as exc:
         result.status, result.error, result.sha256 = "error", str(exc), exc.sha256 or ""

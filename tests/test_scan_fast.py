@@ -3,9 +3,12 @@
 import csv
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 
 from dgs_desktop.cli import main
+from dgs_desktop.detector import device as dev
 
 
 def read_rows(path):
@@ -31,3 +34,46 @@ def test_small_images_are_flagged_in_the_csv_notes(tiny_checkpoint, tmp_path):
     assert rows["sliver.png"]["notes"] == ("fewer than 49 distinct patches (n=9): less reliable; "
                                            "padded to 32 px: less reliable")
     assert all(row["status"] == "ok" for row in rows.values())
+
+
+def test_native_bf16_is_read_from_cpu_flags(tmp_path):
+    for flags, expected in [("fpu sse avx2 avx512f amx_tile amx_bf16", True), ("fpu avx512f avx512_bf16", True),
+                            ("fpu sse avx2 avx512f avx512_vnni", False)]:
+        cpuinfo = tmp_path / f"cpuinfo{len(flags)}"
+        cpuinfo.write_text(f"processor\t: 0\nmodel name\t: X\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+        assert dev.cpu_has_native_bf16(str(cpuinfo)) is expected
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
+    assert dev.resolve_precision(cpu, "auto") == "bf16" and dev.precision_options(cpu)[0] == ("auto", "Auto (bf16)")
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: False)
+    assert dev.resolve_precision(cpu, "auto") == "fp32" and dev.resolve_precision(cpu, "BF16") == "bf16"
+    assert isinstance(dev.autocast_for(cpu, "bf16"), torch.autocast)
+    with pytest.raises(dev.DeviceError, match="unknown precision"):
+        dev.resolve_precision(cpu, "fp16")
+    with pytest.raises(dev.DeviceError, match="not supported on mps"):
+        dev.resolve_precision(torch.device("mps"), "bf16")
+
+
+def test_precision_column_and_bit_identical_scores_per_precision(tiny_checkpoint, tmp_path):
+    rng = np.random.default_rng(8)
+    paths = []
+    for index in range(5):
+        paths.append(tmp_path / f"img{index}.png")
+        Image.fromarray(rng.integers(0, 256, (int(rng.integers(64, 260)), 230, 3), dtype=np.uint8)).save(paths[-1])
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        alone = scan(paths[:1], tiny_checkpoint, tmp_path / f"{precision}_alone.csv", "--precision", precision,
+                     "--batch-size", "4")
+        together = scan(paths[::-1], tiny_checkpoint, tmp_path / f"{precision}_all.csv", "--precision", precision,
+                        "--batch-size", "4")
+        assert {row["precision"] for row in [*alone.values(), *together.values()]} == {precision}
+        # same device type, precision and batch size: the same bits, alone or in company
+        assert alone["img0.png"]["fake_probability"] == together["img0.png"]["fake_probability"]
+        runs[precision] = {name: float(row["fake_probability"]) for name, row in together.items()}
+    differences = [abs(runs["fp32"][name] - runs["bf16"][name]) for name in runs["fp32"]]
+    assert max(differences) < 0.05 and max(differences) > 0  # bf16 really ran, and stays close
+    auto = scan(paths[:1], tiny_checkpoint, tmp_path / "auto.csv")
+    assert auto["img0.png"]["precision"] == dev.resolve_precision(torch.device("cpu"), "auto")

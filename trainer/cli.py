@@ -91,6 +91,8 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--blur-sigma", type=_non_negative_float, help="Gaussian-blur each image with this sigma first")
     p.add_argument("--threshold", type=float, default=0.5, help="fake when P(fake) > threshold (default 0.5)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto: bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else fp32")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--workers", type=_positive_int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--no-progress", action="store_true")
@@ -129,7 +131,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     detector = load_detector(checkpoint, device)
     result = evaluate_detector(detector, dataset, device, threshold=args.threshold, batch_size=args.batch_size,
                                workers=args.workers, jpeg_quality=args.jpeg_quality, blur_sigma=args.blur_sigma,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, precision=args.precision)
     if result.errors:
         print(f"warning: {len(result.errors)} image(s) could not be scored and are left out:\n"
               + format_unreadable(result.errors), file=sys.stderr)

@@ -16,6 +16,9 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", "-c", help="checkpoint directory or hf:ORG/NAME[@REVISION]")
     parser.add_argument("--csv", "-o", required=True, metavar="OUT", help="CSV file to write")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="auto: bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else fp32 "
+                             "(default auto); recorded in the CSV")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="images per forward pass (default 8 on CPU, 32 on CUDA); scores are "
                              "bit-identical across runs with the same device type and batch size")
@@ -29,7 +32,7 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_scan(args: argparse.Namespace) -> int:
     from ..detector.checkpoint import NO_MODEL_HELP, CheckpointError, load_detector, resolve_checkpoint
-    from ..detector.device import DeviceError, describe_device, precision_name, resolve_device
+    from ..detector.device import DeviceError, describe_device, resolve_device, resolve_precision
     from ..scan.csvio import CsvError, CsvResultWriter, RunInfo
     from ..scan.discover import expand_paths
     from ..scan.engine import Scanner, ScanProgress
@@ -49,13 +52,14 @@ def run_scan(args: argparse.Namespace) -> int:
         print(f"dgs-desktop: warning: {path} does not exist (recorded as an error row)", file=sys.stderr)
     try:
         device = resolve_device(args.device)
+        precision = resolve_precision(device, args.precision)
         checkpoint = resolve_checkpoint(args.checkpoint)
     except (DeviceError, CheckpointError) as exc:
         raise UsageError(str(exc)) from None
     threshold = checkpoint.threshold if args.threshold is None else args.threshold
     run = RunInfo(checkpoint=checkpoint.source, checkpoint_sha256=checkpoint.sha256,
                   device=describe_device(device), threshold=threshold,
-                  precision=precision_name(device))
+                  precision=precision)
     try:
         writer = CsvResultWriter(args.csv, run, resume=args.resume)
     except CsvError as exc:
@@ -67,7 +71,7 @@ def run_scan(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         files = [p for p in expand_paths(args.paths) if str(p) not in writer.done_paths]
         skipped = len(writer.done_paths)
-        scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers)
+        scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers, precision=precision)
         progress = ScanProgress(total=len(files))
         counts = {"fake": 0, "real": 0}
         bar = None

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..detector.device import autocast_for
+from ..detector.device import autocast_for, resolve_precision
 from ..detector.patches import PatchSelection, mosaics_to_tensor, select_patches
 from ..verdict import verdict
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
@@ -92,12 +92,16 @@ class ModelRunner:
     not interact, so with the same device type and batch size the same file gets the
     identical probability in any folder, position or company. On GPU out-of-memory the
     forward size is halved and the chunk retried (scores then differ in the last bits).
+    `precision` is `auto`, `fp32` or `bf16` (see `resolve_precision`); `self.precision` holds
+    what it resolved to.
     """
 
-    def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int = 8):
+    def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int = 8,
+                 precision: str = "auto"):
         self.detector = detector
         self.device = device
         self.forward_size = max(1, batch_size)
+        self.precision = resolve_precision(device, precision)
 
     @torch.inference_mode()
     def _forward(self, chunk: list[np.ndarray]) -> list[float]:
@@ -106,7 +110,7 @@ class ModelRunner:
             padding = inputs.new_zeros((self.forward_size - len(chunk), *inputs.shape[1:]))
             inputs = torch.cat([inputs, padding])
         inputs = inputs.to(self.device, non_blocking=True)
-        with autocast_for(self.device):
+        with autocast_for(self.device, self.precision):
             logits = self.detector(inputs)
         return torch.sigmoid(logits.float())[: len(chunk)].cpu().tolist()
 
@@ -130,10 +134,15 @@ class ModelRunner:
 class Scanner:
     """Runs scans with one detector on one device."""
 
+    @property
+    def precision(self) -> str:
+        """`fp32` or `bf16`: what the detector computes in (the CSV `precision` column)."""
+        return self.runner.precision
+
     def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int | None = None,
-                 workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+                 workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, precision: str = "auto"):
         self.batch_size = max(1, int(batch_size or default_batch_size(device)))
-        self.runner = ModelRunner(detector.eval(), device, self.batch_size)
+        self.runner = ModelRunner(detector.eval(), device, self.batch_size, precision)
         self.workers = max(1, workers or min(4, os.cpu_count() or 1))
         self.max_pixels = max_pixels
 

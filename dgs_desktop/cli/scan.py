@@ -33,8 +33,9 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
 def run_scan(args: argparse.Namespace) -> int:
     from ..detector.checkpoint import NO_MODEL_HELP, CheckpointError, load_detector, resolve_checkpoint
     from ..detector.device import DeviceError, describe_device, resolve_device, resolve_precision
-    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo
+    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo, read_done_paths
     from ..scan.discover import expand_paths
+    from ..scan.distributed import ScanRank, fold_leftover_parts
     from ..scan.engine import Scanner, ScanProgress
 
     if args.batch_size is not None and args.batch_size < 1:
@@ -50,18 +51,29 @@ def run_scan(args: argparse.Namespace) -> int:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     for path in missing:
         print(f"dgs-desktop: warning: {path} does not exist (recorded as an error row)", file=sys.stderr)
+    rank = ScanRank.from_env()  # under torchrun: this process scores its share into a part file
     try:
-        device = resolve_device(args.device)
+        device = resolve_device(rank.device_spec(args.device) if rank else args.device)
         precision = resolve_precision(device, args.precision)
         checkpoint = resolve_checkpoint(args.checkpoint)
     except (DeviceError, CheckpointError) as exc:
         raise UsageError(str(exc)) from None
     threshold = checkpoint.threshold if args.threshold is None else args.threshold
+    device_label = rank.label(describe_device(device)) if rank else describe_device(device)
     run = RunInfo(checkpoint=checkpoint.source, checkpoint_sha256=checkpoint.sha256,
-                  device=describe_device(device), threshold=threshold,
+                  device=device_label, threshold=threshold,
                   precision=precision)
+    out = Path(args.csv)
     try:
-        writer = CsvResultWriter(args.csv, run, resume=args.resume)
+        if rank:
+            rank.start(out, run, args.resume)
+            already_done = read_done_paths(out) if args.resume else set()
+            writer = CsvResultWriter(rank.part(out), run)
+        else:
+            if args.resume:
+                fold_leftover_parts(out, run)  # rows of an interrupted torchrun scan
+            writer = CsvResultWriter(out, run, resume=args.resume)
+            already_done = writer.done_paths
     except CsvError as exc:
         raise UsageError(str(exc)) from None
     with writer:
@@ -69,13 +81,14 @@ def run_scan(args: argparse.Namespace) -> int:
             detector = load_detector(checkpoint, device)
         except CheckpointError as exc:
             raise UsageError(str(exc)) from None
-        files = [p for p in expand_paths(args.paths) if str(p) not in writer.done_paths]
-        skipped = len(writer.done_paths)
+        files = [p for p in expand_paths(args.paths)
+                 if str(p) not in already_done and (rank is None or rank.owns(p))]
+        skipped = len(already_done)
         scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers, precision=precision)
         progress = ScanProgress(total=len(files))
         counts = {"fake": 0, "real": 0}
         bar = None
-        if not args.no_progress:
+        if not args.no_progress and (rank is None or rank.rank == 0):
             from tqdm import tqdm
 
             bar = tqdm(total=len(files), unit="img", file=sys.stderr, dynamic_ncols=True,
@@ -102,6 +115,12 @@ def run_scan(args: argparse.Namespace) -> int:
                 bar.close()
     elapsed = time.perf_counter() - progress.started
     resumed = f", {skipped} already in the CSV" if skipped else ""
+    if rank:
+        try:
+            rank.finish(out, run)
+        except CsvError as exc:
+            raise UsageError(str(exc)) from None
+        resumed += f" (rank {rank.rank}/{rank.world_size})"
     print(f"Scanned {progress.done} files in {elapsed:.1f} s ({progress.rate:.1f}/s): "
           f"{counts['fake']} fake, {counts['real']} real, {progress.failed} failed{resumed} -> {args.csv}",
           file=sys.stderr)

@@ -18,7 +18,7 @@ cells are shuffled and the remaining 49 - 2n cells, the last ones, stay black wi
 less reliable and is flagged on the selection (`distinct_patches`, `padded`).
 Boxes always stay inside the image.
 
-Only numpy and torch (for the batched FFT) are used here: no model code, no Qt.
+Only numpy, Pillow and torch (for the batched FFT) are used here: no model code, no Qt.
 """
 
 from __future__ import annotations
@@ -90,20 +90,21 @@ def spectral_entropy(gray_patches: torch.Tensor, gray_scale: float = 1.0) -> tor
     multiplying every pixel (p is otherwise scale-free), which is the same p exactly.
     Uses the real FFT: for real input the full spectrum is Hermitian, so every column of the
     half spectrum counts twice except the first and (even width) the last one. Exact, and
-    much faster than a full complex FFT. Input (N, h, w) float32, output (N,) float32.
+    much faster than a full complex FFT. Input (N, h, w) float32 on any device, output (N,).
+    Every reduction runs along the last axis of one patch, so a patch's entropy does not
+    depend on how many patches share the call (the host and device paths rely on it).
     """
     width = gray_patches.shape[-1]
-    # numpy's complex abs is several times faster than torch's on CPU.
-    magnitude = torch.from_numpy(np.abs(torch.fft.rfft2(gray_patches).numpy()))
-    power = magnitude.mul_(magnitude)
-    weights = torch.full((power.shape[-1],), 2.0, dtype=power.dtype)
+    spectrum = torch.fft.rfft2(gray_patches)
+    power = spectrum.real.square().add_(spectrum.imag.square())  # |X|^2 without a square root
+    weights = torch.full((power.shape[-1],), 2.0, dtype=power.dtype, device=power.device)
     weights[0] = 1.0
     if width % 2 == 0:
         weights[-1] = 1.0
-    total = power.sum(dim=-2) @ weights
+    total = power.sum(dim=-2).mul_(weights).sum(dim=-1)
     p = power.div_((total + _EPS / gray_scale**2)[:, None, None])
     plogp = torch.log2(p + _EPS).mul_(p)
-    return -(plogp.sum(dim=-2) @ weights)
+    return plogp.sum(dim=-2).mul_(weights).sum(dim=-1).neg_()
 
 
 def _pad_to_patch(image: Image.Image) -> Image.Image:
@@ -154,32 +155,26 @@ def choose_cells(entropies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return chosen, np.arange(chosen.size) < low.size
 
 
-def select_patches(image, seed: int | None = None) -> PatchSelection:
-    """Builds the 7x7 mosaic of the 24 lowest- and 25 highest-entropy 32x32 patches.
+def arrange_cells(entropies: np.ndarray, image_size: tuple[int, int],
+                  seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Chosen flat patch indices in mosaic order (filled cells only) and their 'low' flags.
 
-    Small images follow the authors' rule (see `choose_cells`): black cells come last.
-
-    `seed=None` derives the shuffle from the image content (see `content_seed`); the trainer
-    passes its own seeds to vary the shuffle between epochs.
+    `seed=None` derives the shuffle from the image content (see `content_seed`).
     """
-    image = as_rgb_image(image)
-    width, height = image.size
-    padded = _pad_to_patch(image)
-    entropies = patch_entropies(padded)
-    cols = entropies.shape[1]
+    width, height = image_size
     chosen, low = choose_cells(entropies)
     if seed is None:
         seed = content_seed((height, width, 3), chosen)
     # Only the filled cells are shuffled: black cells stay last, as in the authors' mosaic.
     permutation = np.random.default_rng(seed).permutation(chosen.size)
-    chosen, low = chosen[permutation], low[permutation]
+    return chosen[permutation], low[permutation]
 
-    rows_idx, cols_idx = np.divmod(chosen, cols)
-    mosaic = Image.new("RGB", (MOSAIC_SIZE, MOSAIC_SIZE))
-    for cell, (r, c) in enumerate(zip(rows_idx.tolist(), cols_idx.tolist())):
-        x, y = c * PATCH_SIZE, r * PATCH_SIZE
-        tile = padded.crop((x, y, x + PATCH_SIZE, y + PATCH_SIZE))
-        mosaic.paste(tile, ((cell % GRID) * PATCH_SIZE, (cell // GRID) * PATCH_SIZE))
+
+def build_selection(mosaic: np.ndarray, chosen: np.ndarray, low: np.ndarray, entropies: np.ndarray,
+                    image_size: tuple[int, int], padded: bool) -> PatchSelection:
+    """The PatchSelection for cells arranged by `arrange_cells` (boxes clipped to the image)."""
+    width, height = image_size
+    rows_idx, cols_idx = np.divmod(chosen, entropies.shape[1])
     black = CELLS - chosen.size
     boxes = tuple(
         (int(c * PATCH_SIZE), int(r * PATCH_SIZE),
@@ -189,23 +184,54 @@ def select_patches(image, seed: int | None = None) -> PatchSelection:
     cell_entropies = np.full(CELLS, np.nan, dtype=np.float32)
     cell_entropies[: chosen.size] = entropies.ravel()[chosen]
     return PatchSelection(
-        mosaic=np.array(mosaic),
+        mosaic=mosaic,
         boxes=boxes,
         low_entropy=tuple(bool(x) for x in low) + (False,) * black,
         entropies=cell_entropies,
         image_size=(width, height),
         distinct_patches=int(np.unique(chosen).size),
         filled_cells=int(chosen.size),
-        padded=padded is not image,
+        padded=padded,
     )
 
 
-def mosaics_to_tensor(mosaics, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """(B, 224, 224, 3) uint8 mosaics -> normalised (B, 3, 224, 224) float32 model input."""
-    batch = torch.from_numpy(np.ascontiguousarray(np.stack(list(mosaics)) if not isinstance(mosaics, np.ndarray) else mosaics))
+def select_patches(image, seed: int | None = None) -> PatchSelection:
+    """Builds the 7x7 mosaic of the 24 lowest- and 25 highest-entropy 32x32 patches.
+
+    Small images follow the authors' rule (see `choose_cells`): black cells come last.
+    `seed=None` derives the shuffle from the image content (see `content_seed`); the trainer
+    passes its own seeds to vary the shuffle between epochs. This is the host path; the
+    batched device path (`dgs_desktop.scan.device_select`) chooses the same patches.
+    """
+    image = as_rgb_image(image)
+    padded = _pad_to_patch(image)
+    entropies = patch_entropies(padded)
+    chosen, low = arrange_cells(entropies, image.size, seed)
+    rows_idx, cols_idx = np.divmod(chosen, entropies.shape[1])
+    mosaic = Image.new("RGB", (MOSAIC_SIZE, MOSAIC_SIZE))
+    for cell, (r, c) in enumerate(zip(rows_idx.tolist(), cols_idx.tolist())):
+        x, y = c * PATCH_SIZE, r * PATCH_SIZE
+        tile = padded.crop((x, y, x + PATCH_SIZE, y + PATCH_SIZE))
+        mosaic.paste(tile, ((cell % GRID) * PATCH_SIZE, (cell // GRID) * PATCH_SIZE))
+    return build_selection(np.array(mosaic), chosen, low, entropies, image.size, padded is not image)
+
+
+def mosaics_to_tensor(mosaics, mean=IMAGENET_MEAN, std=IMAGENET_STD, device=None) -> torch.Tensor:
+    """(B, 224, 224, 3) uint8 mosaics (arrays or a tensor) -> normalised (B, 3, 224, 224) float32.
+
+    With `device`, the uint8 pixels travel there first (4x less to copy) and are normalised
+    there; every step is a correctly rounded float op, so the result is the same on any device.
+    """
+    if isinstance(mosaics, torch.Tensor):
+        batch = mosaics
+    else:
+        batch = torch.from_numpy(np.ascontiguousarray(
+            mosaics if isinstance(mosaics, np.ndarray) else np.stack(list(mosaics))))
+    if device is not None:
+        batch = batch.to(device, non_blocking=True)
     batch = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
     return (batch - mean_t) / std_t
 
 

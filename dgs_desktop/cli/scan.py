@@ -19,6 +19,11 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="auto: bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else fp32 "
                              "(default auto); recorded in the CSV")
+    parser.add_argument("--select-on", default="auto", choices=("auto", "host", "device"),
+                        help="where patches are chosen: worker threads (host) or batched on the model's "
+                             "device (default: device on CUDA, host on CPU); both choose the same patches")
+    parser.add_argument("--jpeg-decoder", default="auto", choices=("auto", "pillow", "torchvision"),
+                        help="JPEG decoder of the device path (default: nvJPEG on CUDA, Pillow elsewhere)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="images per forward pass (default 8 on CPU, 32 on CUDA); scores are "
                              "bit-identical across runs with the same device type and batch size")
@@ -84,7 +89,8 @@ def run_scan(args: argparse.Namespace) -> int:
         files = [p for p in expand_paths(args.paths)
                  if str(p) not in already_done and (rank is None or rank.owns(p))]
         skipped = len(already_done)
-        scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers, precision=precision)
+        scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers, precision=precision,
+                          select_on=args.select_on, jpeg_decoder=args.jpeg_decoder)
         progress = ScanProgress(total=len(files))
         counts = {"fake": 0, "real": 0}
         bar = None

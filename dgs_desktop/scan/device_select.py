@@ -50,38 +50,56 @@ def pad_to_patch(rgb: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return rgb[rows][:, cols], True
 
 
+# Pillow's RGB->F weights. Every partial sum is an integer below 2**24, exact in float32 in
+# any order, so only the final division rounds: the same bits as Pillow.
+_GRAY_WEIGHTS = (299.0, 587.0, 114.0)
+
+
 def gray(rgb: torch.Tensor) -> torch.Tensor:
-    """Pillow's RGB->F conversion bit for bit: (299 R + 587 G + 114 B) in integers, / 1000 in float32."""
-    weights = torch.tensor([299, 587, 114], dtype=torch.int32, device=rgb.device)
-    return (rgb.to(torch.int32) * weights).sum(dim=-1).to(torch.float32).div_(1000.0)
+    """Pillow's RGB->F conversion bit for bit: (299 R + 587 G + 114 B) / 1000 in float32."""
+    out = torch.empty(rgb.shape[:2], dtype=torch.float32, device=rgb.device)
+    return _gray_into(rgb, out)
+
+
+def _gray_into(rgb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Writes the gray values of the (..., 3) uint8 view `rgb` into the float32 `out` in one
+    pass per channel: `out`'s layout (e.g. patch order) is chosen by the caller."""
+    torch.mul(rgb[..., 0], _GRAY_WEIGHTS[0], out=out)
+    out.add_(rgb[..., 1], alpha=_GRAY_WEIGHTS[1]).add_(rgb[..., 2], alpha=_GRAY_WEIGHTS[2])
+    return out.div_(1000.0)
 
 
 def _patch_grid(rgb: torch.Tensor) -> tuple[int, int]:
     return rgb.shape[0] // PATCH_SIZE, rgb.shape[1] // PATCH_SIZE
 
 
-def _gray_patches(rgb: torch.Tensor) -> torch.Tensor:
+def _patch_view(rgb: torch.Tensor) -> torch.Tensor:
+    """(rows, cols, 32, 32, 3) view of the whole patches of an (H, W, 3) image (no copy)."""
     rows, cols = _patch_grid(rgb)
-    trimmed = gray(rgb[: rows * PATCH_SIZE, : cols * PATCH_SIZE])
-    return trimmed.view(rows, PATCH_SIZE, cols, PATCH_SIZE).transpose(1, 2).reshape(-1, PATCH_SIZE, PATCH_SIZE)
+    return rgb[: rows * PATCH_SIZE, : cols * PATCH_SIZE].view(rows, PATCH_SIZE, cols, PATCH_SIZE, 3).transpose(1, 2)
 
 
 def batch_entropies(images: list[torch.Tensor]) -> list[np.ndarray]:
     """(rows, cols) spectral entropies of each (already padded) image, from one batched FFT,
     brought to the host in one copy (the 24 + 25 choice is a few thousand numbers)."""
-    patches = torch.cat([_gray_patches(rgb) for rgb in images])
-    flat = spectral_entropy(patches, gray_scale=1.0 / 255.0).cpu().numpy()
     grids = [_patch_grid(rgb) for rgb in images]
-    bounds = np.cumsum([rows * cols for rows, cols in grids])[:-1]
+    counts = [rows * cols for rows, cols in grids]
+    patches = torch.empty((sum(counts), PATCH_SIZE, PATCH_SIZE), dtype=torch.float32, device=images[0].device)
+    start = 0
+    for rgb, (rows, cols), count in zip(images, grids, counts):
+        # gray straight into patch order: no intermediate image-sized copies
+        _gray_into(_patch_view(rgb), patches[start:start + count].view(rows, cols, PATCH_SIZE, PATCH_SIZE))
+        start += count
+    flat = spectral_entropy(patches, gray_scale=1.0 / 255.0).cpu().numpy()
+    bounds = np.cumsum(counts)[:-1]
     return [part.reshape(grid) for part, grid in zip(np.split(flat, bounds), grids)]
 
 
 def _gather_mosaic(rgb: torch.Tensor, chosen: np.ndarray) -> torch.Tensor:
     """The (224, 224, 3) mosaic: the chosen patches in cell order, then black cells."""
-    rows, cols = _patch_grid(rgb)
-    grid = rgb[: rows * PATCH_SIZE, : cols * PATCH_SIZE].view(rows, PATCH_SIZE, cols, PATCH_SIZE, 3)
+    cols = _patch_grid(rgb)[1]
     index = torch.from_numpy(chosen).to(rgb.device)
-    cells = grid.permute(0, 2, 1, 3, 4)[index // cols, index % cols]  # (filled, 32, 32, 3)
+    cells = _patch_view(rgb)[index // cols, index % cols]  # (filled, 32, 32, 3)
     if cells.shape[0] < CELLS:
         cells = torch.cat([cells, cells.new_zeros((CELLS - cells.shape[0], PATCH_SIZE, PATCH_SIZE, 3))])
     return cells.view(GRID, GRID, PATCH_SIZE, PATCH_SIZE, 3).transpose(1, 2).reshape(

@@ -163,3 +163,14 @@ def test_assignment_is_stable_and_covers_every_rank(world_size):
     paths = [f"/case/{i}/img.jpg" for i in range(400)]
     ranks = [rank_of(p, world_size) for p in paths]
     assert ranks == [rank_of(p, world_size) for p in paths] and set(ranks) == set(range(world_size))
+
+
+def test_a_fresh_scan_discards_leftover_parts(tiny_checkpoint, tmp_path):
+    """Rows of an earlier interrupted run must not be folded into a new scan by a later --resume."""
+    folder = make_folder(tmp_path / "images", 2, seed=5)
+    out = tmp_path / "out.csv"
+    stale = tmp_path / "out.csv.part1of2"
+    stale.write_text(",".join(COLUMNS) + "\n")
+    assert main(["scan", str(folder), "--checkpoint", str(tiny_checkpoint.directory), "--csv", str(out),
+                 "--no-progress"]) == 0
+    assert not stale.exists() and len(rows_by_path(out)) == 3

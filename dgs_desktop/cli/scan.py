@@ -40,7 +40,7 @@ def run_scan(args: argparse.Namespace) -> int:
     from ..detector.device import DeviceError, describe_device, resolve_device, resolve_precision
     from ..scan.csvio import CsvError, CsvResultWriter, RunInfo, read_done_paths
     from ..scan.discover import expand_paths
-    from ..scan.distributed import ScanRank, fold_leftover_parts
+    from ..scan.distributed import ScanRank, discard_leftover_parts, fold_leftover_parts
     from ..scan.engine import Scanner, ScanProgress
 
     if args.batch_size is not None and args.batch_size < 1:
@@ -77,6 +77,8 @@ def run_scan(args: argparse.Namespace) -> int:
         else:
             if args.resume:
                 fold_leftover_parts(out, run)  # rows of an interrupted torchrun scan
+            else:
+                discard_leftover_parts(out, run)
             writer = CsvResultWriter(out, run, resume=args.resume)
             already_done = writer.done_paths
     except CsvError as exc:

@@ -99,6 +99,14 @@ def fold_leftover_parts(out: Path, run: RunInfo) -> int:
     return added
 
 
+def discard_leftover_parts(out: Path, run: RunInfo) -> None:
+    """Before a fresh (not resumed) scan into OUT: parts of an earlier interrupted scan would
+    otherwise be folded into this scan's CSV by a later `--resume`. Only our own files go."""
+    for part in existing_parts(out):
+        CsvResultWriter(part, run, resume=True).close()  # raises CsvError for a file not ours
+        part.unlink()
+
+
 @dataclass(frozen=True)
 class ScanRank:
     """This process's place in a torchrun scan."""
@@ -151,9 +159,7 @@ class ScanRank:
                 if resume:
                     fold_leftover_parts(out, run)
                 else:
-                    for part in existing_parts(out):
-                        CsvResultWriter(part, run, resume=True).close()  # refuses a file not ours
-                        part.unlink()
+                    discard_leftover_parts(out, run)
                     CsvResultWriter(out, run).close()
         finally:
             dist.barrier()  # also on failure: the others must not start on a half-ready OUT

@@ -95,8 +95,8 @@ def spectral_entropy(gray_patches: torch.Tensor, gray_scale: float = 1.0) -> tor
     depend on how many patches share the call (the host and device paths rely on it).
     """
     width = gray_patches.shape[-1]
-    spectrum = torch.fft.rfft2(gray_patches)
-    power = spectrum.real.square().add_(spectrum.imag.square())  # |X|^2 without a square root
+    parts = torch.view_as_real(torch.fft.rfft2(gray_patches)).square()
+    power = torch.add(parts[..., 0], parts[..., 1])  # |X|^2 = re^2 + im^2, no square root
     weights = torch.full((power.shape[-1],), 2.0, dtype=power.dtype, device=power.device)
     weights[0] = 1.0
     if width % 2 == 0:

@@ -241,10 +241,20 @@ def test_scan_fills_the_provenance_column_and_never_changes_the_probability(tiny
     # The same through the engine, to the last bit.
     from dgs_desktop.detector.checkpoint import load_detector
 
-    scanner = Scanner(load_detector(tiny_checkpoint, "cpu"), torch.device("cpu"))
-    results = list(scanner.scan([folder / "bare.png", folder / "claims.png"]))
-    assert results[0].fake_probability == results[1].fake_probability
-    assert results[0].provenance != results[1].provenance
+    detector = load_detector(tiny_checkpoint, "cpu")
+    (folder / "claims.jpg").write_bytes(encoded(pixels, "JPEG", quality=95, exif=camera_exif(software="GIMP 2.10")))
+    paths = [folder / "bare.png", folder / "claims.png", folder / "claims.jpg"]
+    by_path = {}
+    # Every scan path fills the column from the bytes it read (the device path's JPEGs wait
+    # undecoded for the device decoder: their provenance comes from those same bytes).
+    for select_on, decoder in (("host", "auto"), ("device", "pillow"), ("device", "torchvision")):
+        scanner = Scanner(detector, torch.device("cpu"), select_on=select_on, jpeg_decoder=decoder)
+        results = list(scanner.scan(paths))
+        assert results[0].fake_probability == results[1].fake_probability
+        assert results[0].provenance != results[1].provenance
+        assert results[2].provenance == analyze((folder / "claims.jpg").read_bytes()).summary
+        by_path[select_on, decoder] = [r.provenance for r in results]
+    assert len(set(map(tuple, by_path.values()))) == 1
 
 
 # ------------------------------------------------------------------- the window's panel

@@ -132,7 +132,7 @@ def test_model_and_run_on_the_first_page(scanned, tiny_checkpoint):
     assert "Architecture</td><td>test-tiny" in head
     assert "Provenance: purpose</td><td>tests" in head
     assert "Validation metrics</td><td>none recorded" in head
-    assert "Device</td><td>cpu" in head and "Precision</td><td>fp32" in head
+    assert "Device</td><td>cpu" in head and f"Precision</td><td>{rows[0]['precision']}" in head
     assert f"dgs-desktop {rows[0]['dgs_desktop_version']}" in head
 
 

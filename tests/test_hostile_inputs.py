@@ -312,9 +312,12 @@ def test_cli_scans_files_whose_names_are_not_utf8(non_utf8_folder, tiny_checkpoi
     args = ["scan", str(folder), "--checkpoint", str(tiny_checkpoint.directory), "--csv", str(out),
             "--no-progress"]
     assert main(args) == 0
-    with open(out, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+    out.read_bytes().decode("utf-8")  # strictly valid UTF-8
+    with open(out, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["path"] for row in rows] == [str(odd), str(folder / "plain.png")]
-    assert main(args + ["--resume"]) == 0  # nothing rescanned, nothing doubled
-    with open(out, newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        assert len(list(csv.DictReader(handle))) == 2
+    # The undecodable byte is written as the text \xe9; the exact name is in path_bytes_hex.
+    assert [row["path"] for row in rows] == [str(folder) + "/caf\\xe9-latin1.png", str(folder / "plain.png")]
+    assert bytes.fromhex(rows[0]["path_bytes_hex"]) == os.fsencode(odd) and rows[1]["path_bytes_hex"] == ""
+    before = out.read_bytes()
+    assert main(args + ["--resume"]) == 0  # matched by its bytes: nothing rescanned, nothing doubled
+    assert out.read_bytes() == before

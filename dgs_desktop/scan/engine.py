@@ -10,12 +10,15 @@ is scored. A file that fails becomes a result with an error; the scan goes on.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +27,11 @@ import torch
 
 from ..detector.device import autocast_for
 from ..detector.patches import PatchSelection, mosaics_to_tensor, select_patches
-from ..verdict import verdict
+from ..verdict import NON_FINITE_SCORE, verdict
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
+from .memory import DEFAULT_MEMORY_BUDGET_MIB, MIB, MemoryBudget
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,14 +62,27 @@ class _Prepared:
     selection: PatchSelection | None
 
 
-def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
-    """Read, hash, decode and patch-select one file. Never raises for a bad file."""
+def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, budget: MemoryBudget | None = None) -> _Prepared:
+    """Read, hash, decode and patch-select one file. Never raises for a bad file.
+
+    `path` may carry discovery's verdict on it (scan.discover.FoundPath): a `refusal` (a link
+    out of the scanned folders: not read) or `same_as` (another name of a file already listed).
+    `budget`: decoding waits until the image's estimated size fits (scan.memory).
+    """
     result = ScanResult(path=str(path), status="ok")
+    refusal, same_as = getattr(path, "refusal", ""), getattr(path, "same_as", "")
+    if refusal:
+        result.status, result.error = "error", refusal
+        return _Prepared(result, None)
     try:
-        decoded = decode_image(path, max_pixels=max_pixels)
-        result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
-        result.format, result.notes = decoded.format, decoded.notes
-        selection = select_patches(decoded.image)
+        with budget.claim() if budget is not None else _no_claim() as claim:
+            decoded = decode_image(path, max_pixels=max_pixels, reserve=claim.reserve if claim else None)
+            result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
+            result.format, result.notes = decoded.format, decoded.notes
+            if same_as:
+                result.notes.append(f"same file as {same_as}")
+            selection = select_patches(decoded.image)
+            del decoded  # freed before the budget is given back
         return _Prepared(result, selection)
     except DecodeError as exc:
         result.status, result.error, result.sha256 = "error", str(exc), exc.sha256 or ""
@@ -72,6 +91,11 @@ def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the scan
         result.status, result.error = "error", f"unexpected error: {type(exc).__name__}: {exc}"
     return _Prepared(result, None)
+
+
+@contextmanager
+def _no_claim():
+    yield None
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -90,13 +114,17 @@ class ModelRunner:
     forward pass has exactly `batch_size` rows: a short batch is padded with zeros. Rows do
     not interact, so with the same device type and batch size the same file gets the
     identical probability in any folder, position or company. On GPU out-of-memory the
-    forward size is halved and the chunk retried (scores then differ in the last bits).
+    forward size is halved and the chunk retried (scores then differ in the last bits, so
+    `last_forward_sizes` tells the caller which rows were scored at the smaller size).
+    A non-finite logit gives NaN, never a probability (sigmoid(inf) would read as 1.0).
     """
 
     def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int = 8):
         self.detector = detector
         self.device = device
-        self.forward_size = max(1, batch_size)
+        self.batch_size = max(1, batch_size)
+        self.forward_size = self.batch_size
+        self.last_forward_sizes: list[int] = []
 
     @torch.inference_mode()
     def _forward(self, chunk: list[np.ndarray]) -> list[float]:
@@ -107,20 +135,27 @@ class ModelRunner:
         inputs = inputs.to(self.device, non_blocking=True)
         with autocast_for(self.device):
             logits = self.detector(inputs)
-        return torch.sigmoid(logits.float())[: len(chunk)].cpu().tolist()
+        logits = logits.float()
+        probabilities = torch.where(torch.isfinite(logits), torch.sigmoid(logits), torch.nan)
+        return probabilities[: len(chunk)].cpu().tolist()
 
     def score(self, mosaics: list[np.ndarray]) -> list[float]:
         scores: list[float] = []
+        self.last_forward_sizes = []
         start = 0
         while start < len(mosaics):
             chunk = mosaics[start:start + self.forward_size]
             try:
                 scores.extend(self._forward(chunk))
+                self.last_forward_sizes.extend([self.forward_size] * len(chunk))
                 start += len(chunk)
             except torch.OutOfMemoryError:
                 if self.forward_size == 1:
                     raise
                 self.forward_size = max(1, self.forward_size // 2)
+                log.warning("out of memory on %s: forward passes of %d images now (asked for %d); "
+                            "scores from now on may differ in the last digits", self.device,
+                            self.forward_size, self.batch_size)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
         return scores
@@ -130,11 +165,14 @@ class Scanner:
     """Runs scans with one detector on one device."""
 
     def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int | None = None,
-                 workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+                 workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 memory_budget: int | None = None):
         self.batch_size = max(1, int(batch_size or default_batch_size(device)))
         self.runner = ModelRunner(detector.eval(), device, self.batch_size)
         self.workers = max(1, workers or min(4, os.cpu_count() or 1))
         self.max_pixels = max_pixels
+        # bytes that decoding may hold at once across workers (see scan.memory)
+        self.budget = MemoryBudget(memory_budget or DEFAULT_MEMORY_BUDGET_MIB * MIB)
 
     def scan(self, paths: Iterable[Path], cancel: threading.Event | None = None,
              keep_selection: bool = False) -> Iterator[ScanResult]:
@@ -149,7 +187,8 @@ class Scanner:
                     path = next(path_iter, None)
                     if path is None:
                         return
-                    pending.append(pool.submit(prepare, Path(path), self.max_pixels))
+                    path = path if isinstance(path, Path) else Path(path)  # keeps discovery's notes
+                    pending.append(pool.submit(prepare, path, self.max_pixels, self.budget))
 
             try:
                 refill()
@@ -180,9 +219,17 @@ class Scanner:
                 for item in ready:
                     item.result.status = "error"
                     item.result.error = f"model failed: {type(exc).__name__}: {exc}"
-            for item, score in zip(ready, scores):
-                if score is not None:
-                    item.result.fake_probability = float(score)
+            sizes = self.runner.last_forward_sizes
+            for index, (item, score) in enumerate(zip(ready, scores)):
+                if score is None:
+                    continue
+                if not math.isfinite(score):
+                    item.result.status, item.result.error = "error", NON_FINITE_SCORE
+                    continue
+                item.result.fake_probability = float(score)
+                if index < len(sizes) and sizes[index] != self.runner.batch_size:
+                    item.result.notes.append(f"scored in forward passes of {sizes[index]} after running out of "
+                                             f"memory (asked for {self.runner.batch_size}): last digits may differ")
         for item in batch:
             if keep_selection:
                 item.result.selection = item.selection

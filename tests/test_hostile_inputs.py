@@ -250,7 +250,7 @@ class OomAbove(torch.nn.Module):
         return self.inner(images)
 
 
-def test_out_of_memory_halves_the_batch_and_retries(tmp_path, detector):
+def test_out_of_memory_halves_the_batch_and_retries(tmp_path, detector, caplog):
     """On CPU the runner scores one image per forward pass; an accelerator's fixed forward size
     is simulated by setting it, and the detector raises OutOfMemoryError above `limit`."""
     paths = imagegen.good_images(24, tmp_path / "oom")
@@ -265,13 +265,21 @@ def test_out_of_memory_halves_the_batch_and_retries(tmp_path, detector):
     assert runner.forward_size == 4  # 16 -> 8 -> 4, then kept for the rest of the scan
     assert flaky.batch_sizes[:3] == [16, 8, 4] and set(flaky.batch_sizes[3:]) == {4}
 
-    # Through the whole scan: every file still scored, in order.
+    # Through the whole scan: every file still scored, in order; the halving is logged and
+    # every row scored at the smaller size says so (its last digits may differ).
+    caplog.clear()
     scanner = Scanner(OomAbove(detector, limit=3), CPU, batch_size=16, workers=2)
-    scanner.runner.forward_size = 16
-    results = list(scanner.scan(paths))
+    with caplog.at_level("WARNING", logger="dgs_desktop.scan.engine"):
+        results = list(scanner.scan(paths))
     assert [r.status for r in results] == ["ok"] * len(paths)
     assert [r.fake_probability for r in results] == pytest.approx(reference, abs=1e-6)
     assert scanner.runner.forward_size == 2
+    assert sum("out of memory" in record.getMessage() for record in caplog.records) == 3  # 16 -> 8 -> 4 -> 2
+    for result in results:
+        assert any("forward passes of 2 after running out of memory" in note for note in result.notes), result.notes
+
+    fine = Scanner(detector, CPU, batch_size=8, workers=2)
+    assert not any("out of memory" in note for r in fine.scan(paths) for note in r.notes)
 
 
 def test_out_of_memory_even_at_batch_1_fails_rows_not_the_scan(tmp_path, detector):

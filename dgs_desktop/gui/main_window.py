@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer, Signal
@@ -564,23 +562,17 @@ class MainWindow(QMainWindow):
         return True
 
     def copy_selected_rows(self) -> None:
-        from ..scan.csvio import COLUMNS as CSV_COLUMNS
-        from ..scan.csvio import result_row
+        from ..scan.csvio import csv_text
+        from ..scan.engine import ScanResult
 
         rows = [self.proxy.index(index.row(), 0).data(ROW_ROLE) for index in self.table.selectionModel().selectedRows()]
         if not rows:
             return
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
         run = self.run_info() if self.controller.session is not None else None
-        for row in rows:
-            if row.result is not None and run is not None:
-                record = result_row(row.result, run)
-                writer.writerow([record[column] for column in CSV_COLUMNS])
-            else:
-                writer.writerow([row.path, "", row.state] + [""] * (len(CSV_COLUMNS) - 3))
-        QApplication.clipboard().setText(buffer.getvalue())
+        results = [row.result if row.result is not None and run is not None else ScanResult(row.path, row.state)
+                   for row in rows]
+        # The export's writer and rules (quoting, formulas, UTF-8), tab-separated for pasting.
+        QApplication.clipboard().setText(csv_text(results, run, delimiter="\t"))
         self._status(f"Copied {len(rows)} row(s).")
 
     # ------------------------------------------------------------------- detail & summary

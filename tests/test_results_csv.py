@@ -11,8 +11,18 @@ import signal
 
 import pytest
 
-from dgs_desktop.scan.csvio import (COLUMNS, CsvError, RunInfo, csv_text, parse_results_csv, read_results_csv,
-                                    result_row, row_line, run_mismatch, safe_cell)
+from dgs_desktop.scan.csvio import (
+    COLUMNS,
+    CsvError,
+    RunInfo,
+    csv_text,
+    parse_results_csv,
+    read_results_csv,
+    result_row,
+    row_line,
+    run_mismatch,
+    safe_cell,
+)
 from dgs_desktop.scan.engine import ScanResult
 
 RUN = RunInfo(checkpoint="/models/dgs", checkpoint_sha256="ab" * 32, device="cpu", threshold=0.5)

@@ -158,3 +158,36 @@ def test_resume_from_a_special_file_is_refused_at_once(folder, tiny_checkpoint, 
                                                                             "--resume")[0:]],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "not a regular file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resume_of_an_older_versions_csv_with_raw_name_bytes(tmp_path, tiny_checkpoint):
+    """Before path_bytes_hex, a non-UTF-8 name was written as its raw bytes: resume matches it,
+    and the rewritten file is valid UTF-8 with the exact name kept."""
+    folder = tmp_path / "names"
+    imagegen.good_images(2, folder)
+    raw_name = b"caf\xe9.png"
+    (folder / "img00000.png").rename(folder / os.fsdecode(raw_name))
+    out = tmp_path / "old.csv"
+    assert main(scan_args([folder], tiny_checkpoint, out)) == 0
+    rows = rows_of(out)
+    old_columns = [c for c in COLUMNS if c != "path_bytes_hex"]
+    lines = [",".join(old_columns).encode()]
+    for row in rows:
+        path = bytes.fromhex(row["path_bytes_hex"]) if row["path_bytes_hex"] else row["path"].encode()
+        lines.append(b",".join([os.fsencode(folder) + b"/" + os.path.basename(path) if row["path_bytes_hex"]
+                                else path] + [row[c].encode() for c in old_columns[1:]]))
+    out.write_bytes(b"\n".join(lines) + b"\n")
+    assert main(scan_args([folder], tiny_checkpoint, out, "--resume")) == 0
+    text = out.read_bytes().decode("utf-8")  # valid UTF-8 now
+    resumed = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert len(resumed) == 2  # nothing rescanned, nothing doubled
+    odd = next(r for r in resumed if r["path_bytes_hex"])
+    assert bytes.fromhex(odd["path_bytes_hex"]) == os.fsencode(folder / os.fsdecode(raw_name))
+    assert odd["path"].endswith("caf\\xe9.png")
+
+
+def test_an_empty_existing_file_may_be_the_output(folder, tiny_checkpoint, tmp_path):
+    out = tmp_path / "made-by-mktemp.csv"
+    out.write_bytes(b"")
+    assert main(scan_args([folder], tiny_checkpoint, out)) == 0
+    assert len(rows_of(out)) == 6

@@ -366,8 +366,8 @@ def check_output(path: str | os.PathLike, resume: bool = False) -> ExistingCsv |
         return None  # a device or pipe: written as a stream
     if not os.access(parent, os.W_OK):
         raise CsvError(f"cannot write {path}: folder {parent} is not writable")
-    if info is None:
-        return ExistingCsv(list(COLUMNS), [], 0, 0, exact=True) if resume else None
+    if info is None or (info.st_size == 0 and not resume):
+        return ExistingCsv(list(COLUMNS), [], 0, 0, exact=True) if resume else None  # nothing to lose
     try:
         if resume:
             return read_results_csv(path)
@@ -406,8 +406,9 @@ class CsvResultWriter:
       Ctrl-C before that leaves OUT as it was and removes the temporary file;
     - `resume=True`: the rows in OUT are kept (`existing`, from `check_output`); in our exact
       layout new rows are appended (an incomplete last line is cut), otherwise (BOM, CRLF,
-      added columns, an older version's header) the file is rewritten once, rows unchanged,
-      with the header extended by any missing columns;
+      added columns, an older version's header) the file is rewritten once, rows unchanged
+      (but for name bytes that were not UTF-8: escaped, with `path_bytes_hex`), with the
+      header extended by any missing columns;
     - `-`: standard output; a FIFO or device: written as a stream (no fsync).
     """
 
@@ -485,12 +486,16 @@ class CsvResultWriter:
         # Rewrite once in our layout, keeping every row and every added column as it was.
         self.columns = existing.header + [c for c in COLUMNS if c not in existing.header]
         missing = len(self.columns) - len(existing.header)
+        path_at, hex_at = self.columns.index("path"), self.columns.index("path_bytes_hex")
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.resume")
         try:
             with open(tmp, "wb") as handle:
-                handle.write(csv_line(self.columns).encode("utf-8", "surrogateescape"))
+                handle.write(csv_line(utf8_text(c) for c in self.columns).encode("utf-8"))
                 for row in existing.rows:
-                    handle.write(csv_line(row + [""] * missing).encode("utf-8", "surrogateescape"))
+                    row = row + [""] * missing
+                    if not row[hex_at]:  # an older version wrote undecodable name bytes as they were
+                        row[hex_at] = path_bytes_hex(row[path_at])
+                    handle.write(csv_line(utf8_text(cell) for cell in row).encode("utf-8"))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)

@@ -191,3 +191,12 @@ def test_rows_from_another_model_or_threshold_are_detected():
     message = run_mismatch(existing, other)
     assert "checkpoint" in message and "threshold 0.5" in message
 
+
+
+def test_an_unclosed_quote_in_an_edited_row_is_refused_not_cut():
+    lines = our_csv(30).splitlines()
+    lines[5] = lines[5].replace("/evidence/", '"/evidence/', 1)  # a stray quote: the rest is one field
+    with pytest.raises(CsvError, match="line 6"):
+        parse_results_csv("\n".join(lines).encode())  # no final line end either
+    with pytest.raises(CsvError, match="line 6"):
+        parse_results_csv(("\n".join(lines) + "\n").encode())

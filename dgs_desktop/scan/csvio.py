@@ -43,6 +43,8 @@ COLUMNS = ("path", "sha256", "status", "fake_probability", "verdict", "threshold
 REQUIRED_COLUMNS = ("path", "sha256", "status", "fake_probability", "verdict", "threshold", "error")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_RESUME_BYTES = 1 << 30  # a million rows is ~500 MB; anything larger is not our CSV
+# An incomplete last line is cut (a crash while writing it) only if it is one row's worth.
+_MAX_CUT_CHARS, _MAX_CUT_LINE_BREAKS = 1 << 16, 4
 STDOUT = "-"
 
 
@@ -268,6 +270,11 @@ def parse_results_csv(data: bytes, name: str = "the CSV") -> ExistingCsv:
     for fields, line_number, end in records:
         is_last = end >= len(text)
         if fields is None or (is_last and not ends_cleanly):
+            remainder = text[complete_chars:]
+            if len(remainder) > _MAX_CUT_CHARS or sum(map(remainder.count, "\n\r")) > _MAX_CUT_LINE_BREAKS:
+                # more than one row's worth: an unclosed quote from an edit, not a cut-off write
+                raise CsvError(f"{name}, line {line_number}: a quote opened there is never closed; fix it, "
+                               f"then resume (nothing was changed)")
             cut_line = line_number
             break
         complete_chars = end

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +75,7 @@ def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, budget: MemoryBudg
         result.status, result.error = "error", refusal
         return _Prepared(result, None)
     try:
-        with budget.claim() if budget is not None else _no_claim() as claim:
+        with budget.claim() if budget is not None else nullcontext() as claim:
             decoded = decode_image(path, max_pixels=max_pixels, reserve=claim.reserve if claim else None)
             result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
             result.format, result.notes = decoded.format, decoded.notes
@@ -91,11 +91,6 @@ def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, budget: MemoryBudg
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the scan
         result.status, result.error = "error", f"unexpected error: {type(exc).__name__}: {exc}"
     return _Prepared(result, None)
-
-
-@contextmanager
-def _no_claim():
-    yield None
 
 
 def default_batch_size(device: torch.device) -> int:

@@ -34,14 +34,18 @@ def _quality(text: str) -> int:
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder or hf:ORG/NAME[@REV]")
-    p.add_argument("--data", required=True, help="test root: a tree with 0_real/ and 1_fake/ leaves")
-    p.add_argument("--csv", help="write the per-subset table here")
-    p.add_argument("--scores", help="write one row per image (path, subset, label, probability) here")
+    p.add_argument("--data", required=True,
+                   help="test root: one subset per top-level folder, pooling the 0_real/ and 1_fake/ (or nature/ "
+                        "and ai/) folders beneath it")
+    p.add_argument("--csv", help="write the table here: one row per subset, then mean and paper_table")
+    p.add_argument("--scores", help="write one row per image (path, subset, category, label, probability) here")
     p.add_argument("--jpeg-quality", type=_quality, help="re-encode each image as JPEG at this quality first")
     p.add_argument("--blur-sigma", type=non_negative_float, help="Gaussian-blur each image with this sigma first")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"fake when P(fake) > threshold (default {DEFAULT_THRESHOLD})")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto: bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else fp32")
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--workers", type=positive_int, default=default_workers())
     p.add_argument("--no-progress", action="store_true")
@@ -55,12 +59,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from dgs_desktop.detector.checkpoint import load_detector, resolve_checkpoint
+    from dgs_desktop.detector.checkpoint import load_detector
     from dgs_desktop.detector.device import resolve_device
+    from dgs_desktop.detector.resolve import resolve_checkpoint
 
     from .data import discover, format_unreadable
     from .evaluate import evaluate_detector, write_metrics_csv, write_scores_csv
-    from .metrics import format_table
+    from .metrics import format_log_lines
 
     dataset = discover(args.data, require_both=False)
     device = resolve_device(args.device)
@@ -68,7 +73,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     detector = load_detector(checkpoint, device)
     result = evaluate_detector(detector, dataset, device, threshold=args.threshold, batch_size=args.batch_size,
                                workers=args.workers, jpeg_quality=args.jpeg_quality, blur_sigma=args.blur_sigma,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, precision=args.precision)
     if result.errors:
         log.warning("warning: %d image(s) could not be scored and are left out:\n%s", len(result.errors),
                     format_unreadable(result.errors))
@@ -81,7 +86,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         perturbation.append(f"JPEG quality={args.jpeg_quality}")
     print(f"checkpoint {checkpoint.short_id}  data {dataset.root}  threshold {args.threshold:g}"
           + (f"  perturbation: {', '.join(perturbation)}" if perturbation else ""))
-    print(format_table(result.rows, result.mean))
+    print(format_log_lines(result.rows, result.mean, result.paper_table))
     if args.csv:
         write_metrics_csv(args.csv, result, {"jpeg_quality": args.jpeg_quality or "",
                                              "blur_sigma": args.blur_sigma or ""})

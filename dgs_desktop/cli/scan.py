@@ -23,6 +23,14 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CSV file to write ('-': standard output). An existing DGS Desktop results file "
                              "is replaced once the new scan writes its first row; any other file is refused")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="auto: bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else fp32 "
+                             "(default auto); recorded in the CSV")
+    parser.add_argument("--select-on", default="auto", choices=("auto", "host", "device"),
+                        help="where patches are chosen: worker threads (host) or batched on the model's "
+                             "device (default: device on CUDA, host on CPU); both choose the same patches")
+    parser.add_argument("--jpeg-decoder", default="auto", choices=("auto", "pillow", "torchvision"),
+                        help="JPEG decoder of the device path (default: nvJPEG on CUDA, Pillow elsewhere)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="images per forward pass (default 8 on CPU, 32 on CUDA); scores are "
                              "bit-identical across runs with the same device type and batch size")
@@ -44,9 +52,10 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_scan(args: argparse.Namespace) -> int:
     from ..detector.checkpoint import NO_MODEL_HELP, CheckpointError, load_detector, resolve_checkpoint
-    from ..detector.device import DeviceError, describe_device, precision_name, resolve_device
-    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo, check_output, run_mismatch, same_file
+    from ..detector.device import DeviceError, describe_device, resolve_device, resolve_precision
+    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo, check_output, read_results_csv, run_mismatch, same_file
     from ..scan.discover import expand_paths
+    from ..scan.distributed import ScanRank, discard_leftover_parts, fold_leftover_parts
     from ..scan.engine import Scanner, ScanProgress
 
     if args.batch_size is not None and args.batch_size < 1:
@@ -66,15 +75,24 @@ def run_scan(args: argparse.Namespace) -> int:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     for path in missing:
         print(f"dgs-desktop: warning: {path} does not exist (recorded as an error row)", file=sys.stderr)
+    rank = ScanRank.from_env()  # under torchrun: this process scores its share into a part file
     try:
-        device = resolve_device(args.device)
+        device = resolve_device(rank.device_spec(args.device) if rank else args.device)
+        precision = resolve_precision(device, args.precision)
         checkpoint = resolve_checkpoint(args.checkpoint)
     except (DeviceError, CheckpointError) as exc:
         raise UsageError(str(exc)) from None
     threshold = checkpoint.threshold if args.threshold is None else args.threshold
+    device_label = rank.label(describe_device(device)) if rank else describe_device(device)
     run = RunInfo(checkpoint=checkpoint.source, checkpoint_sha256=checkpoint.sha256,
-                  device=describe_device(device), threshold=threshold,
-                  precision=precision_name(device))
+                  device=device_label, threshold=threshold,
+                  precision=precision)
+    out = Path(args.csv)
+    if args.resume and not rank and args.csv != "-":
+        try:
+            fold_leftover_parts(out, run)  # rows of an interrupted torchrun scan (only our own files)
+        except CsvError as exc:
+            raise UsageError(str(exc)) from None
     # The output is checked now but not touched until the model has loaded: a run that fails
     # its checks leaves an existing results file exactly as it was.
     existing = check_output(args.csv, resume=args.resume)
@@ -91,19 +109,31 @@ def run_scan(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     output = same_file(args.csv)  # a results file inside a scanned folder is not scanned
     found = expand_paths(args.paths, follow_links=args.follow_links, exclude=[output] if output else [])
-    done = existing.done_keys if existing is not None else set()
-    files = [p for p in found if os.fsencode(p) not in done]
-    skipped = len(existing.rows) if existing is not None else 0
-    writer = CsvResultWriter(args.csv, run, resume=args.resume, existing=existing)
+    try:
+        if rank:
+            if args.csv == "-":
+                raise UsageError("a torchrun scan writes to a CSV file, not to standard output")
+            rank.start(out, run, args.resume)
+            done = read_results_csv(out).done_keys if args.resume else set()
+            writer = CsvResultWriter(rank.part(out), run)
+        else:
+            if not args.resume and args.csv != "-":
+                discard_leftover_parts(out, run)
+            done = existing.done_keys if existing is not None else set()
+            writer = CsvResultWriter(args.csv, run, resume=args.resume, existing=existing)
+    except CsvError as exc:
+        raise UsageError(str(exc)) from None
+    files = [p for p in found if os.fsencode(p) not in done and (rank is None or rank.owns(p))]
+    skipped = len(done)
     completed = False
     try:
         budget = None if args.memory_budget is None else args.memory_budget * MIB
-        scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers,
-                          memory_budget=budget)
+        scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers, precision=precision,
+                          select_on=args.select_on, jpeg_decoder=args.jpeg_decoder, memory_budget=budget)
         progress = ScanProgress(total=len(files))
         counts = {"fake": 0, "real": 0}
         bar = None
-        if not args.no_progress:
+        if not args.no_progress and (rank is None or rank.rank == 0):
             from tqdm import tqdm
 
             bar = tqdm(total=len(files), unit="img", file=sys.stderr, dynamic_ncols=True,
@@ -137,6 +167,12 @@ def run_scan(args: argparse.Namespace) -> int:
         writer.close(completed=completed)
     elapsed = time.perf_counter() - progress.started
     resumed = f", {skipped} already in the CSV" if skipped else ""
+    if rank:
+        try:
+            rank.finish(out, run)
+        except CsvError as exc:
+            raise UsageError(str(exc)) from None
+        resumed += f" (rank {rank.rank}/{rank.world_size})"
     print(f"Scanned {progress.done} files in {elapsed:.1f} s ({progress.rate:.1f}/s): "
           f"{counts['fake']} fake, {counts['real']} real, {progress.failed} failed{resumed} -> {args.csv}",
           file=sys.stderr)

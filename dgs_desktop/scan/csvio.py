@@ -167,6 +167,7 @@ class ExistingCsv:
     total_bytes: int
     exact: bool  # our current header and layout: rows can simply be appended
     cut_line: int | None = None  # line number of an incomplete last line (cut, its file rescanned)
+    keys: list[bytes] = field(default_factory=list)  # per row: the exact bytes of its path
     done_keys: set[bytes] = field(default_factory=set)
 
     def column(self, name: str) -> list[str]:
@@ -300,7 +301,8 @@ def parse_results_csv(data: bytes, name: str = "the CSV") -> ExistingCsv:
                 key = bytes.fromhex(hexed)
             except ValueError:
                 key = None
-        existing.done_keys.add(key if key is not None else path_key(path))
+        existing.keys.append(key if key is not None else path_key(path))
+    existing.done_keys = set(existing.keys)
     return existing
 
 

@@ -153,7 +153,7 @@ def test_only_an_incomplete_last_line_is_cut():
 
 def test_not_our_csv_is_refused():
     for data in (b"name,size\nx,1\n", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"\x00" * 100):
-        with pytest.raises(CsvError, match="not a DGS Desktop results CSV"):
+        with pytest.raises(CsvError, match="not a DGS Desktop scan CSV"):
             parse_results_csv(data)
 
 

@@ -212,3 +212,24 @@ def test_patch_entropies_in_bands_equal_one_pass():
     assert banded.shape == whole.shape == (20, 32)
     assert np.allclose(banded, whole, rtol=0, atol=1e-5)
     assert saved < (12000 // 32) ** 2  # a 12000x12000 image is split into bands
+
+
+def test_the_device_path_applies_the_same_link_rules_and_budget(linked, detector, tmp_path, monkeypatch):
+    """select_on="device" (the CUDA default, runnable on the CPU): refusals and same-file notes as
+    on the host path; images over DEVICE_HOLD_MAX_PIXELS are selected in their worker within the
+    budget, and a batch mixing both kinds scores as the host path does."""
+    import dgs_desktop.scan.engine as engine
+
+    case, _, _ = linked
+    host = {r.path: r for r in Scanner(detector, CPU, workers=2).scan(expand_paths([case]))}
+    monkeypatch.setattr(engine, "DEVICE_HOLD_MAX_PIXELS", 63 * 64)  # 64x64 images go to the worker
+    (case / "small.png").write_bytes(imagegen.encode(imagegen.noise_rgb(40, 40, seed=3), "PNG"))
+    scanner = Scanner(detector, CPU, workers=2, select_on="device", jpeg_decoder="pillow")
+    device = {r.path: r for r in scanner.scan(expand_paths([case]))}
+    assert set(device) == set(host) | {str(case / "small.png")}
+    for path, result in host.items():
+        assert (device[path].status, device[path].error) == (result.status, result.error), path
+        assert device[path].fake_probability == result.fake_probability, path
+        assert [n for n in device[path].notes if "same file" in n] == [n for n in result.notes if "same file" in n]
+    assert device[str(case / "small.png")].ok
+    assert scanner.budget.peak > 0 and scanner.budget.held == 0

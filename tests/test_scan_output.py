@@ -51,7 +51,7 @@ def test_an_input_image_is_never_the_output(folder, tiny_checkpoint, capsys):
     victim = sorted(folder.iterdir())[0]
     before = digest(victim)
     assert main(scan_args([folder], tiny_checkpoint, victim)) == 2
-    one_error_line(capsys, "not a DGS Desktop results CSV", "not overwritten")
+    one_error_line(capsys, "not a DGS Desktop scan CSV", "not overwritten")
     assert digest(victim) == before
 
 

@@ -108,7 +108,8 @@ def run_scan(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
     output = same_file(args.csv)  # a results file inside a scanned folder is not scanned
-    found = expand_paths(args.paths, follow_links=args.follow_links, exclude=[output] if output else [])
+    # listed before the output is opened, so a new results file in a scanned folder is not among them
+    found = list(expand_paths(args.paths, follow_links=args.follow_links, exclude=[output] if output else []))
     try:
         if rank:
             if args.csv == "-":

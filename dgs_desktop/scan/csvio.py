@@ -12,7 +12,7 @@ Writing rules (README "CSV columns"):
 Rows are appended and flushed one at a time, so a crash or Ctrl-C leaves only complete rows
 (an incomplete last line, e.g. after a power cut, is cut off when the file is resumed).
 An existing results file is replaced only once the new scan writes its first row, in one
-rename; a file that is not a DGS Desktop results CSV is never written over.
+rename; a file that is not a DGS Desktop scan CSV is never written over.
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def parse_results_csv(data: bytes, name: str = "the CSV") -> ExistingCsv:
     first = next(records, None)
     header = first[0] if first is not None else None
     if not header or not set(REQUIRED_COLUMNS) <= set(header) or len(set(header)) != len(header):
-        raise CsvError(f"{name} exists but is not a DGS Desktop results CSV; choose another file")
+        raise CsvError(f"{name} exists but is not a DGS Desktop scan CSV; choose another file")
     width = len(header)
     last_ours = max(header.index(c) for c in COLUMNS if c in header)
     ends_cleanly = text.endswith(("\n", "\r"))
@@ -350,7 +350,7 @@ def check_output(path: str | os.PathLike, resume: bool = False) -> ExistingCsv |
     """Checks that the results can go to `path` without changing anything there yet.
 
     Returns the rows to keep on --resume. Refuses a folder that does not exist or is not
-    writable, and an existing file that is not a DGS Desktop results CSV (an image, a
+    writable, and an existing file that is not a DGS Desktop scan CSV (an image, a
     document: never written over). A FIFO or device (/dev/null, /dev/stdout) is written as it is.
     """
     if _is_stdout(path):
@@ -385,12 +385,12 @@ def check_output(path: str | os.PathLike, resume: bool = False) -> ExistingCsv |
     except CsvError as exc:
         if resume:
             raise
-        raise CsvError(f"{path} exists and is not a DGS Desktop results CSV; it is not overwritten "
+        raise CsvError(f"{path} exists and is not a DGS Desktop scan CSV; it is not overwritten "
                        f"(choose another --csv)") from exc
     first_line = head.split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
     header = next(csv.reader([first_line]), [])
     if not header or not set(REQUIRED_COLUMNS) <= set(header):
-        raise CsvError(f"{path} exists and is not a DGS Desktop results CSV; it is not overwritten "
+        raise CsvError(f"{path} exists and is not a DGS Desktop scan CSV; it is not overwritten "
                        f"(choose another --csv)")
     return None
 

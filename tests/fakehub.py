@@ -14,7 +14,8 @@ Serves what `huggingface_hub.hf_hub_download` / `snapshot_download` ask for:
 And what `HfApi.create_repo` / `create_branch` / `upload_folder` (the legacy, non-Xet commit path:
 run the client with `HF_HUB_DISABLE_XET=1`, the fake hub has no Xet storage) call:
 
-- POST `/api/repos/create` (409 when the repository exists);
+- POST `/api/repos/create` (409 when the repository exists); POST `/api/validate-yaml` (the card's
+  front matter must be a YAML mapping, model-index metrics need a type and a value);
 - POST `/api/{type}s/{org}/{name}/branch/{branch}`;
 - POST `/api/{type}s/{org}/{name}/preupload/{revision}` (upload mode `lfs` for weight and data
   files and anything over 10 MB, `regular` otherwise, with the existing blob id as `oid`);
@@ -24,7 +25,8 @@ run the client with `HF_HUB_DISABLE_XET=1`, the fake hub has no Xet storage) cal
   base64, `lfsFile` by oid, `deletedFile`, `deletedFolder`), which makes a new commit on top of
   the branch.
 
-Write routes answer 401 without an `Authorization` header, like the real hub.
+Write routes answer 401 without an `Authorization` header, like the real hub (the LFS PUT URL is
+"presigned", as on S3).
 
 Faults for one file of one repo, applied to the next N GETs (`set_fault`):
 - `"drop"`: send the headers and half the body, then close the connection;
@@ -385,7 +387,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._admit():
             return
         body = self._body()
-        if not self.headers.get("Authorization"):
+        if self.command == "POST" and urlsplit(self.path).path == "/api/validate-yaml":
+            return self._validate_yaml(json.loads(body or b"{}"))
+        presigned = self.command == "PUT" and urlsplit(self.path).path.startswith("/_lfs/")  # like S3 URLs
+        if not presigned and not self.headers.get("Authorization"):
             self._error(401, "Unauthorized", "Invalid credentials in Authorization header", False)
             return
         parts = urlsplit(self.path)
@@ -423,6 +428,34 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._error(404, "NotFound", "no such route", False)
 
+    def _validate_yaml(self, payload: dict) -> None:
+        """The card metadata check create_commit asks for: YAML front matter, model-index shape."""
+        import yaml
+
+        content = str(payload.get("content", ""))
+        errors = []
+        if content.startswith("---"):
+            end = content.find("\n---", 3)
+            try:
+                metadata = yaml.safe_load(content[3:end]) if end > 0 else None
+            except yaml.YAMLError as exc:
+                metadata, errors = None, [f"invalid YAML: {exc}"]
+            if end < 0:
+                errors.append("front matter is not closed")
+            elif not errors and not isinstance(metadata, dict):
+                errors.append("metadata must be a mapping")
+            elif not errors:
+                for model in metadata.get("model-index") or []:
+                    for result in model.get("results") or []:
+                        for metric in result.get("metrics") or []:
+                            if "type" not in metric or "value" not in metric:
+                                errors.append("model-index metrics need a type and a value")
+        if errors:
+            body = json.dumps({"errors": [{"message": m} for m in errors], "warnings": []}).encode()
+            self._send(400, body, {"Content-Type": "application/json", "X-Error-Code": "BadRequest"})
+            return
+        self._json({"errors": [], "warnings": []})
+
     def _repo(self, repo_id: str, repo_type: str) -> _Repo | None:
         repo = self.fake.repos.get(_repo_key(repo_id, repo_type))
         if repo is None:
@@ -442,11 +475,13 @@ class _Handler(BaseHTTPRequestHandler):
                 repo = self.fake.repos[key] = _Repo(private=private)
                 self.fake._commit(repo, repo_id, "main", {".gitattributes": b"*.safetensors filter=lfs\n"},
                                   "initial commit", parent=None)
-        if conflict:
-            self._error(409, "RepoExists", "You already created this repo", False)
-            return
         prefix = "" if repo_type == "model" else f"{repo_type}s/"
-        self._json({"url": f"{self.fake.endpoint}/{prefix}{repo_id}", "name": repo_id})
+        url = f"{self.fake.endpoint}/{prefix}{repo_id}"
+        if conflict:  # the real hub's 409 also carries the url, which create_repo(exist_ok=True) reads
+            body = json.dumps({"error": "You already created this repo", "url": url}).encode()
+            self._send(409, body, {"Content-Type": "application/json", "X-Error-Code": "RepoExists"})
+            return
+        self._json({"url": url, "name": repo_id})
 
     def _branch(self, repo_id: str, repo_type: str, branch: str, payload: dict) -> None:
         repo = self._repo(repo_id, repo_type)

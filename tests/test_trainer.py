@@ -118,6 +118,30 @@ def test_no_surgery_equals_plain_fine_tuning():
         torch.testing.assert_close(a, p.grad, rtol=1e-5, atol=1e-7)
 
 
+# -------------------------------------------------------------------- configuration
+def test_train_options_are_generated_from_the_config_dataclass():
+    import argparse
+    from dataclasses import fields
+
+    from dgs_desktop.detector.backbone import DEFAULT_ARCH
+    from trainer.captions import CAPTIONER
+    from trainer.config import TrainConfig, add_arguments, from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parsed = from_args(parser.parse_args(["--data", "d", "--out", "o"]))
+    assert parsed == TrainConfig(data="d", out="o")  # every default comes from the dataclass
+    assert (parsed.arch, parsed.captioner) == (DEFAULT_ARCH, CAPTIONER)
+    dests = {a.dest for a in parser._actions} - {"help"}
+    assert dests == {f.name for f in fields(TrainConfig)}
+    switched = from_args(parser.parse_args(["--data", "d", "--out", "o", "--no-prior-alignment", "--resume",
+                                            "--no-progress", "--pretrained", "none", "--lora-r", "4"]))
+    assert (switched.prior_alignment, switched.resume, switched.progress) == (False, True, False)
+    assert switched.pretrained is None and switched.lora_settings().r == 4
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "d", "--out", "o", "--lr", "0"])
+
+
 # ------------------------------------------------------------------------- metrics
 def test_average_precision_hand_computed():
     from trainer.metrics import average_precision, detection_metrics
@@ -235,14 +259,14 @@ def test_end_to_end_train_evaluate_scan(trees, tmp_path, capsys):
 def test_interrupt_then_resume_equals_uninterrupted(trees, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    import trainer.loop as loop
+    import trainer.stage2 as stage2
     from trainer.cli import main
 
     train, _ = trees
     args = ["--data", str(train), "--epochs", "2", "--lr", "1e-3", "--save-every", "3", "--seed", "7"] + TRAIN_ARGS
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
 
-    real_backward, calls = loop.dgs_backward, []
+    real_backward, calls = stage2.dgs_backward, []
 
     def interrupting(*a, **k):
         calls.append(1)
@@ -250,10 +274,10 @@ def test_interrupt_then_resume_equals_uninterrupted(trees, tmp_path, monkeypatch
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of step 5
         return real_backward(*a, **k)
 
-    monkeypatch.setattr(loop, "dgs_backward", interrupting)
+    monkeypatch.setattr(stage2, "dgs_backward", interrupting)
     assert main(args + ["--out", str(tmp_path / "b")]) == 130
     assert not (tmp_path / "b").exists()
-    monkeypatch.setattr(loop, "dgs_backward", real_backward)
+    monkeypatch.setattr(stage2, "dgs_backward", real_backward)
     assert main(args + ["--out", str(tmp_path / "b")]) == 2  # refuses to overwrite without --resume
     assert main(args + ["--out", str(tmp_path / "b"), "--resume"]) == 0
     for name in ("lora.safetensors", "heads.safetensors"):

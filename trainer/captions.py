@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from dgs_desktop.atomic import atomic_path
+from dgs_desktop.detector.backbone import TEST_TINY
 
 from .errors import TrainError
 
-DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-base"
-TEST_TINY = "test-tiny"
+CAPTIONER = "Salesforce/blip-image-captioning-base"  # the authors' BLIP (paper eq. 5)
 MAX_NEW_TOKENS = 30
 _TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "photo", "of", "the", "an", "image",
                "cat", "dog", "car", "red", "blue", "green", "small", "big", "on", "with", "in"]

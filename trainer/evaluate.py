@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dgs_desktop.atomic import atomic_path
 from dgs_desktop.scan.csvio import format_probability
+from dgs_desktop.verdict import DEFAULT_THRESHOLD
 
 from .data import Dataset, Sample
 from .metrics import detection_metrics, mean_metrics
@@ -53,7 +54,7 @@ def perturb_bytes(path: Path, jpeg_quality: int | None, blur_sigma: float | None
     return buffer.getvalue(), ".png"
 
 
-def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 0.5, batch_size: int = 32,
+def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = DEFAULT_THRESHOLD, batch_size: int = 32,
                       workers: int | None = None, jpeg_quality: int | None = None,
                       blur_sigma: float | None = None, progress: bool = True) -> EvalResult:
     from tqdm import tqdm

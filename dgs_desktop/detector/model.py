@@ -12,9 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .backbone import DEFAULT_ARCH, DEFAULT_PRETRAINED, build_clip, embed_dim_of
-
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj")
+from .backbone import DEFAULT_ARCH, DEFAULT_PRETRAINED, backbone_record, clip_from_record, embed_dim_of
+from .manifest import LORA_TARGETS
 
 
 @dataclass(frozen=True)
@@ -63,9 +62,11 @@ class DGSDetector(nn.Module):
     `with_text=True`; inference never needs it.
     """
 
-    def __init__(self, clip_model: nn.Module, lora: LoraSettings, with_text: bool = False):
+    def __init__(self, clip_model: nn.Module, lora: LoraSettings, with_text: bool = False,
+                 backbone: dict | None = None):
         super().__init__()
         self.lora = lora
+        self.backbone = backbone  # the record the network was built from (saved in checkpoints)
         self.embed_dim = embed_dim_of(clip_model)
         self.visual = add_lora(clip_model.visual, lora)
         self.head = nn.Linear(self.embed_dim, 1)
@@ -137,7 +138,15 @@ class DGSDetector(nn.Module):
 
 def build_detector(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_PRETRAINED,
                    lora: LoraSettings = LoraSettings(), with_text: bool = False) -> DGSDetector:
-    return DGSDetector(build_clip(arch, pretrained), lora, with_text=with_text)
+    """A detector on a named backbone; `pretrained=None` gives random backbone weights."""
+    return detector_from_record(backbone_record(arch, pretrained), lora, with_text=with_text)
+
+
+def detector_from_record(record: dict, lora: LoraSettings = LoraSettings(), with_text: bool = False,
+                         load_pretrained: bool = True) -> DGSDetector:
+    """A detector on the backbone a record describes (see `backbone.clip_from_record`)."""
+    clip_model = clip_from_record(record, load_pretrained=load_pretrained)
+    return DGSDetector(clip_model, lora, with_text=with_text, backbone=record)
 
 
 def fake_probability(logits: torch.Tensor) -> torch.Tensor:

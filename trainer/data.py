@@ -31,12 +31,22 @@ class Sample:
     subset: str
     rel: str  # posix path relative to the root
 
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def decode(self):
+        return decode_image(self.path)
+
 
 @dataclass
 class Dataset:
+    """Samples of this module or of `trainer.sources` (any object with label, subset, rel, name, decode())."""
+
     root: Path
     samples: list[Sample]
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    source: dict = field(default_factory=dict)  # what the data is (trainer.sources provenance)
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -105,8 +115,8 @@ def discover(root: str | os.PathLike, require_both: bool = True) -> Dataset:
 def drop_unreadable(dataset: Dataset, failures: dict[int, str]) -> Dataset:
     """A copy without the samples whose index is in `failures`, recording them as unreadable."""
     keep = [s for i, s in enumerate(dataset.samples) if i not in failures]
-    bad = [(str(dataset.samples[i].path), reason) for i, reason in sorted(failures.items())]
-    result = Dataset(root=dataset.root, samples=keep, unreadable=dataset.unreadable + bad)
+    bad = [(dataset.samples[i].name, reason) for i, reason in sorted(failures.items())]
+    result = Dataset(root=dataset.root, samples=keep, unreadable=dataset.unreadable + bad, source=dataset.source)
     labels = Counter(s.label for s in keep)
     if not keep:
         raise TrainError(f"none of the images under {dataset.root} could be read")
@@ -134,9 +144,10 @@ def view_params(seed: int, index: int, view: int) -> tuple[bool, int]:
     return bool(state[0] & 1), int(state[1])
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """Decodes an image with the app's decoder; raises DecodeError with a plain reason."""
-    return np.asarray(decode_image(path).image)
+def load_rgb(path) -> np.ndarray:
+    """Decodes an image (a path, or a sample with decode()) with the app's decoder; raises
+    DecodeError with a plain reason."""
+    return np.asarray((path.decode() if hasattr(path, "decode") else decode_image(path)).image)
 
 
 def training_mosaic(path: Path, seed: int, index: int, view: int) -> np.ndarray:
@@ -164,9 +175,9 @@ class MosaicDataset:
         index, view = key
         sample = self.samples[index]
         try:
-            mosaic = training_mosaic(sample.path, self.seed, index, view)
+            mosaic = training_mosaic(sample, self.seed, index, view)
         except DecodeError as exc:
-            raise TrainError(f"cannot read {sample.path} any more: {exc}") from None
+            raise TrainError(f"cannot read {sample.name} any more: {exc}") from None
         return mosaic, sample.label, index
 
 

@@ -27,7 +27,7 @@ import torch
 
 from .captions import resolve_captions
 from .config import TrainConfig
-from .data import Dataset, discover
+from .data import Dataset
 from .distributed import Dist, init_distributed
 from .errors import TrainError
 from .networks import Networks
@@ -35,6 +35,7 @@ from .prepare import index_images, run_fingerprint
 from .provenance import build_provenance, write_trained_checkpoint
 from .rundir import FEATURES_FILE, METRICS_FILE, PLOT_FILE, STATE_FILE, MetricsLog, prepare_run_dir, run_dir_for
 from .runtime import Runtime
+from .sources import load_dataset
 from .stage1 import cached_teacher_features, teacher_features, text_features, train_probe
 from .stage2 import run_stage2
 from .state import Counters, Position, collect_state, read_state, restore_networks, write_state
@@ -65,8 +66,8 @@ class TrainingRun:
 
     def run(self) -> Path:
         cfg, runtime = self.config, self.runtime
-        dataset = discover(cfg.data)
-        val = discover(cfg.val, require_both=False) if cfg.val else None
+        dataset = load_dataset(cfg.data, cfg.data_options(cfg.split))
+        val = load_dataset(cfg.val, cfg.data_options(cfg.val_split), require_both=False) if cfg.val else None
         prepare_run_dir(cfg, self.run_dir, runtime.dist)
         self.info("training data %s: %d images in %d subset(s); device %s, %d process(es)", dataset.root,
                   len(dataset.samples), len(dataset.counts()), runtime.device, runtime.dist.world)

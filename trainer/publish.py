@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dgs_desktop.detector.checkpoint import MANIFEST_NAME, Checkpoint, read_checkpoint
+from dgs_desktop.detector.manifest import MANIFEST_NAME, Checkpoint, read_checkpoint
 from dgs_desktop.detector.modelcard import CARD_KEY, CARD_NAME, METRIC_KEYS, format_percent
 from dgs_desktop.errors import CheckpointError, UsageError
 

@@ -93,6 +93,7 @@ class Sample:
 class SampleSet:
     """The samples of one source, in a fixed order, and what was left out while listing them."""
 
+    root: Path  # the folder (for a hub dataset: its snapshot in the hub cache)
     description: str  # the folder, or hf-dataset:org/name@commit split=...
     samples: list[Sample]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason): rows without label/image
@@ -180,6 +181,16 @@ def _check_usable(result: SampleSet, require_both: bool) -> None:
             raise TrainError(f"{result.description} has only {have} images; training needs both classes")
 
 
+def load_dataset(spec: str | os.PathLike, options: DataOptions = DataOptions(), *, require_both: bool = True,
+                 cache_dir: str | os.PathLike | None = None):
+    """`open_source` as the trainer's `Dataset` (rows without label/image listed as unreadable)."""
+    from .data import Dataset
+
+    result = open_source(spec, options, require_both=require_both, cache_dir=cache_dir)
+    return Dataset(root=result.root, samples=result.samples, unreadable=list(result.skipped),
+                   source=result.provenance)
+
+
 # ----------------------------------------------------------------------------- folder trees
 def _is_image_name(name: str) -> bool:
     return Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")
@@ -222,7 +233,7 @@ def read_tree(root: Path, classes: tuple[str, ...] = ()) -> SampleSet:
             raise TrainError(f"--classes {','.join(unknown)}: no such category folder under {root} "
                              f"(there are: {', '.join(sorted(categories)) or 'none'})")
     samples.sort(key=lambda s: s.rel)
-    return SampleSet(description=str(root), samples=samples)
+    return SampleSet(root=root, description=str(root), samples=samples)
 
 
 # ----------------------------------------------------------------------------- parquet
@@ -424,7 +435,7 @@ def read_parquet(files: list[Path], options: DataOptions, *, root: Path, readme:
         if unknown:
             raise TrainError(f"--classes {','.join(unknown)}: no such category in {description} "
                              f"(there are: {', '.join(sorted(categories_seen)) or 'none'})")
-    result = SampleSet(description=description, samples=samples, skipped=skipped)
+    result = SampleSet(root=root, description=description, samples=samples, skipped=skipped)
     if columns is not None:
         result.provenance["columns"] = {"image": columns.image, "label": columns.label, "subset": columns.subset,
                                         "category": columns.category}

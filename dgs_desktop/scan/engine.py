@@ -57,10 +57,13 @@ class _Prepared:
 
 
 def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
-    """Read, hash, decode and patch-select one file. Never raises for a bad file."""
-    result = ScanResult(path=str(path), status="ok")
+    """Read, hash, decode and patch-select one file, or one image held elsewhere (anything with
+    `name` and `decode(max_pixels)`, such as a dataset row of the trainer: same decoder on its
+    bytes). Never raises for a bad file."""
+    held = hasattr(path, "decode")
+    result = ScanResult(path=path.name if held else str(path), status="ok")
     try:
-        decoded = decode_image(path, max_pixels=max_pixels)
+        decoded = path.decode(max_pixels) if held else decode_image(path, max_pixels=max_pixels)
         result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
         result.format, result.notes = decoded.format, decoded.notes
         selection = select_patches(decoded.image)
@@ -149,7 +152,8 @@ class Scanner:
                     path = next(path_iter, None)
                     if path is None:
                         return
-                    pending.append(pool.submit(prepare, Path(path), self.max_pixels))
+                    item = path if hasattr(path, "decode") else Path(path)
+                    pending.append(pool.submit(prepare, item, self.max_pixels))
 
             try:
                 refill()

@@ -465,10 +465,10 @@ class _RowGroupCache:
     def __init__(self, budget: int):
         self.budget = budget
         self.lock = threading.Lock()
-        self.items: OrderedDict[tuple, tuple[list, int]] = OrderedDict()
+        self.items: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
         self.size = 0
 
-    def get(self, ref: RowRef) -> list:
+    def get(self, ref: RowRef):
         key = (str(ref.shard), ref.column, ref.row_group)
         with self.lock:
             hit = self.items.get(key)
@@ -476,7 +476,7 @@ class _RowGroupCache:
                 self.items.move_to_end(key)
                 return hit[0]
         cells = _load_cells(ref)
-        size = sum(len(c) for c in cells if c)
+        size = cells.nbytes
         with self.lock:
             if key not in self.items:
                 self.items[key] = (cells, size)
@@ -487,17 +487,19 @@ class _RowGroupCache:
         return cells
 
 
-def _load_cells(ref: RowRef) -> list:
-    """The encoded bytes of every image of one row group (None where a cell has none)."""
+def _load_cells(ref: RowRef):
+    """The image column of one row group as an Arrow array of encoded bytes (no Python copies:
+    only the row asked for becomes a bytes object)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     column = pq.ParquetFile(ref.shard).read_row_group(ref.row_group, columns=[ref.column]).column(ref.column)
-    cells = []
-    for value in column.to_pylist():
-        if isinstance(value, dict):  # datasets' Image feature: {"bytes": ..., "path": ...}
-            value = value.get("bytes")
-        cells.append(bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else None)
-    return cells
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_struct(column.type):  # datasets' Image feature: {"bytes": ..., "path": ...}
+        column = column.field("bytes")
+    if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+        raise DecodeError(f"column {ref.column!r} holds {column.type}, not encoded image bytes")
+    return column
 
 
 _CACHE = _RowGroupCache(ROW_GROUP_CACHE_BYTES)
@@ -506,13 +508,15 @@ _CACHE = _RowGroupCache(ROW_GROUP_CACHE_BYTES)
 def read_cell(ref: RowRef) -> bytes:
     try:
         cells = _CACHE.get(ref)
+    except DecodeError:
+        raise
     except OSError as exc:
         raise DecodeError(f"cannot read row group {ref.row_group} of {ref.shard.name}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a damaged shard is an unreadable image, never a crash
         raise DecodeError(f"cannot read {ref.shard.name} ({type(exc).__name__}: {exc})") from None
     if not 0 <= ref.row < len(cells):
         raise DecodeError(f"row {ref.row} is missing from row group {ref.row_group} of {ref.shard.name}")
-    data = cells[ref.row]
+    data = cells[ref.row].as_py()
     if data is None:
         raise DecodeError("the dataset row holds no embedded image bytes")
     return data

@@ -268,3 +268,17 @@ def test_hub_dataset_split_download_resume_and_offline(parquet_dataset, tmp_path
     (snapshot / "data" / "test-00001-of-00002.parquet").unlink()
     partial = _run([["hf-dataset:lab/bench", "test"]], "http://127.0.0.1:9", home, offline=True)[0]
     assert not partial["ok"] and "not in the local cache" in partial["error"], partial
+
+
+def test_labels_are_mapped_by_class_name_not_by_index(tmp_path):
+    from parquetgen import hf_metadata, rows
+
+    metadata = hf_metadata()
+    metadata["info"]["features"]["label"]["names"] = ["Fake", "Real"]  # reversed order, other case
+    table_rows = rows(1, 0)
+    for row in table_rows:
+        row["label"] = 1 - row["label"]
+    write_shards(tmp_path, "test", table_rows, shards=1, metadata=metadata)
+    data = open_source(tmp_path)
+    assert data.counts() == {"ProGAN": {"real": 0, "fake": 1}, "Real": {"real": 2, "fake": 0},
+                             "SD14": {"real": 0, "fake": 1}}

@@ -53,11 +53,11 @@ def test_tree_subsets_categories_and_genimage_leaves(tree):
     by_rel = {s.rel: s for s in data.samples}
     assert len(data.samples) == 16
     assert by_rel["progan/cat/1_fake/1.png"].subset == "progan"
-    assert by_rel["progan/cat/1_fake/1.png"].category == "cat"
+    assert by_rel["progan/cat/1_fake/1.png"].category == "progan/cat"
     assert by_rel["progan/cat/1_fake/1.png"].label == 1
     assert by_rel["sdv1.4/0_real/a.png"].category == "sdv1.4"
     assert by_rel["adm/val/nature/n.png"].label == 0 and by_rel["adm/val/ai/x.png"].label == 1
-    assert by_rel["adm/val/ai/x.png"].subset == "adm" and by_rel["adm/val/ai/x.png"].category == "val"
+    assert by_rel["adm/val/ai/x.png"].subset == "adm" and by_rel["adm/val/ai/x.png"].category == "adm/val"
     assert data.counts() == {"adm": {"real": 1, "fake": 1}, "progan": {"real": 6, "fake": 6},
                              "sdv1.4": {"real": 1, "fake": 1}}
     assert data.provenance["kind"] == "folder"
@@ -70,9 +70,10 @@ def test_tree_root_with_leaves_is_one_subset(tree):
 
 def test_classes_keep_only_those_category_folders(tree):
     data = open_source(tree, DataOptions(classes=parse_classes("car, horse,sdv1.4")))
-    assert {s.category for s in data.samples} == {"car", "horse", "sdv1.4"}
+    assert {s.category for s in data.samples} == {"progan/car", "progan/horse", "sdv1.4"}
     assert len(data.samples) == 10
-    with pytest.raises(TrainError, match="chair.*there are: car, cat, horse, sdv1.4, val"):
+    assert len(open_source(tree, DataOptions(classes=("progan/car",))).samples) == 4  # the full path works too
+    with pytest.raises(TrainError, match="chair.*there are: adm/val, progan/car, progan/cat"):
         open_source(tree, DataOptions(classes=("car", "chair")))
 
 

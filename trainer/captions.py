@@ -122,10 +122,11 @@ def _tiny_blip():
     import torch
     from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor
 
-    folder = Path(tempfile.mkdtemp(prefix="dgs-tiny-blip-"))
-    (folder / "vocab.txt").write_text("\n".join(_TINY_VOCAB) + "\n", encoding="utf-8")
-    # transformers 5: BertTokenizer(vocab_file=...) silently ignores the file; vocab=... works.
-    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"))
+    with tempfile.TemporaryDirectory(prefix="dgs-tiny-blip-") as folder:  # read at once, removed after
+        vocab = Path(folder) / "vocab.txt"
+        vocab.write_text("\n".join(_TINY_VOCAB) + "\n", encoding="utf-8")
+        # transformers 5: BertTokenizer(vocab_file=...) silently ignores the file; vocab=... works.
+        tokenizer = BertTokenizer(vocab=str(vocab))
     if len(tokenizer) != len(_TINY_VOCAB):
         raise RuntimeError(f"tiny BLIP tokenizer has {len(tokenizer)} tokens, expected {len(_TINY_VOCAB)}")
     special = dict(bos_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,

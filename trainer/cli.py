@@ -36,8 +36,10 @@ def _quality(text: str) -> int:
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder or hf:ORG/NAME[@REV]")
-    p.add_argument("--data", required=True, help="test data: a folder tree with 0_real/ and 1_fake/ leaves, a "
-                                                 "folder of parquet shards, or hf-dataset:ORG/NAME[@REVISION]")
+    p.add_argument("--data", required=True,
+                   help="test data: a folder tree (one subset per top-level folder, pooling the 0_real/ and "
+                        "1_fake/, or nature/ and ai/, folders beneath it), a folder of parquet shards, or "
+                        "hf-dataset:ORG/NAME[@REVISION] (one subset per generator)")
     p.add_argument("--split", help="split of a parquet or hf-dataset: source (default: its only split)")
     p.add_argument("--classes", help="keep only these categories, comma-separated")
     p.add_argument("--image-column", help="dataset column with the images (default: the Image feature)")
@@ -45,8 +47,8 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
                                           "named real/fake)")
     p.add_argument("--subset-column", help="dataset column that makes the table's rows (default: generator)")
     p.add_argument("--category-column", help="dataset column --classes selects on")
-    p.add_argument("--csv", help="write the per-subset table here")
-    p.add_argument("--scores", help="write one row per image (path, subset, label, probability) here")
+    p.add_argument("--csv", help="write the table here: one row per subset, then mean and paper_table")
+    p.add_argument("--scores", help="write one row per image (path, subset, category, label, probability) here")
     p.add_argument("--jpeg-quality", type=_quality, help="re-encode each image as JPEG at this quality first")
     p.add_argument("--blur-sigma", type=non_negative_float, help="Gaussian-blur each image with this sigma first")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
@@ -70,7 +72,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from .data import format_unreadable
     from .evaluate import evaluate_detector, write_metrics_csv, write_scores_csv
-    from .metrics import format_table
+    from .metrics import format_log_lines
     from .sources import DataOptions, load_dataset, parse_classes
 
     options = DataOptions(classes=parse_classes(args.classes), split=args.split, image_column=args.image_column,
@@ -100,7 +102,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
           + (f"  perturbation: {', '.join(perturbation)}" if perturbation else ""))
     if result.note:
         print(f"note: {result.note}")
-    print(format_table(result.rows, result.mean))
+    print(format_log_lines(result.rows, result.mean, result.paper_table))
     if args.csv:
         write_metrics_csv(args.csv, result, {"jpeg_quality": args.jpeg_quality or "",
                                              "blur_sigma": args.blur_sigma or ""})

@@ -123,8 +123,8 @@ class TrainConfig:
     lr: float = option(1e-4, "Adam learning rate (paper: 1e-4)", type=positive_float)
     probe_lr: float | None = option(None, "stage-1 learning rate (default: --lr)", type=positive_float)
     lam: float = option(0.2, "prior-alignment weight lambda (paper: 0.2)", type=non_negative_float)
-    surgery: str = option("paper", "paper: eq. 16; reference: the authors' hook (projects the whole gradient, "
-                                   "lambda/B)", choices=MODES)
+    surgery: str = option("reference", "reference: the authors' hook, which produced the published numbers "
+                                       "(projects the whole gradient, lambda/B); paper: eq. 16", choices=MODES)
     orthogonal_suppression: bool = option(True, "ablation: keep g_task unprojected",
                                           flag="--no-orthogonal-suppression")
     prior_alignment: bool = option(True, "ablation: drop the lambda term", flag="--no-prior-alignment")

@@ -36,7 +36,7 @@ from .provenance import build_provenance, write_trained_checkpoint
 from .rundir import FEATURES_FILE, METRICS_FILE, PLOT_FILE, STATE_FILE, MetricsLog, prepare_run_dir, run_dir_for
 from .runtime import Runtime
 from .sources import load_dataset
-from .stage1 import cached_teacher_features, teacher_features, text_features, train_probe
+from .stage1 import run_stage1, text_features
 from .stage2 import run_stage2
 from .state import Counters, Position, collect_state, read_state, restore_networks, write_state
 from .step import StepStats
@@ -59,6 +59,8 @@ class TrainingRun:
         self.interrupted = False  # set by the first Ctrl-C
         self.started = time.perf_counter()
         self.probe_steps = 0
+        self.val_summary: dict | None = None  # the last --val evaluation
+        self.validated_step = -1
 
     def info(self, message: str, *args) -> None:
         if self.runtime.dist.is_main:
@@ -95,7 +97,9 @@ class TrainingRun:
             try:
                 steps = run_stage2(networks, dataset, text, features, cfg, runtime, self.metrics, self.counters,
                                    resume=resume, started=self.started, save=save,
-                                   stop_requested=lambda: self.interrupted)
+                                   stop_requested=lambda: self.interrupted,
+                                   after_epoch=(lambda epoch, step: self.validate(networks, val, epoch, step))
+                                   if val is not None else None)
             except KeyboardInterrupt:
                 self.info("interrupted: state saved in %s; continue with the same command and --resume", self.run_dir)
                 raise
@@ -113,22 +117,37 @@ class TrainingRun:
         self.info("resuming from %s (stage 2 step %d)", self.run_dir / STATE_FILE, done)
         return state
 
-    def stage1(self, networks: Networks, dataset: Dataset, fingerprint: str, resume: dict | None):
-        """f^T of view 0 (None without prior alignment: stage 1 is skipped) and, on a fresh run, h_img^T."""
-        cfg, runtime = self.config, self.runtime
-        if not cfg.surgery_config().needs_teacher:
+    def stage1(self, networks: Networks, dataset: Dataset, fingerprint: str,
+               resume: dict | None) -> dict[int, torch.Tensor]:
+        """The stage-1 f^T that stage 2 reuses ({} without prior alignment: stage 1 is skipped)
+        and, on a fresh run, the trained probe h_img^T."""
+        if not self.config.surgery_config().needs_teacher:
             if resume is None:
                 self.info("prior alignment is off: stage 1 (teacher probe) skipped")
-            return None
-        features, loaded = cached_teacher_features(
-            self.run_dir / FEATURES_FILE, fingerprint,
-            lambda: teacher_features(networks, dataset, cfg, runtime), runtime)
-        self.counters.feature_cache_loaded = self.counters.feature_cache_loaded or loaded
+            return {}
+        features, steps, loaded = run_stage1(networks, dataset, self.config, self.runtime, self.metrics,
+                                             cache_path=self.run_dir / FEATURES_FILE, fingerprint=fingerprint,
+                                             train=resume is None, started=self.started)
         if resume is None:
-            labels = torch.as_tensor(dataset.labels, dtype=torch.float32)
-            self.probe_steps = train_probe(networks.h_teacher, features, labels, cfg, runtime, self.metrics,
-                                           self.started)
+            self.probe_steps = steps
+        self.counters.feature_cache_loaded = self.counters.feature_cache_loaded or loaded
         return features
+
+    def validate(self, networks: Networks, val: Dataset, epoch: int, step: int) -> None:
+        """Acc and AP on --val after an epoch (rank 0 evaluates, the others wait)."""
+        if self.runtime.dist.is_main:
+            from .evaluate import evaluate_detector, summary
+
+            result = evaluate_detector(networks.detector, val, self.runtime.device, batch_size=self.config.batch_size,
+                                       workers=max(1, self.config.workers), progress=self.config.progress)
+            self.val_summary = summary(result)
+            acc, ap = result.mean.get("acc", math.nan), result.mean.get("ap", math.nan)
+            self.metrics.add(stage="val", epoch=epoch, step=step, val_acc=acc, val_ap=ap,
+                             elapsed_s=time.perf_counter() - self.started)
+            self.metrics.plot(self.run_dir / PLOT_FILE)
+            log.info("validation after epoch %d (step %d): acc %.4f, ap %.4f", epoch + 1, step, acc, ap)
+        self.validated_step = step
+        self.runtime.dist.barrier()
 
     def save_state(self, networks: Networks, fingerprint: str, position: Position, optimizer=None,
                    scaler=None) -> None:
@@ -167,14 +186,10 @@ class TrainingRun:
         last = self.metrics.last("dgs")
         if last:
             final_metrics["train_last_step"] = {k: float(last[k]) for k in StepStats.FIELDS if last[k] != ""}
-        if val is not None and runtime.dist.is_main:
-            from .evaluate import evaluate_detector, summary
-
-            result = evaluate_detector(networks.detector, val, runtime.device, batch_size=cfg.batch_size,
-                                       workers=max(1, cfg.workers), progress=cfg.progress)
-            final_metrics["val"] = summary(result)
-            self.metrics.add(stage="val", epoch=cfg.epochs, step=steps, val_acc=result.mean.get("acc", math.nan),
-                             val_ap=result.mean.get("ap", math.nan))
+        if val is not None and self.validated_step != steps:  # stopped inside an epoch (--max-steps)
+            self.validate(networks, val, cfg.epochs - 1, steps)
+        if self.val_summary is not None:
+            final_metrics["val"] = self.val_summary
         out = Path(cfg.out)
         if runtime.dist.is_main:
             provenance = build_provenance(cfg, runtime, dataset, steps=steps, probe_steps=self.probe_steps,

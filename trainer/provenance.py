@@ -16,7 +16,8 @@ from .networks import Networks
 from .runtime import Runtime
 from .state import Counters
 
-AUGMENTATION = ("horizontal flip p=0.5 + seeded patch shuffle, view 0 in stage 1 and stage-2 epoch 1")
+AUGMENTATION = ("seeded patch shuffle + horizontal flip p=0.5 of the mosaic, a fresh view per epoch; "
+                "stage-2 epoch e shows the view of probe epoch e")
 
 
 def library_versions() -> dict[str, str]:
@@ -41,7 +42,7 @@ def build_provenance(config: TrainConfig, runtime: Runtime, dataset: Dataset, *,
         "trainer": "dgs-desktop-train",
         "data_root": str(dataset.root.resolve()),
         "data": dataset.source,
-        "counts": dataset.counts(),
+        "counts": dataset.counts("category"),
         "images": len(dataset.samples),
         "unreadable_skipped": len(dataset.unreadable),
         "hyperparameters": {

@@ -4,10 +4,10 @@ A `Sample` is a label (0 real, 1 fake), a subset (what the evaluation table make
 a category (what `--classes` selects) and an image that is either a file or one row of a
 parquet shard. Three sources give samples:
 
-- a folder tree whose leaves are `0_real/` and `1_fake/` (GenImage's `nature/` and `ai/` too):
-  subset = the top-level folder under the root (a root that holds the leaves itself is one
-  subset named after the root), category = the folder that holds the leaves (the authors'
-  `--classes car,cat,...` names those);
+- a folder tree whose leaves are `0_real/` and `1_fake/` (GenImage's `nature/` and `ai/` too),
+  read by `trainer.data.discover`: subset = the top-level folder under the root, category =
+  the path to the folder that holds the leaves; `--classes car,cat,...` (the authors' option)
+  selects categories by that path or its last folder name;
 - a local folder (or file) of parquet shards, as the Hugging Face hub stores datasets;
 - `hf-dataset:ORG/NAME[@REVISION]`: the shards of one split of a hub dataset, downloaded with
   huggingface_hub into its shared cache (resumable; `HF_HUB_OFFLINE=1` uses the cache).
@@ -33,15 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dgs_desktop.scan.decode import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode_bytes, read_file
-from dgs_desktop.scan.discover import IMAGE_SUFFIXES
 
 from .errors import TrainError
 
 log = logging.getLogger(__name__)
 
 HUB_SCHEME = "hf-dataset:"
-# Leaf folder names and their labels: the authors' trees, and GenImage's native layout.
-CLASS_DIRS = {"0_real": 0, "1_fake": 1, "nature": 0, "ai": 1}
 REAL_NAMES = frozenset({"real", "0_real", "nature", "authentic"})
 FAKE_NAMES = frozenset({"fake", "1_fake", "ai", "generated", "synthetic", "ai-generated", "ai_generated"})
 SUBSET_COLUMNS = ("generator",)
@@ -151,7 +148,7 @@ def open_source(spec: str | os.PathLike, options: DataOptions = DataOptions(), *
         elif _has_class_leaves(root):
             if options.split:
                 raise TrainError("--split applies to datasets (parquet or hf-dataset:), not to a folder tree")
-            result = read_tree(root, options.classes)
+            result = read_tree(root, options.classes, require_both)
             result.provenance.update(kind="folder", path=str(root.resolve()))
         else:
             shards = sorted(p for p in root.rglob("*.parquet") if p.is_file())
@@ -192,48 +189,35 @@ def load_dataset(spec: str | os.PathLike, options: DataOptions = DataOptions(), 
 
 
 # ----------------------------------------------------------------------------- folder trees
-def _is_image_name(name: str) -> bool:
-    return Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")
-
-
 def _has_class_leaves(root: Path) -> bool:
+    from .data import CLASS_DIRS
+
     for _dirpath, dirnames, _ in os.walk(root, followlinks=True):
         if any(d in CLASS_DIRS for d in dirnames):
             return True
     return False
 
 
-def read_tree(root: Path, classes: tuple[str, ...] = ()) -> SampleSet:
-    """Every image under a class leaf of `root`, sorted by path."""
-    samples: list[Sample] = []
-    categories: set[str] = set()
-    for dirpath, dirnames, _ in os.walk(root, followlinks=True):
-        dirnames.sort()
-        here = Path(dirpath)
-        if here.name not in CLASS_DIRS or here == root:
-            continue
-        dirnames[:] = []  # a class folder is a leaf; images may sit in sub-folders of it
-        rel_dir = here.relative_to(root)
-        parent = rel_dir.parent
-        subset = parent.parts[0] if parent.parts else root.name
-        category = parent.name if parent.parts else root.name
-        categories.add(category)
-        if classes and category not in classes:
-            continue
-        for sub, subdirs, names in os.walk(here, followlinks=True):
-            subdirs.sort()
-            for name in sorted(names):
-                if _is_image_name(name):
-                    path = Path(sub) / name
-                    samples.append(Sample(label=CLASS_DIRS[here.name], subset=subset, category=category,
-                                          rel=path.relative_to(root).as_posix(), path=path))
+def _category_matches(category: str, classes: tuple[str, ...]) -> bool:
+    """A category (the path from the root to the folder holding the class folders) is selected by
+    its full path or by its last folder name (`car` selects `car` and `progan/car`)."""
+    return category in classes or category.rsplit("/", 1)[-1] in classes
+
+
+def read_tree(root: Path, classes: tuple[str, ...] = (), require_both: bool = True) -> SampleSet:
+    """Every image under a class leaf of `root` (trainer.data.discover), optionally only `classes`."""
+    from .data import discover
+
+    tree = discover(root, require_both=require_both)
+    samples = tree.samples
     if classes:
-        unknown = [c for c in classes if c not in categories]
+        categories = {s.category for s in samples}
+        unknown = [c for c in classes if not any(_category_matches(k, (c,)) for k in categories)]
         if unknown:
             raise TrainError(f"--classes {','.join(unknown)}: no such category folder under {root} "
-                             f"(there are: {', '.join(sorted(categories)) or 'none'})")
-    samples.sort(key=lambda s: s.rel)
-    return SampleSet(root=root, description=str(root), samples=samples)
+                             f"(there are: {', '.join(sorted(categories))})")
+        samples = [s for s in samples if _category_matches(s.category, classes)]
+    return SampleSet(root=tree.root, description=str(root), samples=samples)
 
 
 # ----------------------------------------------------------------------------- parquet

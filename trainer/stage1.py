@@ -1,9 +1,14 @@
 """Stage 1 (Sec. 4.3): frozen features and the teacher probe h_img^T.
 
 - t = E_text(z) of every caption, from the frozen CLIP text tower (used by stage 2's h_text);
-- f^T = E_img^T(x) of view 0 of every image (the encoder with adapters disabled), split over
-  the processes and cached in the run folder;
+- f^T = E_img^T(x) of every image (the encoder with adapters disabled), split over the
+  processes: probe epoch e sees view e (a fresh flip and patch shuffle each epoch, as the
+  authors re-run their transform every epoch);
 - h_img^T: a linear probe trained with BCE on f^T (authors: 3 epochs), then frozen.
+
+Stage-2 epoch e shows view e too, so the features of the views both stages use (epochs
+below min(--probe-epochs, --epochs)) are kept, in memory and in the run folder, and stage 2
+needs no teacher forward for them.
 """
 
 from __future__ import annotations
@@ -72,41 +77,77 @@ def teacher_features(networks: Networks, dataset: Dataset, config: TrainConfig, 
     return features
 
 
-def cached_teacher_features(path: Path, fingerprint: str, compute, runtime: Runtime) -> tuple[torch.Tensor, bool]:
-    """The features saved at `path` for this `fingerprint`, else `compute()` saved there.
+def shared_views(config: TrainConfig) -> list[int]:
+    """The views whose f^T stage 2 takes from stage 1 instead of a teacher forward."""
+    return list(range(min(config.probe_epochs, config.epochs))) if config.feature_cache else []
 
-    Returns (features, whether they were read back). A damaged or foreign cache is recomputed.
-    """
+
+def read_feature_cache(path: Path, fingerprint: str) -> dict[int, torch.Tensor]:
+    """view -> f^T saved for this run's fingerprint; {} when absent, foreign or damaged."""
     from safetensors import safe_open
+
+    if not path.exists():
+        return {}
+    try:
+        with safe_open(str(path), "pt") as handle:
+            if (handle.metadata() or {}).get("fingerprint") != fingerprint:
+                return {}
+            return {int(key.removeprefix("view_")): handle.get_tensor(key) for key in handle.keys()}
+    except Exception:  # noqa: BLE001 - a damaged cache is recomputed
+        log.debug("teacher feature cache %s unreadable; recomputing", path)
+        return {}
+
+
+def write_feature_cache(path: Path, fingerprint: str, features: dict[int, torch.Tensor], runtime: Runtime) -> None:
     from safetensors.torch import save_file
 
-    if path.exists():
-        try:
-            with safe_open(str(path), "pt") as handle:
-                if (handle.metadata() or {}).get("fingerprint") == fingerprint:
-                    return handle.get_tensor("features"), True
-        except Exception:  # noqa: BLE001 - a damaged cache is recomputed
-            log.debug("teacher feature cache %s unreadable; recomputing", path)
-    features = compute()
     if runtime.dist.is_main:
         with atomic_path(path) as tmp:
-            save_file({"features": features.contiguous()}, str(tmp), metadata={"fingerprint": fingerprint})
+            save_file({f"view_{v}": f.contiguous() for v, f in sorted(features.items())}, str(tmp),
+                      metadata={"fingerprint": fingerprint})
     runtime.dist.barrier()
-    return features, False
 
 
-def train_probe(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
-                runtime: Runtime, metrics: MetricsLog, started: float) -> int:
+def run_stage1(networks: Networks, dataset: Dataset, config: TrainConfig, runtime: Runtime, metrics: MetricsLog, *,
+               cache_path: Path, fingerprint: str, train: bool, started: float) -> tuple[dict[int, torch.Tensor], int, bool]:
+    """Trains h_img^T (when `train`; a resumed run has it already) and returns the f^T of the
+    shared views, the probe's step count and whether features came from the run folder."""
+    keep = shared_views(config)
+    cached = read_feature_cache(cache_path, fingerprint)
+    computed: dict[int, torch.Tensor] = {}
+
+    def features_of(view: int) -> torch.Tensor:
+        if view in cached:
+            return cached[view]
+        if view in computed:
+            return computed[view]
+        features = teacher_features(networks, dataset, config, runtime, view=view)
+        if view in keep:  # the others are dropped after their probe epoch
+            computed[view] = features
+        return features
+
+    steps = 0
+    if train:
+        labels = torch.as_tensor(dataset.labels, dtype=torch.float32)
+        steps = train_probe(networks.h_teacher, features_of, labels, config, runtime, metrics, started)
+    shared = {view: features_of(view) for view in keep}
+    if any(view in computed for view in keep):
+        write_feature_cache(cache_path, fingerprint, shared, runtime)
+    return shared, steps, any(view in cached for view in keep)
+
+
+def train_probe(head: nn.Linear, features_of, labels: torch.Tensor, config: TrainConfig, runtime: Runtime,
+                metrics: MetricsLog, started: float) -> int:
     """h_img^T: BCE on frozen features, Adam, --probe-epochs epochs (identical on all ranks).
 
-    Returns the number of optimizer steps taken; the head is frozen afterwards.
+    Epoch e trains on `features_of(e)`, the f^T of view e. Returns the number of optimizer steps; the head is frozen afterwards.
     """
     from tqdm import tqdm
 
     lr = config.probe_lr or config.lr
     head.requires_grad_(True)
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
-    feats, labels = features.to(runtime.device), labels.to(runtime.device)
+    labels = labels.to(runtime.device)
     epochs = [global_batches(len(labels), config.batch_size, 1, config.seed, STAGE_PROBE, e)
               for e in range(config.probe_epochs)]
     total = sum(len(b) for b in epochs)
@@ -115,6 +156,9 @@ def train_probe(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, c
     bar = tqdm(total=total, desc="stage 1: probe", unit="step", disable=not runtime.progress, dynamic_ncols=True)
     step = 0
     for epoch, batches in enumerate(epochs):
+        if config.max_steps and step >= config.max_steps:
+            break
+        feats = features_of(epoch).to(runtime.device)
         for batch in batches:
             if config.max_steps and step >= config.max_steps:
                 break
@@ -129,6 +173,7 @@ def train_probe(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, c
                         elapsed_s=time.perf_counter() - started)
             bar.set_postfix(loss=f"{value:.4f}")
             bar.update(1)
+        del feats
     bar.close()
     head.requires_grad_(False)
     return step

@@ -2,8 +2,7 @@
 
 `train_step` is one optimizer step over this process's micro-batches (no state besides
 its arguments); `run_stage2` is the epoch loop around it: data order, teacher features
-(from the stage-1 cache for the first epoch, which sees the same view 0, else a teacher
-forward), metrics, progress, resume state and Ctrl-C.
+(from stage 1 for the epochs that show a view the probe saw, else a teacher forward), metrics, progress, resume state, Ctrl-C and the per-epoch callback (validation).
 """
 
 from __future__ import annotations
@@ -57,7 +56,7 @@ def train_step(networks: Networks, student: nn.Module, micro: list[MicroBatch], 
             _, stats = dgs_backward(f, batch.t, batch.f_teacher, batch.y, networks.detector.head, networks.h_text,
                                     networks.h_teacher, surgery,
                                     loss_scale=scaler.get_scale() if scaler.is_enabled() else 1.0,
-                                    micro_batches=len(micro))
+                                    micro_batches=len(micro), global_batch=global_batch)
         stats_sum += stats.as_tensor() / len(micro)
     if dist.enabled:
         for p in networks.head_parameters():
@@ -69,15 +68,16 @@ def train_step(networks: Networks, student: nn.Module, micro: list[MicroBatch], 
     return StepStats.from_tensor(stats_sum)
 
 
-def load_micro_batch(item, networks: Networks, text: torch.Tensor, features: torch.Tensor | None,
-                     use_cache: bool, runtime: Runtime, counters: Counters) -> MicroBatch:
-    """Moves a loader batch to the device with its t and f^T (cached, or a teacher forward)."""
+def load_micro_batch(item, networks: Networks, text: torch.Tensor, needs_teacher: bool,
+                     cached: torch.Tensor | None, runtime: Runtime, counters: Counters) -> MicroBatch:
+    """Moves a loader batch to the device with its t and f^T (from `cached`, the stage-1
+    features of this view, or else a teacher forward)."""
     x, y, idx = item
     x, y = x.to(runtime.device, non_blocking=True), y.to(runtime.device)
     f_teacher = None
-    if features is not None:
-        if use_cache:
-            f_teacher = features[idx].to(runtime.device)
+    if needs_teacher:
+        if cached is not None:
+            f_teacher = cached[idx].to(runtime.device)
             counters.teacher_cached_images += len(idx)
         else:
             with torch.no_grad(), runtime.autocast(), networks.detector.teacher():
@@ -87,13 +87,14 @@ def load_micro_batch(item, networks: Networks, text: torch.Tensor, features: tor
     return MicroBatch(x=x, y=y, t=text[idx].to(runtime.device), f_teacher=f_teacher)
 
 
-def run_stage2(networks: Networks, dataset: Dataset, text: torch.Tensor, features: torch.Tensor | None,
+def run_stage2(networks: Networks, dataset: Dataset, text: torch.Tensor, features: dict[int, torch.Tensor],
                config: TrainConfig, runtime: Runtime, metrics: MetricsLog, counters: Counters, *,
                resume: dict | None, started: float, save: Callable[[Position, object, object], None],
                stop_requested: Callable[[], bool], after_epoch: Callable[[int, int], None] | None = None) -> int:
     """The stage-2 epochs; returns the number of optimizer steps done (resumed ones included).
 
-    `features` are the stage-1 f^T of view 0 (None: no prior alignment). `save(position,
+    `features` maps a view to its stage-1 f^T (epoch e shows view e); other epochs run the
+    teacher forward. `save(position,
     optimizer, scaler)` writes the resume state (collective); `stop_requested()` is this
     process's Ctrl-C flag; `after_epoch(epoch, global_step)` runs after each full epoch.
     Raises KeyboardInterrupt after saving when any process was asked to stop.
@@ -136,7 +137,7 @@ def run_stage2(networks: Networks, dataset: Dataset, text: torch.Tensor, feature
                 break
             batches = epochs[epoch]
             first = position.step_in_epoch if epoch == position.epoch else 0
-            use_cache = config.feature_cache and epoch == 0
+            cached = features.get(epoch)
             flat = [m for b in batches[first:] for m in micro_batches(b, dist.rank, dist.world, config.accum)]
             loader = iter(mosaic_loader(dataset, view_keys(flat, epoch), seed=config.seed, workers=config.workers,
                                         pin_memory=runtime.device.type == "cuda")) if flat else iter(())
@@ -144,8 +145,8 @@ def run_stage2(networks: Networks, dataset: Dataset, text: torch.Tensor, feature
                 if config.max_steps and global_step >= config.max_steps:
                     break
                 tick = time.perf_counter()
-                micro = [load_micro_batch(next(loader), networks, text, features, use_cache, runtime, counters)
-                         for _ in range(config.accum)]
+                micro = [load_micro_batch(next(loader), networks, text, surgery.needs_teacher, cached, runtime,
+                                          counters) for _ in range(config.accum)]
                 stats = train_step(networks, student, micro, optimizer, scaler, surgery, runtime,
                                    len(batches[step_in_epoch]))
                 stop = dist.any(stop_requested())

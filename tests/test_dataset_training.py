@@ -83,6 +83,7 @@ def test_train_evaluate_publish_from_a_hub_dataset(dataset, tmp_path, capsys):
     assert {"ProGAN", "SD14", "mean"} <= set(rows) and "Real" not in rows
     assert (rows["ProGAN"]["n_real"], rows["ProGAN"]["n_fake"]) == ("6", "3")
     assert rows["ProGAN"]["r_acc"] == rows["SD14"]["r_acc"]  # one R.Acc column, as in the paper
+    assert (rows["paper_table"]["n_real"], rows["paper_table"]["n_fake"]) == ("6", "6")  # reals counted once
     local_scores = _read_csv(scores)
     assert len(local_scores) == 12 and all(r["fake_probability"] for r in local_scores)
 
@@ -110,6 +111,10 @@ def test_train_evaluate_publish_from_a_hub_dataset(dataset, tmp_path, capsys):
     with FakeHub(lifetime=170) as hub:
         hub.add_repo("lab/bench", dataset, repo_type="dataset")
         env = _hub_env(hub.endpoint, home, tmp_path / "cache")
+        trained = subprocess.run(
+            [sys.executable, "-m", "trainer", "--data", "hf-dataset:lab/bench", "--split", "train", "--classes", "SD14",
+             "--out", str(tmp_path / "from_hub"), "--max-steps", "2", "--probe-epochs", "1"] + TRAIN_ARGS,
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=170)
         evaluated = subprocess.run(
             [sys.executable, "-m", "trainer", "evaluate", "--checkpoint", str(out), "--data", "hf-dataset:lab/bench",
              "--split", "test", "--csv", str(hub_table), "--scores", str(hub_scores)] + EVAL_ARGS,
@@ -119,10 +124,15 @@ def test_train_evaluate_publish_from_a_hub_dataset(dataset, tmp_path, capsys):
              f"bench={hub_table}"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=170)
         card = hub.files("lab/dgs-bench")["README.md"].decode()
         fetched = [p for _, p, _ in hub.requests("GET", "/datasets/lab/bench/resolve/")]
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    from_hub = read_checkpoint(tmp_path / "from_hub").manifest["provenance"]
+    assert from_hub["counts"] == provenance["counts"] and from_hub["data"]["kind"] == "hf-dataset"
+    assert from_hub["data"]["repo"] == "lab/bench" and from_hub["data"]["split"] == "train"
+    assert from_hub["captions"]["new"] == 0  # the same images were captioned by the first run: cached
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert _read_csv(hub_table) == _read_csv(table)
     assert _read_csv(hub_scores) == local_scores
-    assert not any("train-" in p for p in fetched)
+    assert sum("train-" in p for p in fetched) == 2  # the two train shards, once, for training
     assert published.returncode == 0, published.stderr[-3000:]
     assert "hf:lab/dgs-bench@" in published.stdout
     assert "### bench" in card and "| ProGAN | 6 | 3 |" in card and "SD14" in card

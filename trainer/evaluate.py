@@ -119,8 +119,10 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
         if scored:
             labels, probs = zip(*scored)
             rows[group.name] = detection_metrics(labels, probs, threshold)
-    return EvalResult(rows=rows, mean=mean_metrics(rows) if rows else {},
-                      paper_table=paper_table_metrics(rows) if rows else {}, scores=scores, note=note)
+    mean, paper = (mean_metrics(rows), paper_table_metrics(rows)) if rows else ({}, {})
+    if note and rows:  # every row holds the same real images: the summaries count them once
+        mean["n_real"] = paper["n_real"] = sum(1 for sample, prob, _ in scores if sample.label == 0 and prob is not None)
+    return EvalResult(rows=rows, mean=mean, paper_table=paper, scores=scores, note=note)
 
 
 def write_metrics_csv(path: str | Path, result: EvalResult, extra: dict | None = None) -> None:

@@ -201,14 +201,14 @@ def card_text(checkpoint: Checkpoint, repo_id: str, evaluations: list[EvalTable]
         "---", yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
         f"# {repo_id.split('/')[-1]}", "",
         "A DGS-Net detector of AI-generated images (CLIP image encoder + LoRA + linear head, trained with "
-        "gradient surgery: arXiv DGS-Net, Sections 3-5) for [DGS Desktop](https://github.com/). It gives each "
-        "image a probability that it is AI-generated.", "",
+        "the paper's gradient surgery, Sections 3-5) for DGS Desktop. It gives each image a probability that "
+        "it is AI-generated.", "",
         "## Use", "",
         "```",
         f"dgs-desktop scan FOLDER --checkpoint hf:{repo_id} --csv results.csv",
         "```", "",
-        "or open the window (`dgs-desktop`) and add the model `hf:" + repo_id + "` in the model manager. The "
-        "download is verified file by file against the sha256 values in `dgs_checkpoint.json`.", "",
+        "or, in the window (`dgs-desktop`), *Model → Download* `hf:" + repo_id + "`. The download is verified "
+        "file by file against the sha256 values in `dgs_checkpoint.json`.", "",
         "## Model", "",
         "| | |", "|---|---|",
         f"| architecture | {block['architecture']} |",

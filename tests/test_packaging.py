@@ -48,12 +48,12 @@ def test_installed_wheel_starts_the_window_with_its_icon(wheel, tmp_path):
     # The third-party packages of this environment, appended after the fresh site-packages
     # (a plain path line: the editable install's finder in this environment is not loaded).
     (fresh_site / "borrowed.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": ""}  # nothing of this checkout
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
-                   check=True, capture_output=True, text=True, timeout=300)
+                   check=True, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     probe = ("import dgs_desktop, sys; from PySide6.QtWidgets import QApplication; app = QApplication([]);"
              "from dgs_desktop.gui.icon import app_icon; icon = app_icon();"
              "print(dgs_desktop.__file__); print(icon.isNull(), icon.availableSizes()[0].width())")
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": ""}
     done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=120, env=env,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -366,7 +366,7 @@ def trees(tmp_path_factory):
 
 
 def test_end_to_end_train_evaluate_scan(trees, tmp_path, capsys):
-    from dgs_desktop.detector.checkpoint import read_checkpoint
+    from dgs_desktop.detector.manifest import read_checkpoint
     from trainer.cli import main
 
     train, test = trees
@@ -450,7 +450,7 @@ def test_interrupt_then_resume_equals_uninterrupted(trees, tmp_path, monkeypatch
 
 
 def test_ablation_run_and_user_errors(trees, tmp_path, capsys):
-    from dgs_desktop.detector.checkpoint import read_checkpoint
+    from dgs_desktop.detector.manifest import read_checkpoint
     from trainer.cli import main
 
     train, _ = trees
@@ -507,7 +507,7 @@ def test_torchrun_two_processes(trees, tmp_path):
          "--data", str(train), "--out", str(out), "--max-steps", "3", "--probe-epochs", "1"] + TRAIN_ARGS,
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from dgs_desktop.detector.checkpoint import read_checkpoint
+    from dgs_desktop.detector.manifest import read_checkpoint
 
     manifest = read_checkpoint(out).manifest
     assert manifest["provenance"]["processes"] == 2

@@ -67,8 +67,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from dgs_desktop.detector.checkpoint import load_detector, resolve_checkpoint
+    from dgs_desktop.detector.checkpoint import load_detector
     from dgs_desktop.detector.device import resolve_device
+    from dgs_desktop.detector.resolve import resolve_checkpoint
 
     from .data import format_unreadable
     from .evaluate import evaluate_detector, write_metrics_csv, write_scores_csv

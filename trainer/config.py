@@ -13,7 +13,7 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from dgs_desktop.detector.backbone import DEFAULT_ARCH, DEFAULT_PRETRAINED
-from dgs_desktop.detector.model import LoraSettings
+from dgs_desktop.detector.manifest import LoraSettings
 from dgs_desktop.errors import UsageError
 
 from .captions import CAPTIONER

@@ -126,9 +126,10 @@ def check_run_dir(run_dir: Path) -> None:
 
 def prepare_run_dir(config: TrainConfig, run_dir: Path, dist) -> None:
     """Checks --out and the run folder against --resume, then creates and marks it (rank 0)."""
+    from dgs_desktop.detector.manifest import check_output_folder
+
     out = Path(config.out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "dgs_checkpoint.json").exists())):
-        raise TrainError(f"--out {out} exists and is not a DGS checkpoint folder; choose a new folder")
+    check_output_folder(out)  # before any work: the checkpoint will go there
     check_run_dir(run_dir)  # every process, before anything is written
     state = run_dir / STATE_FILE
     if config.resume and not state.exists():

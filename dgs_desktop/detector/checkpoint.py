@@ -30,12 +30,13 @@ from .manifest import (
     MANIFEST_NAME,
     NO_MODEL_HELP,
     Checkpoint,
+    LoraSettings,
     check_output_folder,
     read_checkpoint,
     safe_member,
     sha256_file,
 )
-from .model import DGSDetector, LoraSettings, detector_from_record
+from .model import DGSDetector, detector_from_record
 from .patches import preprocessing_manifest
 
 OUR_FILES = (MANIFEST_NAME, LORA_FILE, HEADS_FILE, BASE_FILE)

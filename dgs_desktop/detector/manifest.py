@@ -21,7 +21,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import CheckpointError
@@ -51,6 +51,36 @@ NO_MODEL_HELP = (
 
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj")  # the attention projections LoRA may adapt
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA hyper-parameters (paper Sec. 5.1: r=6, alpha=6, dropout=0.8).
+
+    `rslora=True` scales the update by alpha/sqrt(r), as the authors' code does; False gives
+    peft's default alpha/r. The choice is recorded in every checkpoint.
+    """
+
+    r: int = 6
+    alpha: float = 6.0
+    dropout: float = 0.8
+    rslora: bool = True
+    targets: tuple[str, ...] = LORA_TARGETS
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / (self.r ** 0.5 if self.rslora else self.r)
+
+    def to_manifest(self) -> dict:
+        data = asdict(self)
+        data["targets"] = list(self.targets)
+        data["scaling_rule"] = "alpha/sqrt(r)" if self.rslora else "alpha/r"
+        return data
+
+    @classmethod
+    def from_manifest(cls, data: dict) -> LoraSettings:
+        return cls(r=int(data["r"]), alpha=float(data["alpha"]), dropout=float(data["dropout"]),
+                   rslora=bool(data["rslora"]), targets=tuple(data["targets"]))
 
 
 @dataclass(frozen=True)

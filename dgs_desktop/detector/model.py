@@ -7,43 +7,12 @@ for Linear LoRA, disabling the adapters gives exactly the pre-trained weights.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from .backbone import DEFAULT_ARCH, DEFAULT_PRETRAINED, backbone_record, clip_from_record, embed_dim_of
-from .manifest import LORA_TARGETS
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """LoRA hyper-parameters (paper Sec. 5.1: r=6, alpha=6, dropout=0.8).
-
-    `rslora=True` scales the update by alpha/sqrt(r), as the authors' code does; False gives
-    peft's default alpha/r. The choice is recorded in every checkpoint.
-    """
-
-    r: int = 6
-    alpha: float = 6.0
-    dropout: float = 0.8
-    rslora: bool = True
-    targets: tuple[str, ...] = LORA_TARGETS
-
-    @property
-    def scaling(self) -> float:
-        return self.alpha / (self.r ** 0.5 if self.rslora else self.r)
-
-    def to_manifest(self) -> dict:
-        data = asdict(self)
-        data["targets"] = list(self.targets)
-        data["scaling_rule"] = "alpha/sqrt(r)" if self.rslora else "alpha/r"
-        return data
-
-    @classmethod
-    def from_manifest(cls, data: dict) -> LoraSettings:
-        return cls(r=int(data["r"]), alpha=float(data["alpha"]), dropout=float(data["dropout"]),
-                   rslora=bool(data["rslora"]), targets=tuple(data["targets"]))
+from .manifest import LoraSettings
 
 
 def add_lora(visual: nn.Module, lora: LoraSettings) -> nn.Module:

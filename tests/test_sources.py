@@ -246,6 +246,9 @@ def test_hub_dataset_split_download_resume_and_offline(parquet_dataset, tmp_path
         dropped = hub.requests("GET", "test-00001")
     offline = _run([["hf-dataset:lab/bench", "test"], ["hf-dataset:lab/bench", "train"]],
                    "http://127.0.0.1:9", home, offline=True)
+    # the hub unreachable without offline mode: the cache answers, one clear line otherwise
+    unreachable = _run([["hf-dataset:lab/bench", "test"], ["hf-dataset:lab/other", "test"]],
+                       "http://127.0.0.1:9", home, offline=False)
 
     # huggingface_hub retries a dropped connection itself: the first run already succeeds
     assert first["ok"], first
@@ -264,6 +267,8 @@ def test_hub_dataset_split_download_resume_and_offline(parquet_dataset, tmp_path
     assert offline[0]["ok"], offline[0]
     assert offline[0]["samples"] == second["samples"]
     assert not offline[1]["ok"] and "not in the local cache" in offline[1]["error"]
+    assert unreachable[0]["ok"] and unreachable[0]["samples"] == second["samples"], unreachable[0]
+    assert not unreachable[1]["ok"] and "cannot be reached" in unreachable[1]["error"], unreachable[1]
     # a split with a shard missing from the cache is refused offline, not silently used in part
     snapshot = next((home / "hub" / "datasets--lab--bench" / "snapshots").iterdir())
     (snapshot / "data" / "test-00001-of-00002.parquet").unlink()

@@ -624,12 +624,56 @@ def select_split(names: list[str], split: str | None, card: dict) -> tuple[list[
     return chosen, split
 
 
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface_hub's HTTP client raises when the hub cannot be reached."""
+    import importlib
+
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module in ("httpx2", "httpx", "requests"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        found += [error for error in (getattr(mod, name, None) for name in ("TransportError", "ConnectionError",
+                                                                              "Timeout"))
+                  if isinstance(error, type) and issubclass(error, BaseException)]
+    return tuple(found)
+
+
+def _locate_split(hub, kwargs: dict, split: str | None, offline: bool, what: str) -> tuple[Path, list[str], str | None]:
+    """(snapshot folder, the split's files, the split) from the hub, or from the cache only."""
+    if offline:
+        # Only what is on disk; the shards of the split are then checked against the cached
+        # file listing, so a half-downloaded split is refused rather than silently used.
+        snapshot = Path(hub.snapshot_download(**kwargs, local_files_only=True, allow_patterns=["README.md"]))
+        names = [p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()]
+    else:
+        info = hub.HfApi().dataset_info(kwargs["repo_id"], revision=kwargs["revision"])
+        names = [s.rfilename for s in info.siblings or []]
+    card = {}
+    if "README.md" in names:
+        card = _read_card(Path(hub.hf_hub_download(filename="README.md", local_files_only=offline, **kwargs)))
+    try:
+        files, chosen = select_split(names, split, card)
+    except TrainError:
+        if not offline or split is None:
+            raise
+        raise TrainError(f"split {split!r} of {what} is not in the local cache; download it once with the hub "
+                         f"reachable and without HF_HUB_OFFLINE") from None
+    patterns = split_patterns(card, chosen) if (offline and chosen) else files
+    snapshot = Path(hub.snapshot_download(**kwargs, local_files_only=offline, allow_patterns=patterns + ["README.md"]))
+    if offline:
+        files = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*.parquet")
+                       if any(fnmatch.fnmatch(p.relative_to(snapshot).as_posix(), pat) for pat in patterns))
+    return snapshot, files, chosen
+
+
 def download_split(repo_id: str, revision: str | None, split: str | None, *,
                    cache_dir: str | os.PathLike | None = None) -> tuple[Path, list[Path], dict]:
     """Downloads (or finds in the hub cache) the card and the shards of one split of a dataset.
 
     Only the split's shards are fetched; huggingface_hub resumes interrupted files and shows
-    progress; with HF_HUB_OFFLINE=1 only the cache is used.
+    progress; with HF_HUB_OFFLINE=1, or when the hub cannot be reached, only the cache is used.
     """
     import huggingface_hub
     from huggingface_hub import constants, errors
@@ -638,34 +682,17 @@ def download_split(repo_id: str, revision: str | None, split: str | None, *,
     offline = bool(constants.is_offline_mode() if hasattr(constants, "is_offline_mode") else constants.HF_HUB_OFFLINE)
     kwargs = dict(repo_id=repo_id, repo_type="dataset", revision=revision,
                   cache_dir=str(cache_dir) if cache_dir else None)
+    unreachable = False
     try:
-        if offline:
-            # Only what is on disk; the shards of the split are then checked against the cached
-            # file listing, so a half-downloaded split is refused rather than silently used.
-            snapshot = Path(huggingface_hub.snapshot_download(**kwargs, local_files_only=True,
-                                                              allow_patterns=["README.md"]))
-            names = [p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()]
-        else:
-            info = huggingface_hub.HfApi().dataset_info(repo_id, revision=revision)
-            names = [s.rfilename for s in info.siblings or []]
-            snapshot = None
-        card = {}
-        if "README.md" in names:
-            readme = Path(huggingface_hub.hf_hub_download(filename="README.md", local_files_only=offline, **kwargs))
-            card = _read_card(readme)
         try:
-            files, chosen = select_split(names, split, card)
-        except TrainError:
-            if not offline or split is None:
+            snapshot, files, chosen = _locate_split(huggingface_hub, kwargs, split, offline, what)
+        except _network_errors() as exc:
+            if offline:
                 raise
-            raise TrainError(f"split {split!r} of {what} is not in the local cache and offline mode is on "
-                             f"(HF_HUB_OFFLINE=1); download it once without HF_HUB_OFFLINE") from None
-        patterns = split_patterns(card, chosen) if (offline and chosen) else files
-        snapshot = Path(huggingface_hub.snapshot_download(**kwargs, local_files_only=offline,
-                                                          allow_patterns=patterns + ["README.md"]))
-        if offline:
-            files = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*.parquet")
-                           if any(fnmatch.fnmatch(p.relative_to(snapshot).as_posix(), pat) for pat in patterns))
+            unreachable = True
+            log.warning("the hub at %s cannot be reached (%s); using the local cache", constants.ENDPOINT,
+                        type(exc).__name__)
+            snapshot, files, chosen = _locate_split(huggingface_hub, kwargs, split, True, what)
     except TrainError:
         raise
     except errors.RepositoryNotFoundError:
@@ -675,17 +702,19 @@ def download_split(repo_id: str, revision: str | None, split: str | None, *,
         raise TrainError(f"{what}: revision not found (check the branch, tag or commit)") from None
     except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):  # incl. an incomplete snapshot
         raise TrainError(f"{what} is not in the local cache" + (
-            " and offline mode is on (HF_HUB_OFFLINE=1); download it once without HF_HUB_OFFLINE" if offline
-            else f" and the hub at {constants.ENDPOINT} cannot be reached")) from None
+            f" and the hub at {constants.ENDPOINT} cannot be reached; run the command again when it can "
+            f"(downloads resume)" if unreachable else
+            " and offline mode is on (HF_HUB_OFFLINE=1); download it once without HF_HUB_OFFLINE")) from None
     except errors.HfHubHTTPError as exc:
         raise TrainError(f"{what}: the hub answered {str(exc).splitlines()[0]}") from None
-    except OSError as exc:
-        raise TrainError(f"{what}: download failed ({type(exc).__name__}: {exc}); run the command again to "
+    except Exception as exc:  # noqa: BLE001 - network, disk and client errors: one line, never a traceback
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise TrainError(f"{what}: download failed ({type(exc).__name__}: {first}); run the command again to "
                          f"resume") from None
     missing = [f for f in files if not (snapshot / f).is_file()]
     if missing:
         raise TrainError(f"{what}: {len(missing)} shard(s) of split {chosen!r} are not in the cache (e.g. "
-                         f"{missing[0]})" + ("; download them once without HF_HUB_OFFLINE" if offline else ""))
+                         f"{missing[0]}); run the command again with the hub reachable")
     info = {"kind": "hf-dataset", "repo": repo_id, "revision": revision, "commit": snapshot.name, "split": chosen,
             "files": files}
     return snapshot, [snapshot / f for f in files], info

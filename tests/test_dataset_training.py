@@ -129,6 +129,10 @@ def test_train_evaluate_publish_from_a_hub_dataset(dataset, tmp_path, capsys):
     assert from_hub["counts"] == provenance["counts"] and from_hub["data"]["kind"] == "hf-dataset"
     assert from_hub["data"]["repo"] == "lab/bench" and from_hub["data"]["split"] == "train"
     assert from_hub["captions"]["new"] == 0  # the same images were captioned by the first run: cached
+    assert "teacher features of view 0: from" in trained.stderr  # and their teacher features were kept
+    # ... and the run ends with exactly the weights of the first one
+    first, again = read_checkpoint(out).manifest["files"], read_checkpoint(tmp_path / "from_hub").manifest["files"]
+    assert first["lora.safetensors"] == again["lora.safetensors"] and first["heads.safetensors"] == again["heads.safetensors"]
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert _read_csv(hub_table) == _read_csv(table)
     assert _read_csv(hub_scores) == local_scores

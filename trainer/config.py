@@ -136,7 +136,8 @@ class TrainConfig:
     workers: int = option(help="data-loading processes", type=non_negative_int, default_factory=default_workers)
     save_every: int = option(200, "save resume state every N steps", type=positive_int)
     run_dir: str | None = option(None, "run folder for state, metrics.csv, loss.png (default: OUT.run)")
-    cache_dir: str | None = option(None, "caption cache folder (default: the user cache, or $DGS_DESKTOP_CACHE)")
+    cache_dir: str | None = option(None, "cache folder for captions and teacher features (default: the user "
+                                          "cache, or $DGS_DESKTOP_CACHE)")
     feature_cache: bool = option(True, "run the teacher forward in stage 2 instead of reusing the stage-1 "
                                        "features", flag="--no-feature-cache")
     bundle_base: bool = option(False, "store the base vision weights in the checkpoint")

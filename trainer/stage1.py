@@ -112,8 +112,8 @@ class TeacherFeatureStore:
     """f^T of whole views kept across runs in the user cache (`--cache-dir`), so a second run on
     the same images needs no teacher pass.
 
-    A view's features depend on the frozen teacher (architecture, base weights), the precision
-    and device type, the preprocessing, and the mosaics: each image's content (sha256), its
+    A view's features depend on the frozen teacher (architecture, base weights), the precision,
+    device type and torch version, the preprocessing, and the mosaics: each image's content (sha256), its
     position and the seed (which fix the flip and patch shuffle), and the batching. The file
     name is the sha256 of all of these, so a hit is exactly what the teacher would compute.
     """
@@ -133,7 +133,8 @@ class TeacherFeatureStore:
         digest = hashlib.sha256(json.dumps({
             "arch": config.arch, "pretrained": config.pretrained, "precision": runtime.precision,
             "device": runtime.device.type, "preprocessing": preprocessing_manifest(), "seed": config.seed,
-            "batch_size": config.batch_size, "processes": runtime.dist.world}, sort_keys=True).encode())
+            "batch_size": config.batch_size, "processes": runtime.dist.world,
+            "torch": torch.__version__}, sort_keys=True).encode())  # kernels (and random init) may change
         for sha in shas:
             digest.update(sha.encode() + b"\n")
         folder = (Path(config.cache_dir) if config.cache_dir else default_cache_dir()) / "teacher_features"

@@ -72,20 +72,24 @@ class _Prepared:
 
 
 def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, budget: MemoryBudget | None = None) -> _Prepared:
-    """Read, hash, decode and patch-select one file. Never raises for a bad file.
+    """Read, hash, decode and patch-select one file, or one image held elsewhere (anything with
+    `name` and `decode(max_pixels)`, such as a dataset row of the trainer: same decoder on its
+    bytes). Never raises for a bad file.
 
     `path` may carry discovery's verdict on it (scan.discover.FoundPath): a `refusal` (a link
     out of the scanned folders: not read) or `same_as` (another name of a file already listed).
-    `budget`: decoding waits until the image's estimated size fits (scan.memory).
+    `budget`: decoding a file waits until the image's estimated size fits (scan.memory).
     """
-    result = ScanResult(path=str(path), status="ok")
+    held = hasattr(path, "decode")
+    result = ScanResult(path=path.name if held else str(path), status="ok")
     refusal, same_as = getattr(path, "refusal", ""), getattr(path, "same_as", "")
     if refusal:
         result.status, result.error = "error", refusal
         return _Prepared(result, None)
     try:
         with budget.claim() if budget is not None else nullcontext() as claim:
-            decoded = decode_image(path, max_pixels=max_pixels, reserve=claim.reserve if claim else None)
+            decoded = path.decode(max_pixels) if held else \
+                decode_image(path, max_pixels=max_pixels, reserve=claim.reserve if claim else None)
             result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
             result.format, result.notes = decoded.format, decoded.notes
             if same_as:
@@ -117,16 +121,20 @@ def read_and_decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_on_de
     on the host (the same patches), so the look-ahead never holds large decoded images."""
     from .gpu_decode import plan_decode
 
-    result = ScanResult(path=str(path), status="ok")
+    held = hasattr(path, "decode")  # an image held elsewhere (see prepare): decoded on the host
+    result = ScanResult(path=path.name if held else str(path), status="ok")
     refusal, same_as = getattr(path, "refusal", ""), getattr(path, "same_as", "")
     if refusal:
         result.status, result.error = "error", refusal
         return _Prepared(result, None)
     try:
         with budget.claim() if budget is not None else nullcontext() as claim:
-            reserve = claim.reserve if claim else None
-            decoded = plan_decode(path, max_pixels) if jpeg_on_device else \
-                decode_image(path, max_pixels=max_pixels, reserve=reserve)
+            if held:
+                decoded = path.decode(max_pixels)
+            elif jpeg_on_device:
+                decoded = plan_decode(path, max_pixels)
+            else:
+                decoded = decode_image(path, max_pixels=max_pixels, reserve=claim.reserve if claim else None)
             result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
             result.format, result.notes = getattr(decoded, "format", "JPEG"), list(decoded.notes)
             if same_as:
@@ -258,8 +266,9 @@ class Scanner:
                     path = next(path_iter, None)
                     if path is None:
                         return
-                    path = path if isinstance(path, Path) else Path(path)  # keeps discovery's notes
-                    pending.append(pool.submit(work[0], path, self.max_pixels, *work[1:]))
+                    # a file (a Path keeps discovery's notes), or an image held elsewhere
+                    item = path if isinstance(path, Path) or hasattr(path, "decode") else Path(path)
+                    pending.append(pool.submit(work[0], item, self.max_pixels, *work[1:]))
 
             try:
                 refill()

@@ -34,7 +34,11 @@ def plain_error(exc: BaseException) -> str:
     """One line for a dialog. Our own errors already speak plainly; others get their type name."""
     known = {"CheckpointError", "DecodeError", "DeviceError", "CsvError", "BackboneError", "OSError",
              "PermissionError", "FileNotFoundError"}
+    from ..errors import DGSError
+
     message = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, DGSError):
+        return message
     if type(exc).__name__ in known or any(base.__name__ in known for base in type(exc).__mro__):
         if isinstance(exc, OSError) and exc.strerror:
             return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror

@@ -467,6 +467,8 @@ class DetailPane(QWidget):
     # ----------------------------------------------------------------------- patches
     def show_cell(self, cell: int) -> PatchInfo | None:
         """Centres and highlights the patch of mosaic `cell` in the image."""
+        if not self.evidence_shown:
+            return None
         info = self.image_view.highlight_cell(cell)
         self._paint_mosaic(cell if info is not None else None)
         self.patch_info.setText(info.describe() if info is not None else "This mosaic cell is empty (black).")

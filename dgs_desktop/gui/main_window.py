@@ -244,7 +244,7 @@ class MainWindow(QMainWindow):
         self.clear_action = self._action("Clear", self.request_clear, None,
                                          "Remove all files from the list (asks first when results are not saved)",
                                          sp.SP_DialogResetButton)
-        self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit, "Quit DGS Desktop")
+        self.quit_action = self._action("Quit", self.close, "Ctrl+Q", "Quit DGS Desktop (asks first when results are unsaved)")
         self.model_action = self._action("Model manager…", self.open_model_manager, "Ctrl+M",
                                          "Load, import or download a model; choose the device", sp.SP_ComputerIcon)
         self.load_folder_action = self._action("Load checkpoint folder…", self.choose_checkpoint_folder, None,

@@ -127,7 +127,7 @@ def reliability_warning(notes, selection=None, width: int | None = None, height:
         bool(width and height) and min(width, height) < PATCH_SIZE)
     reasons = []
     if distinct is not None and distinct < CELLS:
-        reasons.append(f"only {distinct} distinct patches (of {CELLS})")
+        reasons.append(f"only {distinct} distinct patch{'' if distinct == 1 else 'es'} (of {CELLS})")
     elif "distinct patches" in text:
         reasons.append(f"fewer than {CELLS} distinct patches")
     if padded:
@@ -144,7 +144,8 @@ def warning_icon():
     if _WARNING_ICON is None:
         from PySide6.QtWidgets import QApplication, QStyle
 
-        _WARNING_ICON = QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        # A small pixmap, not the icon: the table's icon size is the thumbnails' 40 px.
+        _WARNING_ICON = QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(14, 14)
     return _WARNING_ICON
 
 

@@ -1,0 +1,323 @@
+"""The analyst's workbench (issue 10): cases, honesty warnings, layout, menus, evidence viewer."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from gui_helpers import make_images, make_mixed_folder, open_window, scan_paths  # noqa: E402
+from PIL import Image  # noqa: E402
+from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication, QToolBar  # noqa: E402
+
+from dgs_desktop.gui.results_model import OK, VERDICT_COL, ResultRow, ResultsModel, StoredResult  # noqa: E402
+from dgs_desktop.gui.settings import SETTINGS_ENV  # noqa: E402
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "settings.ini"))
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    return make_mixed_folder(tmp_path_factory.mktemp("mixed") / "photos")
+
+
+@pytest.fixture
+def ready_window(qtbot, tiny_checkpoint):
+    return open_window(qtbot, tiny_checkpoint)
+
+
+# ------------------------------------------------------------------------ one verdict rule
+def test_table_uses_the_one_verdict_rule_at_the_boundary(qtbot):
+    model = ResultsModel()
+    model.add_files([("/ev/edge.png", 1), ("/ev/above.png", 2)])
+    model.apply_results([StoredResult(path="/ev/edge.png", status="ok", fake_probability=1.0),
+                         StoredResult(path="/ev/above.png", status="ok", fake_probability=0.75)])
+    model.set_threshold(1.0)
+    assert model.index(0, VERDICT_COL).data() == "real"  # p = threshold: real, as in the CSV
+    assert "fake when P(fake) > threshold" in model.index(0, VERDICT_COL).data(Qt.ItemDataRole.ToolTipRole)
+    model.set_threshold(0.74)
+    assert [model.index(r, VERDICT_COL).data() for r in range(2)] == ["fake", "fake"]
+    model.set_threshold(0.75)
+    assert model.counts()["fake"] == 1 and model.counts()["real"] == 1
+
+
+def test_status_bar_counts_and_histogram_follow_the_threshold(qtbot, ready_window, mixed):
+    window = ready_window
+    scan_paths(qtbot, window, [mixed])
+    scores = sorted(row.probability for row in window.model.rows if row.probability is not None)
+    middle = round((scores[4] + scores[5]) / 2, 3)
+    window.threshold_spin.setValue(middle)
+    fake = sum(p > middle for p in scores)
+    qtbot.waitUntil(lambda: window.counts_label.text().startswith(f"{fake} fake · {len(scores) - fake} real"))
+    assert f"{fake} fake" in window.summary.text()
+    bins = window.histogram.bins
+    assert bins.edges[bins.split] == middle and sum(bins.counts[bins.split:]) == fake
+    window.threshold_spin.setValue(1.0)
+    qtbot.waitUntil(lambda: window.counts_label.text().startswith(f"0 fake · {len(scores)} real"))
+
+
+# ------------------------------------------------------------------------------ honesty
+def test_test_model_is_flagged_and_small_images_are_flagged_per_row(qtbot, ready_window, mixed):
+    window = ready_window
+    assert window.model_warning.isVisible() and "test" in window.model_warning.text()
+    scan_paths(qtbot, window, [mixed / "tiny.png", mixed / "sample00.jpg"])
+    tiny, normal = window.model.rows
+    assert tiny.state == OK and "padded" in tiny.warning and "distinct patch" in tiny.warning
+    assert normal.warning == ""
+    assert "padded" in window.model.index(0, 5).data()  # the status column says why
+    assert window.model.index(0, VERDICT_COL).data(Qt.ItemDataRole.DecorationRole) is not None
+    assert window.model.index(1, VERDICT_COL).data(Qt.ItemDataRole.DecorationRole) is None
+    _show(qtbot, window, tiny.path)
+    assert window.detail.warning_label.isVisible() and "less reliable" in window.detail.warning_label.text()
+
+
+def test_sixteen_bit_thumbnails_are_tone_mapped(tmp_path):
+    from dgs_desktop.gui.thumbnails import make_thumbnail
+
+    ramp = (np.add.outer(np.arange(64), np.arange(64)) * 32).astype(np.uint16)  # 12-bit data: 0..4032
+    path = tmp_path / "sixteen.png"
+    Image.fromarray(ramp).save(path)
+    with Image.open(path) as raw:
+        assert raw.mode.startswith("I")
+    image = make_thumbnail(str(path), 40)
+    pixels = np.array([image.pixelColor(x, y).red() for x in range(image.width()) for y in range(image.height())])
+    assert pixels.max() - pixels.min() > 200  # the full grey range, neither white nor black
+
+
+def test_duplicates_are_grouped_by_content(qtbot, ready_window, tmp_path):
+    window = ready_window
+    folder = make_images(tmp_path / "dups", 2)
+    shutil.copy(folder / "img000.png", folder / "img999.png")  # listed after the original
+    scan_paths(qtbot, window, [folder])
+    by_name = {row.name: row for row in window.model.rows}
+    copy = by_name["img999.png"]
+    assert copy.duplicate_of.endswith("img000.png") and "same content as img000.png" in copy.status_text
+    assert by_name["img000.png"].duplicate_of == "" and copy.probability == by_name["img000.png"].probability
+    assert "1 duplicate" in window.summary.text()
+
+
+# ------------------------------------------------------------------------------ cases
+def test_case_saves_reopens_without_rescanning_and_autosaves(qtbot, tiny_checkpoint, mixed, tmp_path):
+    from dgs_desktop.case import read_case
+
+    window = open_window(qtbot, tiny_checkpoint)
+    scan_paths(qtbot, window, [mixed])
+    window.threshold_spin.setValue(0.55)
+    path = tmp_path / "inquiry.dgscase"
+    assert window.unsaved
+    assert window.save_case_as(str(path)) and not window.unsaved
+    window.set_annotation(window.model.rows[1].path, "from the complainant", ["exhibit-1"])
+    info, files = read_case(path)
+    assert info.threshold == 0.55 and info.checkpoint_sha256 == tiny_checkpoint.sha256
+    scored = {row.path: row.probability for row in window.model.rows}
+    assert {f.path: f.fake_probability for f in files} == scored
+    assert files[1].analyst_note == "from the complainant" and files[1].tags == ["exhibit-1"]
+    # autosave: files added later go into the case with their results
+    extra = make_images(tmp_path / "more", 2)
+    scan_paths(qtbot, window, [extra])
+    files = read_case(path)[1]
+    assert len(files) == len(scored) + 2 and all(f.status in ("ok", "error") for f in files)
+
+    again = open_window(qtbot, tiny_checkpoint)
+    started = []
+    again.scans.started.connect(started.append)
+    assert again.open_case(str(path))
+    assert again.threshold == 0.55 and not again.unsaved
+    assert {row.path: row.probability for row in again.model.rows} == {f.path: f.fake_probability for f in files}
+    assert again.model.rows[1].analyst_note == "from the complainant"
+    QApplication.processEvents()
+    assert started == [] and not again.scanning  # the same model's scores are not recomputed
+    _show(qtbot, again, mixed / "sample00.jpg")  # evidence shown from the stored boxes
+    assert len(again.detail.image_view.outlines) == 49
+
+
+def test_clear_and_quit_ask_when_results_are_unsaved(qtbot, ready_window, mixed, tmp_path):
+    window = ready_window
+    scan_paths(qtbot, window, [mixed / "sample00.jpg", mixed / "sample01.png"])
+    window.request_clear()
+    box = window.unsaved_box
+    assert box is not None and len(window.model.rows) == 2
+    box.button(box.StandardButton.Cancel).click()
+    assert len(window.model.rows) == 2 and window.unsaved_box is None
+    window.close()  # quitting asks too
+    assert window.isVisible() and window.unsaved_box is not None
+    window.unsaved_box.button(window.unsaved_box.StandardButton.Cancel).click()
+    assert window.isVisible()
+    window.request_clear()
+    next(b for b in window.unsaved_box.buttons() if b.text().startswith("Discard")).click()
+    assert window.model.rows == []
+    scan_paths(qtbot, window, [mixed / "sample00.jpg"])
+    assert window.export_csv(str(tmp_path / "out.csv")) and not window.unsaved
+    window.request_clear()  # exported: nothing to lose, no question
+    assert window.unsaved_box is None and window.model.rows == []
+
+
+def test_case_option_on_the_command_line(tmp_path):
+    from dgs_desktop.cli import COMMANDS, DESCRIPTION, PROG
+    from dgs_desktop.cli.shell import build_parser, with_default_command
+
+    argv = with_default_command(["--case", "inquiry.dgscase", str(tmp_path)], COMMANDS, "window", accept_paths=True)
+    args = build_parser(PROG, DESCRIPTION, COMMANDS).parse_args(argv)
+    assert args.command == "window" and args.case == "inquiry.dgscase" and args.paths == [str(tmp_path)]
+
+
+# --------------------------------------------------------------------- layout and keyboard
+def test_small_screen_keeps_threshold_visible_and_detail_scrolls(qtbot, ready_window, mixed):
+    window = ready_window
+    window.resize(1024, 700)
+    scan_paths(qtbot, window, [mixed / "sample00.jpg"])
+    qtbot.waitUntil(lambda: window.width() == 1024)
+    assert window.minimumSizeHint().width() <= 1024 and window.minimumSizeHint().height() <= 700
+    for widget in (window.threshold_spin, window.threshold_slider):
+        assert widget.isVisible() and not widget.visibleRegion().isEmpty()
+        assert not isinstance(widget.parentWidget().parentWidget(), QToolBar)  # never in an overflow menu
+    for i in range(window.detail.tabs.count()):
+        assert window.detail.tabs.widget(i).inherits("QScrollArea")
+    assert window.detail.probability_label.wordWrap()
+
+
+def test_menus_list_every_action_and_shortcuts_are_documented(qtbot, ready_window):
+    window = ready_window
+    assert [menu.title().replace("&", "") for menu in window.menus] == ["File", "View", "Model", "Help"]
+    in_menus = {action for menu in window.menus for action in menu.actions()}
+    for action in window.toolbar.actions():
+        assert action.isSeparator() or action.defaultWidget() if hasattr(action, "defaultWidget") else True
+        if not action.isSeparator():
+            assert action in in_menus, action.text()
+    window.show_shortcuts()
+    text = window.shortcuts_box.text()
+    readme = README.read_text(encoding="utf-8")
+    for name, keys in window.shortcut_list():
+        assert keys in text and name in text
+        assert keys in readme, f"README does not list the shortcut {keys} ({name})"
+    window.shortcuts_box.close()
+
+
+def test_about_names_version_model_and_device(qtbot, ready_window, tiny_checkpoint):
+    from dgs_desktop import __version__
+
+    window = ready_window
+    window.show_about()
+    text = window.about_box.text()
+    assert __version__ in text and tiny_checkpoint.sha256[:12] in text and "cpu" in text.lower()
+    assert "test-tiny" in text
+    window.about_box.close()
+
+
+def test_recent_models_update_at_once(qtbot, tiny_checkpoint):
+    window = open_window(qtbot)
+    window.open_model_manager()
+    dialog = window._model_dialog
+    assert dialog.recent_list.count() == 0
+    window.load_model(str(tiny_checkpoint.directory), "cpu")
+    qtbot.waitUntil(lambda: dialog.recent_list.count() == 1, timeout=60_000)
+    assert [a.text() for a in window.recent_menu.actions()] == [str(tiny_checkpoint.directory)]
+    dialog.close()
+
+
+def test_tab_leaves_the_table_and_toolbar_is_reachable(qtbot, ready_window, mixed):
+    window = ready_window
+    scan_paths(qtbot, window, [mixed / "sample00.jpg", mixed / "sample01.png"])
+    window.activateWindow()
+    window.table.setFocus()
+    qtbot.waitUntil(lambda: window.table.hasFocus())
+    QTest.keyClick(window.table, Qt.Key.Key_Tab)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not window.table)
+    for action in window.toolbar.actions():
+        if not action.isSeparator():
+            assert window.toolbar.widgetForAction(action).focusPolicy() & Qt.FocusPolicy.TabFocus
+
+
+def test_detail_pane_follows_the_row_state(qtbot, ready_window, tmp_path):
+    window = ready_window
+    folder = make_images(tmp_path / "some", 40)
+    window.add_paths([str(folder)])
+    qtbot.waitUntil(lambda: window.detail.current_path is not None, timeout=10_000)
+    row = window.model.row_for_path(window.detail.current_path)
+    qtbot.waitUntil(lambda: row.state == OK, timeout=60_000)
+    qtbot.waitUntil(lambda: window.detail.current_state == OK and "P(fake)" in window.detail.probability_label.text())
+    qtbot.waitUntil(lambda: not window.scanning, timeout=60_000)
+
+
+# -------------------------------------------------------------------------- evidence viewer
+def _show(qtbot, window, path):
+    assert window.select_path(str(path))
+    qtbot.waitUntil(lambda: window.detail.current_path == str(path) and window.detail.evidence_shown, timeout=30_000)
+    return window.detail.image_view
+
+
+def test_viewer_zooms_and_mosaic_click_finds_the_patch(qtbot, ready_window, tmp_path):
+    window = ready_window
+    rng = np.random.default_rng(5)
+    big = tmp_path / "big" / "panorama.png"
+    big.parent.mkdir()
+    Image.fromarray(rng.integers(0, 255, (1200, 4000, 3), dtype=np.uint8)).save(big)
+    scan_paths(qtbot, window, [big])
+    view = _show(qtbot, window, big)
+    assert view.preview_scale < 1  # a downscaled overview of the 4000 px wide image
+    assert view.fit_mode and view.zoom < 0.2
+    row = window.model.rows[0]
+    # a click on a mosaic cell centres its patch and highlights it, in the mosaic and the image
+    mosaic = window.detail.mosaic_view
+    x, y = mosaic.cell_centre(10)
+    QTest.mouseClick(mosaic, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(x, y))
+    assert view.highlighted is not None and view.highlighted.cell == 10 and view.highlighted.box == row.boxes[10]
+    bx, by, bw, bh = row.boxes[10]
+    centre = view.mapToScene(view.viewport().rect().center())
+    assert abs(centre.x() - (bx + bw / 2)) <= bw and abs(centre.y() - (by + bh / 2)) <= bh
+    assert max(bw, bh) * view.zoom >= 48  # zoomed in far enough to see it
+    assert "entropy" in window.detail.patch_info.text() and ("low-entropy" in window.detail.patch_info.text()
+                                                             or "high-entropy" in window.detail.patch_info.text())
+    # hovering a patch in the image names its entropy and group
+    info = view.patch_at(QPointF(bx + 1, by + 1))
+    assert info.cell == 10 and info.entropy == pytest.approx(row.entropies[10])
+    assert info.low == row.low_entropy[10]
+    # full pixels once the zoom asks for more than the overview has
+    view.actual_size()
+    assert view.zoom == pytest.approx(1.0)
+    qtbot.waitUntil(lambda: view.showing_full_pixels)
+    view.zoom_in()
+    assert view.zoom == pytest.approx(1.25)
+    QTest.keyClick(view, Qt.Key.Key_0)
+    assert view.fit_mode and view.zoom < 0.2
+    # the outlines are cosmetic: the same screen width at every zoom
+    assert all(o.pen().isCosmetic() and o.pen().widthF() >= 2 for o in view.outlines)
+
+
+def test_viewer_handles_a_tiny_image(qtbot, ready_window, tmp_path):
+    window = ready_window
+    tiny = tmp_path / "t" / "icon.png"
+    tiny.parent.mkdir()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tiny)
+    scan_paths(qtbot, window, [tiny])
+    view = _show(qtbot, window, tiny)
+    assert view.preview_scale == 1.0 and view.zoom > 4  # fitted: the 20 px image fills the view
+    assert view.outlines and all(o.rect().right() <= 20 and o.rect().bottom() <= 20 for o in view.outlines)
+    assert window.detail.show_cell(0) is not None
+
+
+def test_check_stability_shows_the_spread(qtbot, ready_window, mixed):
+    window = ready_window
+    scan_paths(qtbot, window, [mixed / "sample00.jpg"])
+    _show(qtbot, window, mixed / "sample00.jpg")
+    assert window.stability_action.isEnabled()
+    window.stability_action.trigger()
+    qtbot.waitUntil(lambda: window.last_stability is not None, timeout=60_000)
+    path, stability = window.last_stability
+    row = window.model.rows[0]
+    assert path == row.path and stability.reference == row.probability and len(stability.others) == 8
+    text = window.detail.stability_label.text()
+    assert "8 other patch orders" in text and f"{stability.spread:.4f}" in text
+    assert re.search(r"\d of 8 orders give the same verdict", text)

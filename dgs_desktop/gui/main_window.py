@@ -12,7 +12,6 @@ import csv
 import io
 import logging
 import os
-import sys
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QPainter
@@ -22,7 +21,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -30,7 +28,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
-    QPushButton,
     QSlider,
     QSplitter,
     QStyle,
@@ -40,19 +37,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import __version__
 from ..verdict import DEFAULT_THRESHOLD, RULE_TEXT
+from . import help_dialogs
+from .case_controller import CaseController
 from .detail_pane import DetailPane
 from .dialogs import show_error
 from .histogram import ProbabilityHistogram
-from .model_controller import FAILED, LOADING_LIBRARIES, LOADING_MODEL, NO_MODEL, READY, ModelController, model_warning
+from .model_banner import ModelBanner
+from .model_controller import READY, ModelController, model_warning
 from .results_model import (
-    ERROR,
     NAME_COL,
     NOT_SCANNED,
     OK,
     PROB_COL,
-    QUEUED,
     ROW_ROLE,
     STATUS_COL,
     THUMB_COL,
@@ -61,8 +58,6 @@ from .results_model import (
     ResultRow,
     ResultsFilter,
     ResultsModel,
-    StoredResult,
-    reliability_warning,
 )
 from .scan_controller import ScanController
 from .settings import AppSettings
@@ -87,10 +82,6 @@ def format_eta(seconds: float | None) -> str:
     return f"about {seconds / 3600:.1f} h left"
 
 
-def shortcut_text(action: QAction) -> str:
-    return ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in action.shortcuts())
-
-
 class ResultsView(QTableView):
     """The table; when empty it says where to drop files. Tab moves on to the next widget."""
 
@@ -105,57 +96,6 @@ class ResultsView(QTableView):
             painter.end()
 
 
-class ModelBanner(QFrame):
-    """Says what the model is doing; with no model, the three ways to get one."""
-
-    def __init__(self, window: MainWindow):
-        super().__init__(window)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setObjectName("modelBanner")
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setTextFormat(Qt.TextFormat.RichText)
-        self.busy = QProgressBar()
-        self.busy.setRange(0, 0)
-        self.busy.setMaximumWidth(160)
-        self.load_button = QPushButton("Load checkpoint folder…")
-        self.load_button.setToolTip("A folder with dgs_checkpoint.json, e.g. made by dgs-desktop-train")
-        self.import_button = QPushButton("Import authors' weights (.pth)…")
-        self.import_button.setToolTip("Convert the DGS-Net authors' released model_epoch_step2.pth (never unpickled)")
-        self.hub_button = QPushButton("Download from the hub…")
-        self.hub_button.setToolTip("Download a lab's checkpoint from the Hugging Face hub by repo id and revision")
-        self.load_button.clicked.connect(window.choose_checkpoint_folder)
-        self.import_button.clicked.connect(lambda: window.open_model_manager("import"))
-        self.hub_button.clicked.connect(lambda: window.open_model_manager("hub"))
-        buttons = QHBoxLayout()
-        for button in (self.load_button, self.import_button, self.hub_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        top = QHBoxLayout()
-        top.addWidget(self.busy)
-        top.addWidget(self.message, 1)
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addLayout(buttons)
-        self._buttons = (self.load_button, self.import_button, self.hub_button)
-
-    def show_state(self, state: str, message: str) -> None:
-        self.busy.setVisible(state in (LOADING_LIBRARIES, LOADING_MODEL))
-        needs_model = state in (NO_MODEL, FAILED)
-        for button in self._buttons:
-            button.setVisible(needs_model)
-        if state == NO_MODEL:
-            detail = "" if message == "No model loaded." else f"<br><span style='color:#b71c1c'>{message}</span>"
-            self.message.setText(
-                "<b>No detector model yet.</b> Get one in one of three ways: load a checkpoint folder "
-                "(for example one trained with <code>dgs-desktop-train</code>), import the DGS-Net authors' "
-                "released weights, or download a lab's checkpoint from the Hugging Face hub. "
-                "Files you add now are scanned as soon as a model is ready." + detail)
-        else:
-            self.message.setText(message)
-        self.setVisible(state != READY)
-
-
 class MainWindow(QMainWindow):
     scan_finished = Signal(bool)  # cancelled; emitted when no scan runs and nothing waits
     files_added = Signal(int)  # number of new rows, after every add (0 when all were listed)
@@ -168,8 +108,6 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._jobs: set = set()
         self._model_dialog = None
-        self.case = None  # dgs_desktop.case.Case while a case is open
-        self.unsaved = False  # results that are neither in a case nor exported
         self._closing = False
         self.last_status = ""
         self.last_stability = None  # (path, Stability)
@@ -182,6 +120,8 @@ class MainWindow(QMainWindow):
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
         self.scans = ScanController(self.model, self)
+        self.cases = CaseController(self.model, self)
+        self.cases.changed.connect(self._update_title)
         self._build_actions()
         self._build_ui()
         self._build_menus()
@@ -439,8 +379,8 @@ class MainWindow(QMainWindow):
         return box
 
     def _update_title(self) -> None:
-        case = f" — case {os.path.basename(str(self.case.path))}" if self.case is not None else ""
-        unsaved = " (unsaved results)" if self.unsaved else ""
+        case = f" — case {self.cases.name}" if self.cases.case is not None else ""
+        unsaved = " (unsaved results)" if self.cases.unsaved else ""
         self.setWindowTitle(f"DGS Desktop — is this image AI-generated?{case}{unsaved}")
 
     # ------------------------------------------------------------------------- settings
@@ -476,9 +416,7 @@ class MainWindow(QMainWindow):
         idle = QThreadPool.globalInstance().waitForDone(timeout_ms) and idle
         if not idle:
             log.warning("some background work was still running after %d ms; quitting anyway", timeout_ms)
-        if self.case is not None:
-            self.case.close()
-            self.case = None
+        self.cases.close()
         return idle
 
     # ------------------------------------------------------------------------ threshold
@@ -498,8 +436,7 @@ class MainWindow(QMainWindow):
             default = session.checkpoint.threshold
             self.settings.set_threshold_for(session.checkpoint.sha256,
                                             None if abs(threshold - default) < 1e-9 else threshold)
-        if self.case is not None:
-            self.case.set_threshold(threshold)
+        self.cases.threshold_changed(threshold)
         self._show_stability()
         self._schedule_summary()
 
@@ -522,13 +459,10 @@ class MainWindow(QMainWindow):
         self.model_warning.setVisible(bool(warning))
         if warning:
             self.model_label.setText(f"⚠ {self.model_label.text()}")
-        case_threshold = self.case.threshold if self.case is not None and self.case.info().checkpoint_sha256 \
-            == session.checkpoint.sha256 else None
+        case_threshold = self.cases.model_changed(session)
         stored = self.settings.threshold_for(session.checkpoint.sha256)
         self.set_threshold(case_threshold if case_threshold is not None
                            else session.checkpoint.threshold if stored is None else stored)
-        if self.case is not None:
-            self.case.set_model(session.spec, session.checkpoint.sha256, session.device_label)
         # Rows another model scored are scanned again so the table and exports never mix models.
         self.model.selections.clear()
         self.scans.set_scanner(session.scanner, session.checkpoint.sha256)
@@ -605,8 +539,7 @@ class MainWindow(QMainWindow):
         skipped = len(files) - len(new)
         note = f" ({skipped} already listed)" if skipped else ""
         self._status(f"Added {len(new)} file(s){note}.")
-        if new and self.case is not None:
-            self.case.add_paths(new)
+        self.cases.files_added(new)
         if new and self.table.currentIndex().row() < 0:
             self.table.selectRow(0)
         self.files_added.emit(len(new))
@@ -626,10 +559,7 @@ class MainWindow(QMainWindow):
         self.resume_action.setEnabled(False)
 
     def _scan_results(self, results: list) -> None:
-        if self.case is not None:
-            self._save_to_case(results)
-        else:
-            self._set_unsaved(True)
+        self.cases.results_scanned(results, self.controller.session)
 
     def _scan_progress(self, status) -> None:
         self.progress.setValue(status.done)
@@ -661,10 +591,14 @@ class MainWindow(QMainWindow):
         self.scans.scan_remaining()
 
     # ------------------------------------------------------------------- clear and cases
-    def _set_unsaved(self, unsaved: bool) -> None:
-        if unsaved != self.unsaved:
-            self.unsaved = unsaved
-            self._update_title()
+    @property
+    def case(self):
+        """The open `dgs_desktop.case.Case`, or None."""
+        return self.cases.case
+
+    @property
+    def unsaved(self) -> bool:
+        return self.cases.unsaved
 
     def ask_unsaved(self, what: str, proceed) -> None:
         """Runs `proceed` at once when nothing would be lost; else asks first (without blocking)."""
@@ -698,17 +632,15 @@ class MainWindow(QMainWindow):
     def clear_results(self) -> None:
         """Empties the list; an open case is closed with everything in it kept."""
         self.scans.cancel()
-        if self.case is not None:
-            self.case.close()
-            self.case = None
+        had_case = self.cases.case is not None
+        self.cases.close()
+        if had_case:
             self.case_changed.emit("")
         self.model.clear()
         self.thumbnails.clear()
         self.detail.set_annotations_enabled(False)
         self.detail.show_row(None, self.threshold)
         self.last_stability = None
-        self._set_unsaved(False)
-        self._update_title()
 
     def choose_case_save(self) -> bool:
         start = os.path.join(self.settings.last_folder, "case.dgscase")
@@ -722,47 +654,17 @@ class MainWindow(QMainWindow):
 
     def save_case_as(self, path: str) -> bool:
         """Writes the list and every result into a new case file and keeps saving into it."""
-        from ..case import Case, CaseError
+        from ..case import CaseError
 
         try:
-            case = Case.create(path)
+            self.cases.save_as(path, self.threshold, self.controller.session)
         except CaseError as exc:
             show_error(self, "Case not saved", str(exc))
             return False
-        if self.case is not None:
-            self.case.close()
-        self.case = case
-        case.add_paths(row.path for row in self.model.rows)
-        session = self.controller.session
-        if session is not None:
-            case.set_model(session.spec, session.checkpoint.sha256, session.device_label)
-        case.set_threshold(self.threshold)
-        for row in self.model.rows:
-            if row.note_or_tags:
-                case.set_note(row.path, row.analyst_note)
-                case.set_tags(row.path, row.tags)
-        self._save_to_case([row.result for row in self.model.rows if row.result is not None])
         self.detail.set_annotations_enabled(True)
-        self.case_changed.emit(str(case.path))
+        self.case_changed.emit(str(self.cases.case.path))
         self._status(f"Case saved to {path}; it is saved automatically from now on.")
         return True
-
-    def _save_to_case(self, results: list) -> None:
-        by_path = {row.path: row for row in self.model.rows}
-        groups: dict[str, list] = {}
-        selections = {}
-        for result in results:
-            row = by_path.get(result.path)
-            if row is None:
-                continue
-            groups.setdefault(row.checkpoint_sha256, []).append(result)
-            selections[result.path] = (row.boxes or (), row.low_entropy or (), row.entropies or ())
-        session = self.controller.session
-        for checkpoint_sha256, group in groups.items():
-            spec = session.spec if session is not None and session.checkpoint.sha256 == checkpoint_sha256 else ""
-            device = session.device_label if spec else ""
-            self.case.record_results(group, spec or self.case.info().checkpoint, checkpoint_sha256, device, selections)
-        self._set_unsaved(False)
 
     def choose_case_open(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open case", self.settings.last_folder, CASE_FILTER)
@@ -771,17 +673,20 @@ class MainWindow(QMainWindow):
 
     def open_case(self, path: str, create: bool = False) -> bool:
         """Shows a case's files and results (replacing the list); new files go into it."""
-        from ..case import Case, CaseError
+        from ..case import CaseError, read_case
 
+        if os.path.exists(path) or not create:
+            try:
+                read_case(path)  # a file that is not a case is refused before the list is cleared
+            except CaseError as exc:
+                show_error(self, "Case not opened", str(exc))
+                return False
+        self.clear_results()
         try:
-            case = Case.open_or_create(path) if create else Case.open(path)
-            info, files = case.info(), case.files()
+            info, rows = self.cases.open(path, create)
         except CaseError as exc:
             show_error(self, "Case not opened", str(exc))
             return False
-        self.clear_results()
-        self.case = case
-        rows = [row_from_case_file(f) for f in files]
         self.model.restore_rows(rows)
         self.detail.set_annotations_enabled(True)
         self.set_threshold(info.threshold)
@@ -792,20 +697,13 @@ class MainWindow(QMainWindow):
             self.scans.set_scanner(session.scanner, session.checkpoint.sha256)
         if rows and self.table.currentIndex().row() < 0:
             self.table.selectRow(0)
-        self._update_title()
-        self.case_changed.emit(str(case.path))
+        self.case_changed.emit(str(path))
         self._status(f"Opened case {path}: {len(rows)} file(s).")
         self._refresh_summary()
         return True
 
     def set_annotation(self, path: str, note: str, tags) -> None:
-        row = self.model.row_for_path(path)
-        if row is None:
-            return
-        row.analyst_note, row.tags = note, tuple(tags)
-        if self.case is not None:
-            self.case.set_note(path, note)
-            self.case.set_tags(path, tags)
+        self.cases.annotate(path, note, tags)
 
     # ----------------------------------------------------------------------- export/copy
     def run_info(self):
@@ -836,7 +734,7 @@ class MainWindow(QMainWindow):
         waiting = len(self.model.rows) - len(results)
         note = f" ({waiting} not scanned yet were left out)" if waiting else ""
         self._status(f"Exported {len(results)} rows to {path}{note}.")
-        self._set_unsaved(False)
+        self.cases.exported()
         return True
 
     def copy_selected_rows(self) -> None:
@@ -952,69 +850,15 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------ help
     def shortcut_list(self) -> list[tuple[str, str]]:
-        """(action, keys) for every action that has a shortcut, as the menus show them."""
-        return [(action.text().replace("&", "").rstrip("…"), shortcut_text(action))
-                for action in self.actions() if action.shortcuts()]
+        return help_dialogs.shortcut_list(self.actions())
 
     def show_shortcuts(self) -> None:
-        lines = "".join(f"<tr><td><b>{keys}</b></td><td>{name}</td></tr>" for name, keys in self.shortcut_list())
-        viewer = ("<tr><td><b>+ / − / wheel</b></td><td>Zoom the image (when it has the focus)</td></tr>"
-                  "<tr><td><b>0 / 1</b></td><td>Fit / actual pixels (image focused)</td></tr>"
-                  "<tr><td><b>Tab / Shift+Tab</b></td><td>Next / previous control</td></tr>")
-        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts",
-                          f"<table cellspacing=6>{lines}{viewer}</table>", QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda *_: setattr(self, "shortcuts_box", None))
-        self.shortcuts_box = box
-        box.open()
+        self.shortcuts_box = help_dialogs.open_box(self, "Keyboard shortcuts", help_dialogs.shortcuts_html(self.actions()),
+                                                   lambda: setattr(self, "shortcuts_box", None))
 
     def about_text(self) -> str:
-        import PySide6
-
-        session = self.controller.session
-        if session is not None:
-            checkpoint = session.checkpoint
-            model = f"{checkpoint.short_id} ({checkpoint.architecture})"
-            device = session.device_label
-        else:
-            model, device = f"none ({self.controller.state})", self.settings.device
-        torch = sys.modules.get("torch")
-        warning = model_warning(session.checkpoint) if session is not None else ""
-        return (f"<h3>DGS Desktop {__version__}</h3>"
-                "<p>Tells whether images are AI-generated with the DGS-Net detector "
-                "(CLIP ViT-L/14 + LoRA + linear head).</p>"
-                f"<p><b>Model:</b> {model}<br><b>Device:</b> {device}<br>"
-                f"<b>Verdict rule:</b> {RULE_TEXT}, threshold {self.threshold:.3f}</p>"
-                + (f"<p style='color:#bf360c'><b>⚠ {warning}</b></p>" if warning else "")
-                + f"<p>PySide6 {PySide6.__version__}" + (f", PyTorch {torch.__version__}" if torch else "")
-                + f", Python {sys.version.split()[0]}. Apache-2.0.</p>")
+        return help_dialogs.about_html(self.controller, self.settings.device, self.threshold)
 
     def show_about(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.NoIcon, "About DGS Desktop", self.about_text(),
-                          QMessageBox.StandardButton.Ok, self)
-        box.setTextFormat(Qt.TextFormat.RichText)
-        box.setIconPixmap(self.windowIcon().pixmap(64, 64))
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda *_: setattr(self, "about_box", None))
-        self.about_box = box
-        box.open()
-
-
-def row_from_case_file(stored) -> ResultRow:
-    """A table row from a `case.CaseFile`, with its stored result when it had one."""
-    row = ResultRow(path=stored.path, name=os.path.basename(stored.path), folder=os.path.dirname(stored.path),
-                    analyst_note=stored.analyst_note, tags=tuple(stored.tags))
-    if stored.status in (OK, ERROR):
-        row.result = StoredResult(path=stored.path, status=stored.status, sha256=stored.sha256,
-                                  fake_probability=stored.fake_probability, error=stored.error, width=stored.width,
-                                  height=stored.height, format=stored.format, notes=list(stored.notes),
-                                  provenance=stored.provenance)
-        row.state = stored.status
-        row.checkpoint_sha256 = stored.checkpoint_sha256
-        row.boxes = tuple(stored.boxes) or None
-        row.low_entropy = tuple(stored.low_entropy) or None
-        row.entropies = tuple(stored.entropies) or None
-        row.warning = reliability_warning(stored.notes, None, stored.width, stored.height) if stored.status == OK else ""
-    else:
-        row.state = QUEUED
-    return row
+        self.about_box = help_dialogs.open_box(self, "About DGS Desktop", self.about_text(),
+                                               lambda: setattr(self, "about_box", None), self.windowIcon())

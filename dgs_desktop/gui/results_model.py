@@ -409,13 +409,20 @@ class ResultsFilter(QSortFilterProxyModel):
         self._verdict = "All"
         self._text = ""
 
+    def _refilter(self, change) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9: invalidateRowsFilter is deprecated
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateRowsFilter()
+
     def set_verdict_filter(self, verdict: str) -> None:
-        self._verdict = verdict
-        self.invalidateRowsFilter()
+        self._refilter(lambda: setattr(self, "_verdict", verdict))
 
     def set_text_filter(self, text: str) -> None:
-        self._text = text.strip().lower()
-        self.invalidateRowsFilter()
+        self._refilter(lambda: setattr(self, "_text", text.strip().lower()))
 
     def filterAcceptsRow(self, source_row, source_parent) -> bool:
         model = self.sourceModel()

@@ -291,8 +291,12 @@ class DetailPane(QWidget):
         self.zoom_label.setToolTip("Screen pixels per image pixel")
         zoom_bar.addWidget(self.zoom_label)
         zoom_bar.addStretch(1)
-        zoom_bar.addWidget(_legend_chip(LOW_ENTROPY_COLOR, "24 low-entropy"))
-        zoom_bar.addWidget(_legend_chip(HIGH_ENTROPY_COLOR, "25 high-entropy"))
+        low_chip, high_chip = _legend_chip(LOW_ENTROPY_COLOR, "24 low"), _legend_chip(HIGH_ENTROPY_COLOR, "25 high")
+        low_chip.setToolTip("Blue: the 24 patches with the lowest spectral entropy (smooth areas)")
+        high_chip.setToolTip("Orange: the 25 patches with the highest spectral entropy (detailed areas)")
+        zoom_bar.addWidget(QLabel("Entropy:"))
+        zoom_bar.addWidget(low_chip)
+        zoom_bar.addWidget(high_chip)
         viewer = QWidget()
         viewer_layout = QVBoxLayout(viewer)
         viewer_layout.setContentsMargins(0, 0, 0, 0)
@@ -485,8 +489,11 @@ class DetailPane(QWidget):
             self.patch_info.setText(info.describe())
 
     def _zoom_changed(self, zoom: float) -> None:
-        full = " · full pixels" if self.image_view.full_image is not None and zoom > self.image_view.preview_scale else ""
-        self.zoom_label.setText(f"{zoom * 100:.0f} %{full}")
+        view = self.image_view
+        self.zoom_label.setText(f"{zoom * 100:.0f} %")
+        self.zoom_label.setToolTip("Screen pixels per image pixel" + (
+            "; the overview is downscaled, the zoomed view shows the full-resolution pixels"
+            if view.preview_scale < 1 else ""))
 
     def show_stability(self, path: str, text: str) -> None:
         if path == self.current_path:

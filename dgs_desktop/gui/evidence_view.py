@@ -222,8 +222,8 @@ class EvidenceView(QGraphicsView):
 
     def _update_detail(self) -> None:
         """Lays the full-resolution pixels of the visible region over the preview when needed."""
-        if self.full_image is None or self._overview is None:
-            return
+        if self.full_image is None or self._overview is None or self.preview_scale >= 1.0:
+            return  # the overview already has every pixel
         if self.zoom <= self.preview_scale * 1.01:
             if self._detail is not None:
                 self._detail.setVisible(False)
@@ -286,8 +286,8 @@ class EvidenceView(QGraphicsView):
         self._highlight.setZValue(3)
         self._highlight.setToolTip(info.describe())
         self.scene().addItem(self._highlight)
-        if max(w, h) * self.zoom < 48:  # too small to see: bring it to about 96 screen pixels
-            self.set_zoom(96 / max(w, h))
+        if max(w, h) * self.zoom < 16:  # too small to see: bring it to 64 screen pixels, with context
+            self.set_zoom(64 / max(w, h))
         self.centerOn(QPointF(x + w / 2, y + h / 2))
         return info
 

@@ -148,7 +148,7 @@ def load_detail(path: str, sha256: str, boxes, low_entropy, entropies, selection
     elif data.boxes:
         data.mosaic = array_to_qimage(rebuild_mosaic(np.asarray(image), data.boxes))
     if not data.entropies:
-        data.entropies = tuple(entropies) if entropies else box_entropies(image, data.boxes)
+        data.entropies = tuple(entropies) if entropies is not None and len(entropies) else box_entropies(image, data.boxes)
     data.full_image = image
     longest = max(image.width, image.height)
     preview = image

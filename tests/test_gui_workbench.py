@@ -239,15 +239,37 @@ def test_tab_leaves_the_table_and_toolbar_is_reachable(qtbot, ready_window, mixe
             assert window.toolbar.widgetForAction(action).focusPolicy() & Qt.FocusPolicy.TabFocus
 
 
-def test_detail_pane_follows_the_row_state(qtbot, ready_window, tmp_path):
+def test_detail_pane_follows_the_row_state(qtbot, ready_window, mixed):
+    from dgs_desktop.gui.results_model import QUEUED, SCANNING
+
     window = ready_window
-    folder = make_images(tmp_path / "some", 40)
-    window.add_paths([str(folder)])
-    qtbot.waitUntil(lambda: window.detail.current_path is not None, timeout=10_000)
-    row = window.model.row_for_path(window.detail.current_path)
-    qtbot.waitUntil(lambda: row.state == OK, timeout=60_000)
-    qtbot.waitUntil(lambda: window.detail.current_state == OK and "P(fake)" in window.detail.probability_label.text())
-    qtbot.waitUntil(lambda: not window.scanning, timeout=60_000)
+    scan_paths(qtbot, window, [mixed / "sample00.jpg", mixed / "sample01.png"])
+    path = window.model.rows[0].path
+    _show(qtbot, window, path)
+    window.model.set_state([path], QUEUED)  # e.g. a new model: the row waits again
+    assert window.detail.probability_label.text() == "queued"
+    window.model.set_state([path], SCANNING)
+    assert window.detail.probability_label.text() == "scanning"  # the same word as the table
+    assert window.model.index(0, 5).data() == "scanning"
+    window.scans.start_next()  # nothing queued: no scan starts, the row stays as it is
+    assert not window.scanning
+
+
+def test_notes_and_tags_are_saved_into_the_case(qtbot, ready_window, mixed, tmp_path):
+    from dgs_desktop.case import read_case
+
+    window = ready_window
+    scan_paths(qtbot, window, [mixed / "sample00.jpg"])
+    assert not window.detail.note_edit.isEnabled()  # no case yet: nowhere to keep a note
+    path = tmp_path / "notes.dgscase"
+    assert window.save_case_as(str(path))
+    _show(qtbot, window, mixed / "sample00.jpg")
+    assert window.detail.note_edit.isEnabled()
+    window.detail.note_edit.setPlainText("EXIF says edited in an app")
+    window.detail.tags_edit.setText("exhibit-2, check")
+    window.detail.tags_edit.textEdited.emit(window.detail.tags_edit.text())
+    qtbot.waitUntil(lambda: read_case(path)[1][0].tags == ["check", "exhibit-2"], timeout=5_000)
+    assert read_case(path)[1][0].analyst_note == "EXIF says edited in an app"
 
 
 # -------------------------------------------------------------------------- evidence viewer

@@ -96,6 +96,25 @@ def test_sixteen_bit_thumbnails_are_tone_mapped(tmp_path):
     assert pixels.max() - pixels.min() > 200  # the full grey range, neither white nor black
 
 
+def test_jpeg_thumbnails_decode_at_reduced_scale_from_the_safe_reader(tmp_path, monkeypatch):
+    from dgs_desktop.gui import thumbnails
+    from dgs_desktop.scan import decode
+    from dgs_desktop.scan.decode import decode_image
+
+    y, x = np.mgrid[0:600, 0:800]
+    photo = np.stack([x % 256, y % 256, (x + y) % 256], axis=2).astype(np.uint8)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(photo).save(path, quality=90)
+    reads = []
+    monkeypatch.setattr(decode, "read_file", lambda p, real=decode.read_file: reads.append(p) or real(p))
+    fast = thumbnails.make_thumbnail(str(path), 40)
+    assert reads == [path]  # the bytes came from the safe reader, once
+    full = thumbnails.thumbnail_from_decoded(decode_image(path), 40)
+    assert (fast.width(), fast.height()) == (full.width(), full.height()) == (40, 30)
+    mean = [np.mean([img.pixelColor(i, j).red() for i in range(40) for j in range(30)]) for img in (fast, full)]
+    assert abs(mean[0] - mean[1]) < 8  # the same picture
+
+
 def test_duplicates_are_grouped_by_content(qtbot, ready_window, tmp_path):
     window = ready_window
     folder = make_images(tmp_path / "dups", 2)

@@ -55,12 +55,44 @@ def thumbnail_from_decoded(decoded, size: int = THUMBNAIL_SIZE) -> QImage:
     return pil_to_qimage(image)
 
 
+def jpeg_thumbnail(data: bytes, size: int) -> QImage | None:
+    """A JPEG decoded at reduced scale (libjpeg's DCT scaling: ~10x faster on a 12 MP photo),
+    from bytes the safe reader already read; None when it is not a plain 8-bit JPEG."""
+    import io
+    import warnings
+
+    from PIL import Image, ImageOps
+
+    from ..scan.decode import DEFAULT_MAX_PIXELS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        image = Image.open(io.BytesIO(data))
+        if image.format != "JPEG" or image.width * image.height > DEFAULT_MAX_PIXELS:
+            return None
+        image.draft("RGB", (size * 2, size * 2))
+        image = ImageOps.exif_transpose(image).convert("RGB")
+        image.thumbnail((size, size), Image.Resampling.BILINEAR)
+        return pil_to_qimage(image)
+
+
 def make_thumbnail(path: str, size: int = THUMBNAIL_SIZE) -> QImage | None:
-    """Reads `path` with the scan's safe reader and decoder; None when it cannot be read."""
-    from ..scan.decode import DecodeError, decode_image
+    """Reads `path` with the scan's safe reader (regular files only, read-only, size limit) and
+    decodes those bytes; None when it cannot be read or decoded."""
+    from pathlib import Path
+
+    from ..scan.decode import DecodeError, decode_bytes, read_file, sniff_format
 
     try:
-        return thumbnail_from_decoded(decode_image(path), size)
+        data = read_file(Path(path))
+        if sniff_format(data) == "JPEG":
+            try:
+                thumbnail = jpeg_thumbnail(data, size)
+            except Exception:  # noqa: BLE001 - a damaged JPEG: the full decoder says why (below)
+                thumbnail = None
+            if thumbnail is not None:
+                return thumbnail
+        return thumbnail_from_decoded(decode_bytes(data), size)
     except DecodeError as exc:  # the row itself says why the file failed
         log.debug("no thumbnail for %s: %s", path, exc)
     except Exception:  # noqa: BLE001 - a thumbnail is never worth a crash

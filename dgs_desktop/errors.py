@@ -32,3 +32,12 @@ class InputError(DGSError):
 
 class DeviceError(DGSError, ValueError):
     """The requested device does not exist or cannot be used."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line for the user: whitespace collapsed, the first `limit` characters
+    (library errors such as torch's state-dict mismatches span many lines)."""
+    text = " ".join(str(exc).replace("\t", " ").split()) or type(exc).__name__
+    for noise in ("Error(s) in loading state_dict for PeftModel: ", "Error(s) in loading state_dict for "):
+        text = text.replace(noise, "")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

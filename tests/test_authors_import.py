@@ -279,3 +279,29 @@ def test_import_weights_command_then_scan(tmp_path):
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 and all(row["status"] == "ok" for row in rows)
     assert main(["import-weights", str(tmp_path / "missing.pth"), str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.parametrize("value, message", [(float("nan"), "non-finite values"), (float("inf"), "non-finite values"),
+                                            (3e38, "logit overflows")])
+def test_a_head_that_cannot_give_a_finite_score_is_refused_at_import(tmp_path, value, message):
+    """Refused by import-weights, not at the first scan (where it would read NaN as 'real')."""
+    pth = tmp_path / "x.pth"
+    _fake_authors_file(pth, merged=False)
+    state = torch.load(pth, weights_only=True)
+    state["img_fc.weight"] = torch.full_like(state["img_fc.weight"], value)
+    torch.save(state, pth)
+    with pytest.raises(CheckpointError, match=message):
+        import_authors_weights(pth, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_imported_checkpoint_records_quickgelu_and_reloads_bit_identically(tmp_path, images):
+    pth = tmp_path / "x.pth"
+    _fake_authors_file(pth, merged=True)
+    out = import_authors_weights(pth, tmp_path / "out")
+    checkpoint = read_checkpoint(out)
+    assert checkpoint.manifest["backbone"]["config"]["quick_gelu"] is True
+    first = load_detector(checkpoint)
+    again = import_authors_weights(pth, tmp_path / "again")
+    with torch.no_grad():
+        assert torch.equal(first(images), load_detector(read_checkpoint(again))(images))

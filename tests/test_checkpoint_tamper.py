@@ -177,7 +177,7 @@ def _base_outside(d):
 TAMPERING = {
     "wrong-hash": (_wrong_hash, "heads.safetensors is corrupt or was modified"),
     "missing-file": (lambda d: (d / "lora.safetensors").unlink(), "lora.safetensors is missing"),
-    "future-format-version": (_set(None, "format_version", 2), "unsupported checkpoint format version 2"),
+    "future-format-version": (_set(None, "format_version", 3), "unsupported checkpoint format version 3"),
     "not-our-format": (_set(None, "format", "something-else"), "wrong 'format' field"),
     "head-shape": (_bad_head_shape, "h_img.weight has shape (1, 5)"),
     "lora-rank-vs-tensors": (_lora_rank, "do not fit the test-tiny architecture"),
@@ -206,6 +206,22 @@ TAMPERING = {
     "nan-in-json": (_raw_manifest(b'{"threshold": NaN}'), "is not valid JSON"),
     "deeply-nested-json": (_raw_manifest(b"[" * 100_000 + b"]" * 100_000), "is not valid JSON"),
     "huge-manifest": (_raw_manifest(b" " * (2 << 20)), "too large"),
+    # finite numbers that cannot give a finite score (a NaN probability must never become a verdict)
+    "huge-alpha": (_set("lora", "alpha", 1e308), "alpha=1e+308"),
+    "overflowing-head": (lambda d: edit_tensors(d, "heads.safetensors", lambda t: t.update(
+        {"h_img.weight": torch.full_like(t["h_img.weight"], 3e38)})), "logit overflows"),
+    "overflowing-lora": (lambda d: edit_tensors(d, "lora.safetensors", lambda t: t.update(
+        {k: torch.full_like(v, 3e30) for k, v in t.items()})), "overflows (scale x B A is not finite)"),
+    # the backbone record, from which alone the network is rebuilt
+    "backbone-missing": (lambda d: edit_manifest(d, lambda m: m.pop("backbone")), "no valid 'backbone' record"),
+    "backbone-name-path": (_set("backbone", "model_name", "../evil"), "not a plain model name"),
+    "backbone-tag-file": (_set("backbone", "pretrained", "weights.pt"), "not a plain name"),
+    "backbone-huge-layers": (lambda d: edit_manifest(d, lambda m: m["backbone"]["config"]["vision_cfg"].update(
+        layers=10 ** 6)), "vision_cfg.layers=1000000 is out of range"),
+    "backbone-gelu-not-bool": (lambda d: edit_manifest(d, lambda m: m["backbone"]["config"].update(
+        quick_gelu="yes")), "'quick_gelu' must be true or false"),
+    "backbone-unbuildable": (lambda d: edit_manifest(d, lambda m: m["backbone"]["config"]["vision_cfg"].update(
+        no_such_option=1)), "cannot be rebuilt"),
 }
 
 

@@ -54,13 +54,31 @@ def test_paper_mode_matches_eq16_including_zero_harm_rows():
 
 def test_reference_mode_matches_authors_hook():
     g_task, g_text, g_img = sample(b=5, d=24, seed=3, zero_rows=(2,))
-    got = surgery_gradient(g_task, g_text, g_img, LAM, "reference", harm_eps=1e-6)
+    got = surgery_gradient(g_task, g_text, g_img, LAM, "reference")  # the authors' 1e-6 by default
     torch.testing.assert_close(got.double(), authors_hook(g_task, g_text, g_img, LAM), rtol=1e-5, atol=1e-6)
-    # the exact normalisation (default) differs from the +1e-6 one only at the 1e-6 level
-    exact = surgery_gradient(g_task, g_text, g_img, LAM, "reference")
-    torch.testing.assert_close(exact, got, rtol=1e-4, atol=1e-5)
     # the zero-harm row is g_task + (lam/B) [g_img]_-, unprojected
     torch.testing.assert_close(got[2], g_task[2] + LAM / 5 * g_img[2].clamp(max=0))
+
+
+def test_reference_mode_passes_the_authors_epsilon():
+    """A harmful part of norm ~1e-7 is barely a direction with (norm + 1e-6): the authors' hook
+    leaves that row almost unprojected, an exact unit vector would project it fully."""
+    g_task, g_text, g_img = sample(b=4, d=16, seed=8, zero_rows=())
+    g_text[1] = g_text[1] * (1e-7 / g_text[1].clamp(min=0).norm())
+    got = surgery_gradient(g_task, g_text, g_img, LAM, "reference")
+    torch.testing.assert_close(got.double(), authors_hook(g_task, g_text, g_img, LAM), rtol=1e-5, atol=1e-6)
+    exact = surgery_gradient(g_task, g_text, g_img, LAM, "reference", harm_eps=0.0)
+    assert (exact[1] - got[1]).abs().max() > 1e-2
+    torch.testing.assert_close(exact[0], got[0], rtol=1e-4, atol=1e-5)  # ordinary rows: same to ~1e-6
+
+
+def test_reference_mode_lambda_uses_the_global_batch():
+    """Rows that are one micro-batch of a global batch B get lam / B, not lam / rows."""
+    g_task, g_text, g_img = sample(b=4, d=16, seed=9, zero_rows=(1,))
+    as_part = surgery_gradient(g_task, g_text, g_img, LAM, "reference", batch_size=16)
+    torch.testing.assert_close(as_part, surgery_gradient(g_task, g_text, g_img, LAM / 4, "reference"))
+    with pytest.raises(SurgeryError):
+        surgery_gradient(g_task, g_text, g_img, LAM, "reference", batch_size=3)
 
 
 def test_result_is_orthogonal_to_harm_direction():

@@ -38,3 +38,72 @@ def make_tree(root: Path, subsets=("cats", "gan/sd"), per_class: int = 8, size: 
             for i in range(per_class):
                 Image.fromarray(maker(rng, size)).save(folder / f"img_{i:03d}.{fmt}")
     return root
+
+
+# ------------------------------------------- one stage-2 step on a fixed global batch
+GLOBAL_BATCH = 8
+
+
+def one_step_gradients(accum: int, mode: str = "reference", global_batch_for_lambda: int | None = GLOBAL_BATCH,
+                       lam: float = 50.0) -> dict:
+    """LoRA and head gradients of one `trainer.stage2.train_step` on a fixed batch of 8.
+
+    Runs in this process, or in each process of a torchrun group (gloo): every process takes
+    its micro-batches of the same global batch. LoRA dropout is off so the step is
+    deterministic. A large lambda makes the prior term dominate, so a wrong lambda/B shows.
+    `global_batch_for_lambda=None` reproduces the old per-micro-batch B (for the control).
+    """
+    import torch
+
+    from dgs_desktop.detector.backbone import TEST_TINY
+    from trainer.batching import micro_batches
+    from trainer.config import TrainConfig
+    from trainer.distributed import init_distributed
+    from trainer.networks import Networks
+    from trainer.runtime import Runtime
+    from trainer.stage2 import MicroBatch, train_step
+
+    torch.set_num_threads(1)
+    dist = init_distributed("cpu")
+    config = TrainConfig(data="-", out="-", arch=TEST_TINY, pretrained=None, lora_dropout=0.0, lam=lam,
+                         surgery=mode, accum=accum, batch_size=GLOBAL_BATCH)
+    runtime = Runtime(device=torch.device("cpu"), amp_dtype=None, dist=dist, progress=False)
+    networks = Networks.build(config, runtime.device)
+    gen = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        for name, p in networks.detector.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+        for head in (networks.h_teacher, networks.h_text, networks.detector.head):
+            head.weight.copy_(torch.randn(head.weight.shape, generator=gen))
+    dim = networks.detector.embed_dim
+    x = torch.randn(GLOBAL_BATCH, 3, 224, 224, generator=gen)
+    y = torch.tensor([0.0, 1.0] * (GLOBAL_BATCH // 2))
+    t, f_teacher = torch.randn(GLOBAL_BATCH, dim, generator=gen), torch.randn(GLOBAL_BATCH, dim, generator=gen)
+    student = networks.detector.visual
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        student = DistributedDataParallel(student)
+    pieces = micro_batches(np.arange(GLOBAL_BATCH), dist.rank, dist.world, accum)
+    micro = [MicroBatch(x=x[i], y=y[i], t=t[i], f_teacher=f_teacher[i]) for i in map(torch.as_tensor, pieces)]
+    networks.detector.train()
+    optimizer = torch.optim.SGD(networks.stage2_parameters(), lr=0.0)  # keeps the gradients, moves nothing
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    train_step(networks, student, micro, optimizer, scaler, config.surgery_config(), runtime,
+               global_batch_for_lambda or len(pieces[0]))
+    grads = {n: p.grad.detach().clone() for n, p in networks.detector.named_parameters() if p.grad is not None}
+    grads.update({f"h_text.{n}": p.grad.detach().clone() for n, p in networks.h_text.named_parameters()})
+    dist.close()
+    return grads
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node=2 tests/test_trainer_support.py OUT ACCUM
+    import os
+    import sys
+
+    from safetensors.torch import save_file
+
+    result = one_step_gradients(int(sys.argv[2]))
+    if int(os.environ.get("RANK", "0")) == 0:
+        save_file({k: v.contiguous() for k, v in result.items()}, sys.argv[1])

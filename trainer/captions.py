@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from dgs_desktop.atomic import atomic_path
+from dgs_desktop.detector.backbone import TEST_TINY
 
 from .errors import TrainError
 
-DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-base"
-TEST_TINY = "test-tiny"
+CAPTIONER = "Salesforce/blip-image-captioning-base"  # the authors' BLIP (paper eq. 5)
 MAX_NEW_TOKENS = 30
 _TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "photo", "of", "the", "an", "image",
                "cat", "dog", "car", "red", "blue", "green", "small", "big", "on", "with", "in"]
@@ -122,10 +122,11 @@ def _tiny_blip():
     import torch
     from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor
 
-    folder = Path(tempfile.mkdtemp(prefix="dgs-tiny-blip-"))
-    (folder / "vocab.txt").write_text("\n".join(_TINY_VOCAB) + "\n", encoding="utf-8")
-    # transformers 5: BertTokenizer(vocab_file=...) silently ignores the file; vocab=... works.
-    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"))
+    with tempfile.TemporaryDirectory(prefix="dgs-tiny-blip-") as folder:  # read at once, removed after
+        vocab = Path(folder) / "vocab.txt"
+        vocab.write_text("\n".join(_TINY_VOCAB) + "\n", encoding="utf-8")
+        # transformers 5: BertTokenizer(vocab_file=...) silently ignores the file; vocab=... works.
+        tokenizer = BertTokenizer(vocab=str(vocab))
     if len(tokenizer) != len(_TINY_VOCAB):
         raise RuntimeError(f"tiny BLIP tokenizer has {len(tokenizer)} tokens, expected {len(_TINY_VOCAB)}")
     special = dict(bos_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,

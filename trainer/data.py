@@ -1,10 +1,13 @@
-"""Training/test folder trees: any tree whose leaves are `0_real/` and `1_fake/`.
+"""Training/test folder trees: any tree whose leaves are `0_real/` and `1_fake/` (or GenImage's
+`nature/` and `ai/`).
 
-The subset of an image is the path between the root and its class folder (e.g.
-`train/car/0_real/x.png` under root `train` is subset `car`; a root that directly holds
-`0_real/` and `1_fake/` has the subset `.`). Preprocessing is the detector's patch selection
-(`dgs_desktop.detector.patches`), the same code the app runs; training adds a horizontal flip
-and passes an explicit shuffle seed per sample and view.
+Each image has a *subset*, the top-level folder of the root it lies in (a generator in a test
+set, as the authors' test.py reads it: `test/stylegan/car/1_fake/x.png` is subset
+`stylegan`), and a *category*, the whole path between the root and its class folder
+(`stylegan/car`). Class folders directly in the root make one subset named after the root
+(category `.`). Preprocessing is the detector's patch selection
+(`dgs_desktop.detector.patches`), the same code the app runs; training passes an explicit
+shuffle seed per sample and view and flips the finished mosaic.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ from dgs_desktop.scan.discover import IMAGE_SUFFIXES
 
 from .errors import TrainError
 
-CLASS_DIRS = {"0_real": 0, "1_fake": 1}
+CLASS_DIRS = {"0_real": 0, "1_fake": 1, "nature": 0, "ai": 1}  # ours/authors', GenImage's native names
+ROOT_CATEGORY = "."
 
 
 @dataclass(frozen=True)
 class Sample:
     path: Path
     label: int  # 0 real, 1 fake
-    subset: str
+    subset: str  # top-level folder under the root (the root's own name for class folders in it)
+    category: str  # posix path from the root to the class folder's parent ("." for the root)
     rel: str  # posix path relative to the root
 
 
@@ -38,10 +43,11 @@ class Dataset:
     samples: list[Sample]
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
-    def counts(self) -> dict[str, dict[str, int]]:
+    def counts(self, by: str = "subset") -> dict[str, dict[str, int]]:
+        """Real and fake images per subset (or per category with `by="category"`)."""
         out: dict[str, dict[str, int]] = {}
         for s in self.samples:
-            entry = out.setdefault(s.subset, {"real": 0, "fake": 0})
+            entry = out.setdefault(getattr(s, by), {"real": 0, "fake": 0})
             entry["fake" if s.label else "real"] += 1
         return dict(sorted(out.items()))
 
@@ -55,10 +61,10 @@ def _is_image_name(name: str) -> bool:
 
 
 def discover(root: str | os.PathLike, require_both: bool = True) -> Dataset:
-    """All images under `0_real`/`1_fake` leaves of `root`, sorted, with their subsets.
+    """All images under the class folders of `root`, sorted, with their subsets and categories.
 
     Raises TrainError (one plain sentence) for a missing root, a tree without class folders,
-    or a subset whose class folder holds no image (`require_both`: a subset must have both).
+    or a class folder without images (`require_both`: every category must have both classes).
     """
     root = Path(os.path.expanduser(os.fspath(root)))
     if not root.exists():
@@ -66,7 +72,7 @@ def discover(root: str | os.PathLike, require_both: bool = True) -> Dataset:
     if not root.is_dir():
         raise TrainError(f"data path {root} is not a folder")
     samples: list[Sample] = []
-    leaves: dict[str, set[str]] = {}
+    leaves: dict[str, set[int]] = {}  # category -> labels of its class folders
     empty: list[str] = []
     for dirpath, dirnames, _filenames in os.walk(root, followlinks=True):
         dirnames.sort()
@@ -76,28 +82,29 @@ def discover(root: str | os.PathLike, require_both: bool = True) -> Dataset:
             continue
         dirnames[:] = []  # a class folder is a leaf; images may sit in sub-folders of it
         rel_dir = here.relative_to(root)
-        subset = rel_dir.parent.as_posix()
+        category = rel_dir.parent.as_posix()
+        subset = rel_dir.parts[0] if len(rel_dir.parts) > 1 else root.resolve().name
         files = []
         for sub, _, names in os.walk(here, followlinks=True):
             files += [Path(sub) / n for n in names if _is_image_name(n)]
         files.sort()
-        leaves.setdefault(subset, set()).add(name)
+        leaves.setdefault(category, set()).add(CLASS_DIRS[name])
         if not files:
             empty.append(rel_dir.as_posix())
         for path in files:
-            samples.append(Sample(path=path, label=CLASS_DIRS[name], subset=subset,
+            samples.append(Sample(path=path, label=CLASS_DIRS[name], subset=subset, category=category,
                                   rel=path.relative_to(root).as_posix()))
     if not leaves:
-        raise TrainError(f"no 0_real/ or 1_fake/ folders under {root}; expected a tree like "
+        raise TrainError(f"no 0_real/ or 1_fake/ (or nature/, ai/) folders under {root}; expected a tree like "
                          f"{root}/SUBSET/0_real/*.png and {root}/SUBSET/1_fake/*.png")
     if empty:
         raise TrainError(f"{len(empty)} class folder(s) under {root} hold no images: "
                          + ", ".join(empty[:5]) + (" …" if len(empty) > 5 else ""))
     if require_both:
-        missing = [f"{subset or '.'} (no {'1_fake' if '0_real' in have else '0_real'})"
-                   for subset, have in sorted(leaves.items()) if len(have) < 2]
+        missing = [f"{category} (no {'fake' if 0 in have else 'real'} folder)"
+                   for category, have in sorted(leaves.items()) if len(have) < 2]
         if missing:
-            raise TrainError(f"subset(s) under {root} lack a class folder: " + ", ".join(missing[:5]))
+            raise TrainError(f"folder(s) under {root} lack a class folder: " + ", ".join(missing[:5]))
     samples.sort(key=lambda s: s.rel)
     return Dataset(root=root, samples=samples)
 
@@ -140,14 +147,17 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def training_mosaic(path: Path, seed: int, index: int, view: int) -> np.ndarray:
-    """The (224, 224, 3) uint8 patch-selected mosaic of one training view."""
+    """The (224, 224, 3) uint8 patch-selected mosaic of one training view.
+
+    The flip mirrors the finished mosaic, as the authors' RandomHorizontalFlip after
+    PatchSelectionTransform does; flipping the image first would select other patches
+    whenever the width is not a multiple of 32 (the trimmed columns change sides).
+    """
     from dgs_desktop.detector.patches import select_patches
 
-    rgb = load_rgb(path)
     flip, shuffle_seed = view_params(seed, index, view)
-    if flip:
-        rgb = np.ascontiguousarray(rgb[:, ::-1])
-    return select_patches(rgb, seed=shuffle_seed).mosaic
+    mosaic = select_patches(load_rgb(path), seed=shuffle_seed).mosaic
+    return np.ascontiguousarray(mosaic[:, ::-1]) if flip else mosaic
 
 
 class MosaicDataset:

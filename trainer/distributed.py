@@ -47,10 +47,23 @@ class Dist:
         return box[0]
 
     def all_reduce_mean_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """In-place mean over processes (a CPU tensor travels through the GPU under NCCL)."""
         if self.enabled:
-            torch.distributed.all_reduce(tensor)
+            if self.backend == "nccl" and tensor.device.type != "cuda":
+                on_gpu = tensor.to(torch.device("cuda", self.local_rank))
+                torch.distributed.all_reduce(on_gpu)
+                tensor.copy_(on_gpu.cpu())
+            else:
+                torch.distributed.all_reduce(tensor)
             tensor.div_(self.world)
         return tensor
+
+    def any(self, flag: bool) -> bool:
+        """True on every process when `flag` is true on at least one."""
+        if not self.enabled:
+            return bool(flag)
+        value = torch.tensor([float(bool(flag))], dtype=torch.float64)
+        return bool(self.all_reduce_mean_(value).item() > 0)
 
     def close(self) -> None:
         if self.enabled and torch.distributed.is_initialized():

@@ -1,11 +1,17 @@
-"""`dgs-desktop-train evaluate`: per-subset Acc, R.Acc, F.Acc and AP (the paper's tables).
+"""`dgs-desktop-train evaluate`: Acc, R.Acc, F.Acc and AP per subset, as the authors' test.py.
+
+One row per top-level folder of the test root (a generator; every category beneath it
+pooled), then `mean` (plain mean of the rows, test.py's Mean line), then `paper_table`
+(the paper's Tables 1/3: mAcc. over one R.Acc. column and each subset's F.Acc.; mA.P.).
 
 Scoring goes through the app's scan engine (`dgs_desktop.scan.engine.Scanner`): same
 decoder, same content-seeded patch selection, same batching and autocast as `dgs-desktop
 scan`. Robustness perturbations (Tables 5-6) are applied to the decoded image and written to
-a temporary file that the engine then scans: Gaussian blur first (Pillow's GaussianBlur with
-radius = sigma, saved losslessly as PNG), then JPEG re-encoding at quality Q (Pillow),
-the order of the authors' data_augment.
+a temporary file that the engine then scans: Gaussian blur first (Pillow's
+`ImageFilter.GaussianBlur(radius=sigma)`, whose radius is the standard deviation; Pillow
+approximates the Gaussian with three box blurs; saved losslessly as PNG), then JPEG
+re-encoding at quality Q (Pillow `save(format="JPEG", quality=Q)`, libjpeg defaults: 4:2:0
+chroma subsampling, baseline, no optimisation), the order of the authors' data_augment.
 """
 
 from __future__ import annotations
@@ -20,15 +26,20 @@ from pathlib import Path
 
 from dgs_desktop.atomic import atomic_path
 from dgs_desktop.scan.csvio import format_probability
+from dgs_desktop.verdict import DEFAULT_THRESHOLD
 
 from .data import Dataset, Sample
-from .metrics import detection_metrics, mean_metrics
+from .metrics import detection_metrics, mean_metrics, paper_table_metrics
+
+TABLE_COLUMNS = ("subset", "n_real", "n_fake", "acc", "r_acc", "f_acc", "ap")
+SCORE_COLUMNS = ("path", "subset", "category", "label", "fake_probability", "error")
 
 
 @dataclass
 class EvalResult:
-    rows: dict[str, dict[str, float]]
+    rows: dict[str, dict[str, float]]  # subset -> metrics, in the test root's folder order
     mean: dict[str, float]
+    paper_table: dict[str, float]
     scores: list[tuple[Sample, float | None, str]]  # (sample, probability, error)
 
     @property
@@ -53,7 +64,7 @@ def perturb_bytes(path: Path, jpeg_quality: int | None, blur_sigma: float | None
     return buffer.getvalue(), ".png"
 
 
-def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 0.5, batch_size: int = 32,
+def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = DEFAULT_THRESHOLD, batch_size: int = 32,
                       workers: int | None = None, jpeg_quality: int | None = None,
                       blur_sigma: float | None = None, progress: bool = True) -> EvalResult:
     from tqdm import tqdm
@@ -105,15 +116,19 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
         labels.append(sample.label)
         probs.append(prob)
     rows = {name: detection_metrics(labels, probs, threshold) for name, (labels, probs) in sorted(by_subset.items())}
-    return EvalResult(rows=rows, mean=mean_metrics(rows) if rows else {}, scores=scores)
+    return EvalResult(rows=rows, mean=mean_metrics(rows) if rows else {},
+                      paper_table=paper_table_metrics(rows) if rows else {}, scores=scores)
 
 
 def write_metrics_csv(path: str | Path, result: EvalResult, extra: dict | None = None) -> None:
-    columns = ["subset", "n_real", "n_fake", "acc", "r_acc", "f_acc", "ap"] + list((extra or {}).keys())
+    """The table: one row per subset, then `mean`, then `paper_table`; `extra` columns
+    (the perturbation) repeat on every row."""
+    columns = list(TABLE_COLUMNS) + list((extra or {}).keys())
+    summary_rows = [("mean", result.mean), ("paper_table", result.paper_table)]
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
-        for name, row in list(result.rows.items()) + [("mean", result.mean)]:
+        for name, row in list(result.rows.items()) + summary_rows:
             values = [name, row["n_real"], row["n_fake"]] + [
                 "" if math.isnan(row[k]) else f"{row[k]:.6f}" for k in ("acc", "r_acc", "f_acc", "ap")]
             writer.writerow(values + list((extra or {}).values()))
@@ -122,9 +137,10 @@ def write_metrics_csv(path: str | Path, result: EvalResult, extra: dict | None =
 def write_scores_csv(path: str | Path, result: EvalResult) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["path", "subset", "label", "fake_probability", "error"])
+        writer.writerow(SCORE_COLUMNS)
         for sample, prob, err in result.scores:
-            writer.writerow([str(sample.path), sample.subset, sample.label, format_probability(prob), err])
+            writer.writerow([str(sample.path), sample.subset, sample.category, sample.label,
+                             format_probability(prob), err])
 
 
 def summary(result: EvalResult) -> dict:
@@ -133,4 +149,4 @@ def summary(result: EvalResult) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
     return {"per_subset": {k: clean(v) for k, v in result.rows.items()}, "mean": clean(result.mean),
-            "unscored": len(result.errors)}
+            "paper_table": clean(result.paper_table), "unscored": len(result.errors)}

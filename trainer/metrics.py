@@ -48,25 +48,47 @@ def detection_metrics(labels, probabilities, threshold: float = DEFAULT_THRESHOL
             "r_acc": mean(real), "f_acc": mean(fake), "ap": average_precision(y, p)}
 
 
+def _nanmean(values) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
 def mean_metrics(rows: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Unweighted mean over subsets (NaN entries skipped), as the tables' mAcc / mAP."""
+    """Plain mean of the subset rows (NaN entries skipped), as the Mean line of the authors' test.py."""
     out: dict[str, float] = {"n_real": sum(r["n_real"] for r in rows.values()),
                              "n_fake": sum(r["n_fake"] for r in rows.values())}
     for key in ("acc", "r_acc", "f_acc", "ap"):
-        values = [r[key] for r in rows.values() if not math.isnan(r[key])]
-        out[key] = float(np.mean(values)) if values else math.nan
+        out[key] = _nanmean([r[key] for r in rows.values()])
     return out
 
 
-def format_table(rows: dict[str, dict[str, float]], mean: dict[str, float]) -> str:
-    def pct(value: float) -> str:
-        return "   n/a" if math.isnan(value) else f"{100 * value:6.1f}"
+def paper_table_metrics(rows: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The paper's Tables 1/3 summary: mAcc = mean([mean R.Acc] + each subset's F.Acc), the
+    tables having one real-image column and one column per generator; mA.P. = mean AP.
 
-    width = max([len("subset"), len("mean")] + [len(k) for k in rows])
-    lines = [f"{'subset':<{width}}  {'real':>6} {'fake':>6}  {'Acc':>6} {'R.Acc':>6} {'F.Acc':>6} {'AP':>6}"]
-    for name, r in list(rows.items()) + [("mean", mean)]:
-        if name == "mean":
-            lines.append("-" * len(lines[0]))
-        lines.append(f"{name:<{width}}  {r['n_real']:>6} {r['n_fake']:>6}  {pct(r['acc'])} {pct(r['r_acc'])} "
-                     f"{pct(r['f_acc'])} {pct(r['ap'])}")
+    `r_acc` is that one R.Acc column (the mean over subsets); `f_acc` is left empty (NaN).
+    """
+    r_acc = _nanmean([r["r_acc"] for r in rows.values()])
+    columns = [r_acc] + [r["f_acc"] for r in rows.values()]
+    return {"n_real": sum(r["n_real"] for r in rows.values()), "n_fake": sum(r["n_fake"] for r in rows.values()),
+            "acc": _nanmean(columns), "r_acc": r_acc, "f_acc": math.nan,
+            "ap": _nanmean([r["ap"] for r in rows.values()])}
+
+
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def format_log_lines(rows: dict[str, dict[str, float]], mean: dict[str, float], paper: dict[str, float]) -> str:
+    """The table as the authors' log_test.log prints it, one line per subset and a Mean line,
+    then the paper's mAcc./mA.P. line and the image counts."""
+    lines = []
+    for i, (name, r) in enumerate(rows.items()):
+        lines.append(f"({i} {name:12}) acc: {_pct(r['acc'])}; ap: {_pct(r['ap'])}; "
+                     f"r_acc: {_pct(r['r_acc'])}; f_acc: {_pct(r['f_acc'])}")
+    lines.append(f"({len(rows)} {'Mean':10}) acc: {_pct(mean['acc'])}; ap: {_pct(mean['ap'])}; "
+                 f"r_acc: {_pct(mean['r_acc'])}; f_acc: {_pct(mean['f_acc'])}")
+    lines.append(f"paper table: mAcc. {_pct(paper['acc'])}; mA.P. {_pct(paper['ap'])} "
+                 f"(mAcc. = mean of the mean R.Acc. and each subset's F.Acc.)")
+    lines.append(f"images: {mean['n_real']} real, {mean['n_fake']} fake in {len(rows)} subset(s)")
     return "\n".join(lines)

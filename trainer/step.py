@@ -21,7 +21,7 @@ from .surgery import negative_part, surgery_gradient
 @dataclass(frozen=True)
 class SurgeryConfig:
     lam: float = 0.2
-    mode: str = "paper"
+    mode: str = "reference"
     orthogonal_suppression: bool = True
     prior_alignment: bool = True
 
@@ -86,20 +86,30 @@ def head_gradients(f: torch.Tensor, t: torch.Tensor, f_teacher: torch.Tensor | N
 
 def dgs_backward(f: torch.Tensor, t: torch.Tensor, f_teacher: torch.Tensor | None, labels: torch.Tensor,
                  h_img: nn.Linear, h_text: nn.Linear, h_teacher: nn.Linear | None, cfg: SurgeryConfig, *,
-                 loss_scale: float = 1.0, micro_batches: int = 1) -> tuple[torch.Tensor, StepStats]:
+                 loss_scale: float = 1.0, micro_batches: int = 1,
+                 global_batch: int | None = None) -> tuple[torch.Tensor, StepStats]:
     """Backward of one (micro-)batch: heads get d(L_img + L_text), the encoder gets g_final.
 
     `loss_scale` (a GradScaler's current scale) and `micro_batches` (gradient accumulation)
     multiply every gradient, the lambda term included: lam_eff = lam * scale / M.
-    Returns the g_final installed on f (float32, unscaled by nothing else) and the stats.
+    `global_batch` is the B of the whole step (all processes and micro-batches; default:
+    this batch): with the usual mean over processes and sum over micro-batches, the encoder's
+    gradient is then the one-process, one-batch gradient of the same B images in both modes
+    (reference mode's lam / B uses the global B, and its harm direction sees g_text at the
+    authors' scale, rows carrying 1/B, so the 1e-6 in the normaliser acts as theirs).
+    Returns the g_final installed on f (float32) and the stats.
     """
+    rows = f.shape[0]
+    batch = rows if global_batch is None else int(global_batch)
     factor = float(loss_scale) / micro_batches
     g_task, g_text, g_img, (l_img, l_text, l_teacher, acc) = head_gradients(
         f, t, f_teacher if cfg.needs_teacher else None, labels, h_img, h_text,
         h_teacher if cfg.needs_teacher else None, factor)
-    g_final = surgery_gradient(g_task, g_text, g_img, cfg.lam * factor, cfg.mode,
+    # g_text carries factor / rows per row; the authors' batch-mean gradient carries 1 / B.
+    g_text_authors = g_text * (rows / (batch * factor))
+    g_final = surgery_gradient(g_task, g_text_authors, g_img, cfg.lam * factor, cfg.mode,
                                orthogonal_suppression=cfg.orthogonal_suppression,
-                               prior_alignment=cfg.prior_alignment)
+                               prior_alignment=cfg.prior_alignment, batch_size=batch)
     # The surgery ran in float32; f may be bf16 under autocast: cast back before backward.
     f.backward(g_final.to(f.dtype))
     l_align = torch.zeros(())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 MODES = ("paper", "reference")
+AUTHORS_HARM_EPS = 1e-6  # networks/trainer.py: relu(g_text) / (||relu(g_text)|| + 1e-6)
 
 
 class SurgeryError(ValueError):
@@ -57,14 +58,23 @@ def prior_alignment_term(g_img: torch.Tensor) -> torch.Tensor:
 
 
 def surgery_gradient(g_task: torch.Tensor, g_text: torch.Tensor, g_img: torch.Tensor | None,
-                     lam: float, mode: str = "paper", *, orthogonal_suppression: bool = True,
-                     prior_alignment: bool = True, harm_eps: float = 0.0) -> torch.Tensor:
+                     lam: float, mode: str = "reference", *, orthogonal_suppression: bool = True,
+                     prior_alignment: bool = True, harm_eps: float | None = None,
+                     batch_size: int | None = None) -> torch.Tensor:
     """The gradient installed on the student feature f, shape (B, d).
 
-    mode "paper" (eq. 16):      g_final = (I - g^ g^T) g_task + lam * [g_img]_-
+    mode "paper" (eq. 16):      g_final = (I - g^ g^T) g_task + lam * [g_img]_-,
+                                g^ = [g_text]_+ / ||[g_text]_+||
     mode "reference" (authors' networks/trainer.py hook: the loss adds
     lam * mean_i <f_i, [g_img_i]_-> and a tensor hook projects the whole gradient of f):
-                                g_final = (I - g^ g^T) (g_task + (lam / B) * [g_img]_-)
+                                g_final = (I - g^ g^T) (g_task + (lam / B) * [g_img]_-),
+                                g^ = [g_text]_+ / (||[g_text]_+|| + 1e-6)
+
+    `batch_size` is the B of lam / B: the global batch (all processes, all micro-batches)
+    when the rows are one micro-batch of it; default: the number of rows. `harm_eps`
+    overrides the normaliser's epsilon (default: 1e-6 in reference mode, 0 in paper mode);
+    with eps > 0 the result depends on the scale of g_text, so pass g_text as the authors'
+    batch-mean gradient (rows carrying 1/B) for bit-level fidelity.
 
     Table-4 ablations: `orthogonal_suppression=False` drops the projection (g_task passes
     untouched), `prior_alignment=False` drops the lam term (g_img may then be None).
@@ -86,10 +96,15 @@ def surgery_gradient(g_task: torch.Tensor, g_text: torch.Tensor, g_img: torch.Te
         if g_img.shape != g_task.shape:
             raise SurgeryError(f"g_img shape {tuple(g_img.shape)} differs from g_task {tuple(g_task.shape)}")
 
+    if harm_eps is None:
+        harm_eps = AUTHORS_HARM_EPS if mode == "reference" else 0.0
+    batch = g_task.shape[0] if batch_size is None else int(batch_size)
+    if batch < g_task.shape[0]:
+        raise SurgeryError(f"batch_size {batch} is smaller than the {g_task.shape[0]} rows given")
+
     out_dtype = g_task.dtype
     work = torch.promote_types(out_dtype, torch.float32)
     task = g_task.to(work)
-    batch = task.shape[0]
     help_term = None
     if use_prior:
         help_term = prior_alignment_term(g_img.to(work)) * float(lam)

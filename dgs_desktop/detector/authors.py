@@ -35,7 +35,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import DEFAULT_THRESHOLD, MANIFEST_NAME, CheckpointError, save_checkpoint, sha256_file
+from ..errors import CheckpointError, one_line
+from ..verdict import DEFAULT_THRESHOLD
+from .checkpoint import check_finite_scores, save_checkpoint
+from .manifest import check_output_folder, sha256_file
 
 STUDENT = "clip_model."
 FROZEN = "clip_model_frozen.clip_model_frozen."
@@ -49,11 +52,6 @@ QKV = ("q", "k", "v")
 # Architectures an authors' file can be mapped to; the 224-pixel input is what the 7x7 mosaic feeds.
 # OpenAI CLIP uses QuickGELU, so the open_clip "-quickgelu" configurations are the exact match.
 _CANDIDATES = ("test-tiny", "ViT-L-14-quickgelu", "ViT-B-16-quickgelu", "ViT-B-32-quickgelu")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ------------------------------------------------------------------------------- reading
@@ -88,8 +86,8 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             zipfile.BadZipFile) as exc:
         if "weights only" in str(exc).lower():
             raise CheckpointError(f"refused to load {name}: it is not a plain weights file "
-                                  f"({_first_line(exc)[:120]})") from None
-        raise CheckpointError(f"cannot read {name} as a PyTorch weights file: {_first_line(exc)[:200]}") from None
+                                  f"({one_line(exc, 120)})") from None
+        raise CheckpointError(f"cannot read {name} as a PyTorch weights file: {one_line(exc, 200)}") from None
     return _as_state_dict(obj, name)
 
 
@@ -265,8 +263,7 @@ def import_authors_weights(pth_path: str | Path, out_dir: str | Path, architectu
 
     path = Path(pth_path).expanduser()
     out = Path(out_dir).expanduser()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_NAME).is_file())):
-        raise CheckpointError(f"{out} exists and is not a DGS Desktop checkpoint; choose a new or empty folder")
+    check_output_folder(out)
     name = path.name
     state = _load_state_dict(path)
     _classify(state, name)
@@ -335,7 +332,7 @@ def import_authors_weights(pth_path: str | Path, out_dir: str | Path, architectu
     try:
         detector = build_detector(arch, None, lora)
     except Exception as exc:  # noqa: BLE001 - open_clip/peft errors while building a random-init model
-        raise CheckpointError(f"cannot build the {arch} backbone: {_first_line(exc)}") from None
+        raise CheckpointError(f"cannot build the {arch} backbone: {one_line(exc)}") from None
 
     base: dict[str, torch.Tensor] = {}
     missing: list[str] = []
@@ -388,7 +385,8 @@ def import_authors_weights(pth_path: str | Path, out_dir: str | Path, architectu
         raise CheckpointError(f"{name}: head img_fc takes {heads['h_img'].in_features} features, the backbone "
                               f"gives {detector.embed_dim}")
 
-    for key, tensor in list(base.items()) + list(lora_state.items()):
+    head_tensors = {f"{n}.{part}": getattr(layer, part) for n, layer in heads.items() for part in ("weight", "bias")}
+    for key, tensor in list(base.items()) + list(lora_state.items()) + list(head_tensors.items()):
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{name} holds non-finite values (NaN/inf) in {key}")
     try:
@@ -398,8 +396,9 @@ def import_authors_weights(pth_path: str | Path, out_dir: str | Path, architectu
             detector.head.weight.copy_(heads["h_img"].weight)
             detector.head.bias.copy_(heads["h_img"].bias)
     except (ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{name} does not fit the {arch} architecture: {_first_line(exc)}") from None
+        raise CheckpointError(f"{name} does not fit the {arch} architecture: {one_line(exc)}") from None
 
+    check_finite_scores(detector)  # refused at import, not at the first scan
     extra = {k: v for k, v in heads.items() if k != "h_img"}
     provenance = {
         "imported_from": name,

@@ -24,15 +24,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .checkpoint import (
-    MANIFEST_NAME,
-    Checkpoint,
-    CheckpointError,
-    _check_manifest,
-    _safe_member,
-    read_checkpoint,
-    sha256_file,
-)
+from ..errors import CheckpointError, one_line
+from .manifest import MANIFEST_NAME, Checkpoint, check_manifest, read_checkpoint, safe_member, sha256_file
 
 ProgressFn = Callable[[int, int, str], None]
 CancelFn = Callable[[], bool]
@@ -68,13 +61,8 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None]:
     except ImportError:  # pragma: no cover - huggingface_hub is a dependency
         pass
     except ValueError as exc:
-        raise CheckpointError(f"{spec!r} is not a valid hub repository name: {_first_line(exc)}") from None
+        raise CheckpointError(f"{spec!r} is not a valid hub repository name: {one_line(exc)}") from None
     return repo_id, revision
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _describe(repo_id: str, revision: str | None) -> str:
@@ -184,11 +172,11 @@ def _translate(exc: BaseException, what: str, filename: str, offline: bool, endp
                                f"try again later")
     if isinstance(exc, _network_errors()):
         return CheckpointError(f"connection to the Hugging Face hub at {endpoint} failed while fetching {filename} "
-                               f"of {what} ({type(exc).__name__}: {_first_line(exc)}); try again - the download "
+                               f"of {what} ({type(exc).__name__}: {one_line(exc)}); try again - the download "
                                f"restarts cleanly")
     if isinstance(exc, OSError):
-        return CheckpointError(f"downloading {filename} of {what} failed: {_first_line(exc)}")
-    return CheckpointError(f"downloading {filename} of {what} failed ({type(exc).__name__}: {_first_line(exc)})")
+        return CheckpointError(f"downloading {filename} of {what} failed: {one_line(exc)}")
+    return CheckpointError(f"downloading {filename} of {what} failed ({type(exc).__name__}: {one_line(exc)})")
 
 
 def _remove_from_cache(pointer: Path, cache_dir: str | os.PathLike) -> None:
@@ -276,7 +264,7 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
         manifest = _read_manifest(manifest_path, what, cache_dir)
         names = sorted(manifest["files"])
         for name in names:
-            _safe_member(snapshot, name)
+            safe_member(snapshot, name)
 
         # Sizes of what is still missing (a HEAD each, pinned to the manifest's commit).
         sizes: dict[str, int] = {}
@@ -325,12 +313,12 @@ def _read_manifest(path: Path, what: str, cache_dir: str) -> dict:
     """Parses the downloaded manifest; an unreadable one is removed from the cache."""
     try:
         manifest = json.loads(path.read_bytes())
-        _check_manifest(manifest)
+        check_manifest(manifest)
         if not isinstance(manifest["files"], dict):
             raise CheckpointError("the manifest's 'files' field is not a mapping")
     except (UnicodeDecodeError, json.JSONDecodeError, CheckpointError) as exc:
         _remove_from_cache(path, cache_dir)
-        detail = exc if isinstance(exc, CheckpointError) else f"not valid JSON ({_first_line(exc)})"
+        detail = exc if isinstance(exc, CheckpointError) else f"not valid JSON ({one_line(exc)})"
         raise CheckpointError(f"{what}: its {MANIFEST_NAME} is unusable: {detail}; removed it from the cache") \
             from None
     return manifest
@@ -339,7 +327,7 @@ def _read_manifest(path: Path, what: str, cache_dir: str) -> dict:
 def _remove_corrupt_files(snapshot: Path, manifest: dict, cache_dir: str) -> list[str]:
     bad = []
     for name, expected in sorted(manifest["files"].items()):
-        path = _safe_member(snapshot, name)
+        path = safe_member(snapshot, name)
         if not path.exists():
             continue
         if sha256_file(path) != expected:

@@ -7,44 +7,12 @@ for Linear LoRA, disabling the adapters gives exactly the pre-trained weights.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from .backbone import DEFAULT_ARCH, DEFAULT_PRETRAINED, build_clip, embed_dim_of
-
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj")
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """LoRA hyper-parameters (paper Sec. 5.1: r=6, alpha=6, dropout=0.8).
-
-    `rslora=True` scales the update by alpha/sqrt(r), as the authors' code does; False gives
-    peft's default alpha/r. The choice is recorded in every checkpoint.
-    """
-
-    r: int = 6
-    alpha: float = 6.0
-    dropout: float = 0.8
-    rslora: bool = True
-    targets: tuple[str, ...] = LORA_TARGETS
-
-    @property
-    def scaling(self) -> float:
-        return self.alpha / (self.r ** 0.5 if self.rslora else self.r)
-
-    def to_manifest(self) -> dict:
-        data = asdict(self)
-        data["targets"] = list(self.targets)
-        data["scaling_rule"] = "alpha/sqrt(r)" if self.rslora else "alpha/r"
-        return data
-
-    @classmethod
-    def from_manifest(cls, data: dict) -> LoraSettings:
-        return cls(r=int(data["r"]), alpha=float(data["alpha"]), dropout=float(data["dropout"]),
-                   rslora=bool(data["rslora"]), targets=tuple(data["targets"]))
+from .backbone import DEFAULT_ARCH, DEFAULT_PRETRAINED, backbone_record, clip_from_record, embed_dim_of
+from .manifest import LoraSettings
 
 
 def add_lora(visual: nn.Module, lora: LoraSettings) -> nn.Module:
@@ -63,9 +31,11 @@ class DGSDetector(nn.Module):
     `with_text=True`; inference never needs it.
     """
 
-    def __init__(self, clip_model: nn.Module, lora: LoraSettings, with_text: bool = False):
+    def __init__(self, clip_model: nn.Module, lora: LoraSettings, with_text: bool = False,
+                 backbone: dict | None = None):
         super().__init__()
         self.lora = lora
+        self.backbone = backbone  # the record the network was built from (saved in checkpoints)
         self.embed_dim = embed_dim_of(clip_model)
         self.visual = add_lora(clip_model.visual, lora)
         self.head = nn.Linear(self.embed_dim, 1)
@@ -137,7 +107,15 @@ class DGSDetector(nn.Module):
 
 def build_detector(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_PRETRAINED,
                    lora: LoraSettings = LoraSettings(), with_text: bool = False) -> DGSDetector:
-    return DGSDetector(build_clip(arch, pretrained), lora, with_text=with_text)
+    """A detector on a named backbone; `pretrained=None` gives random backbone weights."""
+    return detector_from_record(backbone_record(arch, pretrained), lora, with_text=with_text)
+
+
+def detector_from_record(record: dict, lora: LoraSettings = LoraSettings(), with_text: bool = False,
+                         load_pretrained: bool = True) -> DGSDetector:
+    """A detector on the backbone a record describes (see `backbone.clip_from_record`)."""
+    clip_model = clip_from_record(record, load_pretrained=load_pretrained)
+    return DGSDetector(clip_model, lora, with_text=with_text, backbone=record)
 
 
 def fake_probability(logits: torch.Tensor) -> torch.Tensor:

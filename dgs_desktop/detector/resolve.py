@@ -1,0 +1,21 @@
+"""What a user names as a model: a checkpoint folder on disk, or `hf:ORG/NAME[@REVISION]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import CheckpointError
+from .hub import SCHEME, download_checkpoint
+from .manifest import Checkpoint, read_checkpoint
+
+
+def resolve_checkpoint(spec: str | Path, progress=None) -> Checkpoint:
+    """A verified checkpoint from a directory path or `hf:org/name[@revision]` (downloaded and
+    cached by huggingface_hub)."""
+    text = str(spec)
+    if text.startswith(SCHEME):
+        return download_checkpoint(text, progress=progress)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {text} does not exist")
+    return read_checkpoint(path, source=str(path))

@@ -58,7 +58,9 @@ def load_ml_stack() -> list[tuple[str, str]]:
 
 
 def load_session(spec, device_spec: str) -> ModelSession:
-    from ..detector.checkpoint import Checkpoint, load_detector, resolve_checkpoint
+    from ..detector.checkpoint import load_detector
+    from ..detector.manifest import Checkpoint
+    from ..detector.resolve import resolve_checkpoint
     from ..detector.device import describe_device, resolve_device
     from ..scan.engine import Scanner
 

@@ -318,6 +318,13 @@ def test_viewer_zooms_and_mosaic_click_finds_the_patch(qtbot, ready_window, tmp_
     centre = view.mapToScene(view.viewport().rect().center())
     assert abs(centre.x() - (bx + bw / 2)) <= bw and abs(centre.y() - (by + bh / 2)) <= bh
     assert max(bw, bh) * view.zoom >= 16  # zoomed in far enough to see it
+    # the same from the keyboard: arrows move over the cells, Enter finds the patch
+    mosaic.setFocus()
+    QTest.keyClick(mosaic, Qt.Key.Key_Right)
+    QTest.keyClick(mosaic, Qt.Key.Key_Down)
+    QTest.keyClick(mosaic, Qt.Key.Key_Return)
+    assert view.highlighted.cell == 18 and view.highlighted.box == row.boxes[18]
+    view.highlight_cell(10)
     assert "entropy" in window.detail.patch_info.text() and ("low-entropy" in window.detail.patch_info.text()
                                                              or "high-entropy" in window.detail.patch_info.text())
     # hovering a patch in the image names its entropy and group

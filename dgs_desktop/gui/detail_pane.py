@@ -196,8 +196,10 @@ class MosaicView(QLabel):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setMouseTracking(True)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.keyboard_cell = 0
         self.setToolTip("The 7×7 mosaic of 32×32 patches the detector actually saw (224×224 px). "
-                        "Click a cell to find its patch in the image.")
+                        "Click a cell (or move with the arrow keys and press Enter) to find its patch in the image.")
 
     def cell_at(self, x: float, y: float) -> int:
         pixmap = self.pixmap()
@@ -226,6 +228,20 @@ class MosaicView(QLabel):
     def leaveEvent(self, event) -> None:  # noqa: N802
         self.cell_hovered.emit(-1)
         super().leaveEvent(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        """Arrow keys move over the cells (each is described as it is reached); Enter or Space
+        finds the cell's patch in the image: the mosaic works without a mouse."""
+        row, col = divmod(self.keyboard_cell, GRID)
+        moves = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1), Qt.Key.Key_Up: (-1, 0), Qt.Key.Key_Down: (1, 0)}
+        if event.key() in moves:
+            d_row, d_col = moves[event.key()]
+            self.keyboard_cell = min(GRID - 1, max(0, row + d_row)) * GRID + min(GRID - 1, max(0, col + d_col))
+            self.cell_hovered.emit(self.keyboard_cell)
+        elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.cell_clicked.emit(self.keyboard_cell)
+        else:
+            super().keyPressEvent(event)
 
 
 def _legend_chip(color, text: str) -> QLabel:
@@ -473,6 +489,7 @@ class DetailPane(QWidget):
         """Centres and highlights the patch of mosaic `cell` in the image."""
         if not self.evidence_shown:
             return None
+        self.mosaic_view.keyboard_cell = cell
         info = self.image_view.highlight_cell(cell)
         self._paint_mosaic(cell if info is not None else None)
         self.patch_info.setText(info.describe() if info is not None else "This mosaic cell is empty (black).")
@@ -480,6 +497,8 @@ class DetailPane(QWidget):
 
     def _cell_hovered(self, cell: int) -> None:
         info = self._infos.get(cell)
+        if cell >= 0 and self.mosaic_view.hasFocus():
+            self._paint_mosaic(cell)  # the keyboard cursor
         if cell >= 0:
             self.mosaic_view.setToolTip(info.describe() if info else "Empty cell (black)")
             self.patch_info.setText(info.describe() if info else "Empty cell (black)")

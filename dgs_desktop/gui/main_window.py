@@ -774,13 +774,9 @@ class MainWindow(QMainWindow):
         """Shows the current row; reloads the evidence only when the row or its state changed."""
         row = self._current_row()
         self.stability_action.setEnabled(row is not None and row.state == OK and self.controller.session is not None)
-        if not force and row is not None and row.path == self.detail.current_path \
-                and row.state == self.detail.current_state:
-            self.detail.refresh_verdict(row, self.threshold)
-            return
-        if row is not None and row.path == self.detail.current_path and row.state == self.detail.current_state \
-                and row.state == OK and self.detail.evidence_shown:
-            self.detail.refresh_verdict(row, self.threshold)
+        unchanged = row is not None and row.path == self.detail.current_path and row.state == self.detail.current_state
+        if unchanged and (not force or (row.state == OK and self.detail.evidence_shown)):
+            self.detail.refresh_verdict(row, self.threshold)  # e.g. the threshold moved
             return
         selection = None if row is None else self.model.selections.get(row.path)
         self.detail.show_row(row, self.threshold, selection)

@@ -59,9 +59,9 @@ def load_ml_stack() -> list[tuple[str, str]]:
 
 def load_session(spec, device_spec: str) -> ModelSession:
     from ..detector.checkpoint import load_detector
+    from ..detector.device import describe_device, resolve_device
     from ..detector.manifest import Checkpoint
     from ..detector.resolve import resolve_checkpoint
-    from ..detector.device import describe_device, resolve_device
     from ..scan.engine import Scanner
 
     device = resolve_device(device_spec or "auto")

@@ -37,6 +37,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..case import CASE_SUFFIX
+from ..scan.discover import IMAGE_SUFFIXES
 from ..verdict import DEFAULT_THRESHOLD, RULE_TEXT
 from . import help_dialogs
 from .case_controller import CaseController
@@ -66,9 +68,8 @@ from .workers import Task, discover_files, start_task
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILTER = ("Images (*.jpg *.jpeg *.png *.webp *.bmp *.gif *.tif *.tiff *.heic *.avif *.jfif *.ppm);;"
-                "All files (*)")
-CASE_FILTER = "DGS Desktop cases (*.dgscase);;All files (*)"
+IMAGE_FILTER = f"Images ({' '.join('*' + s for s in sorted(IMAGE_SUFFIXES))});;All files (*)"
+CASE_FILTER = f"DGS Desktop cases (*{CASE_SUFFIX});;All files (*)"
 SHUTDOWN_WAIT_MS = 3000
 
 
@@ -643,13 +644,13 @@ class MainWindow(QMainWindow):
         self.last_stability = None
 
     def choose_case_save(self) -> bool:
-        start = os.path.join(self.settings.last_folder, "case.dgscase")
+        start = os.path.join(self.settings.last_folder, "case" + CASE_SUFFIX)
         path, _ = QFileDialog.getSaveFileName(self, "Save as case", start, CASE_FILTER,
                                               options=QFileDialog.Option.DontConfirmOverwrite)
         if not path:
             return False
         if not os.path.splitext(path)[1]:
-            path += ".dgscase"
+            path += CASE_SUFFIX
         return self.save_case_as(path)
 
     def save_case_as(self, path: str) -> bool:

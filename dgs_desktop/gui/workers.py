@@ -32,16 +32,13 @@ EMIT_INTERVAL_S = 0.1
 
 def plain_error(exc: BaseException) -> str:
     """One line for a dialog. Our own errors already speak plainly; others get their type name."""
-    known = {"CheckpointError", "DecodeError", "DeviceError", "CsvError", "BackboneError", "OSError",
-             "PermissionError", "FileNotFoundError"}
     from ..errors import DGSError
+    from ..scan.decode import DecodeError
 
     message = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, DGSError):
-        return message
-    if type(exc).__name__ in known or any(base.__name__ in known for base in type(exc).__mro__):
-        if isinstance(exc, OSError) and exc.strerror:
-            return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    if isinstance(exc, (DGSError, DecodeError, OSError)):
         return message
     if isinstance(exc, MemoryError):
         return "the computer ran out of memory"

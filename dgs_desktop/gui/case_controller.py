@@ -24,7 +24,7 @@ def row_from_case_file(stored) -> ResultRow:
                                   height=stored.height, format=stored.format, notes=list(stored.notes),
                                   provenance=stored.provenance)
         row.state = stored.status
-        row.checkpoint_sha256 = stored.checkpoint_sha256
+        row.checkpoint_sha256, row.device = stored.checkpoint_sha256, stored.device
         row.boxes = tuple(stored.boxes) or None
         row.low_entropy = tuple(stored.low_entropy) or None
         row.entropies = tuple(stored.entropies) or None
@@ -105,13 +105,12 @@ class CaseController(QObject):
             row = self.model.row_for_path(result.path)
             if row is None:
                 continue
-            groups.setdefault(row.checkpoint_sha256, []).append(result)
+            groups.setdefault((row.checkpoint_sha256, row.device), []).append(result)
             selections[result.path] = (row.boxes or (), row.low_entropy or (), row.entropies or ())
-        for checkpoint_sha256, group in groups.items():
+        for (checkpoint_sha256, device), group in groups.items():
             current = session is not None and session.checkpoint.sha256 == checkpoint_sha256
             spec = session.spec if current else self.case.info().checkpoint
-            self.case.record_results(group, spec, checkpoint_sha256, session.device_label if current else "",
-                                     selections)
+            self.case.record_results(group, spec, checkpoint_sha256, device, selections)
         self._set_unsaved(False)
 
     def threshold_changed(self, threshold: float) -> None:

@@ -466,14 +466,14 @@ class MainWindow(QMainWindow):
                            else session.checkpoint.threshold if stored is None else stored)
         # Rows another model scored are scanned again so the table and exports never mix models.
         self.model.selections.clear()
-        self.scans.set_scanner(session.scanner, session.checkpoint.sha256)
+        self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.device_label)
         self._refresh_detail(force=True)
 
     def _model_load_failed(self, message: str) -> None:
         show_error(self, "Model not loaded", message)
         session = self.controller.session
         if session is not None:  # rows from another model (e.g. a reopened case) are re-scored
-            self.scans.set_scanner(session.scanner, session.checkpoint.sha256)
+            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.device_label)
 
     def load_model(self, spec, device: str | None = None) -> None:
         device = device or self.settings.device
@@ -695,7 +695,7 @@ class MainWindow(QMainWindow):
         if info.checkpoint and (session is None or session.checkpoint.sha256 != info.checkpoint_sha256):
             self.load_model(info.checkpoint)  # the model that made these scores; rows it scored stay
         elif session is not None:
-            self.scans.set_scanner(session.scanner, session.checkpoint.sha256)
+            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.device_label)
         if rows and self.table.currentIndex().row() < 0:
             self.table.selectRow(0)
         self.case_changed.emit(str(path))

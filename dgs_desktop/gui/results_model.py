@@ -74,6 +74,7 @@ class ResultRow:
     low_entropy: tuple | None = None
     entropies: tuple | None = None  # spectral entropy of each mosaic cell's patch
     checkpoint_sha256: str = ""  # the model that produced `result`
+    device: str = ""  # and the device it ran on (scores differ in the last bits between devices)
     duplicate_of: str = ""  # path of the first row with the same sha256
     warning: str = ""  # why this score is less reliable (small image, padding)
     analyst_note: str = ""  # kept in the case file
@@ -283,7 +284,7 @@ class ResultsModel(QAbstractTableModel):
             self.endInsertRows()
         return [row.path for row in new_rows]
 
-    def apply_results(self, results: list, checkpoint_sha256: str = "") -> None:
+    def apply_results(self, results: list, checkpoint_sha256: str = "", device: str = "") -> None:
         """Stores scan results; mosaics go to the bounded cache, boxes stay with the row."""
         touched = []
         for result in results:
@@ -294,7 +295,7 @@ class ResultsModel(QAbstractTableModel):
             selection, result.selection = result.selection, None
             row.result = result
             row.state = OK if result.ok else ERROR
-            row.checkpoint_sha256 = checkpoint_sha256
+            row.checkpoint_sha256, row.device = checkpoint_sha256, device
             row.warning = reliability_warning(result.notes, selection, result.width, result.height) if result.ok else ""
             if selection is not None:
                 row.boxes, row.low_entropy = selection.boxes, selection.low_entropy
@@ -343,7 +344,8 @@ class ResultsModel(QAbstractTableModel):
             if index is not None:
                 row = self.rows[index]
                 row.state, row.result, row.boxes, row.low_entropy = state, None, None, None
-                row.entropies, row.checkpoint_sha256, row.duplicate_of, row.warning = None, "", "", ""
+                row.entropies, row.checkpoint_sha256, row.device = None, "", ""
+                row.duplicate_of, row.warning = "", ""
                 touched.append(index)
         if touched:
             self.dataChanged.emit(self.index(min(touched), 0), self.index(max(touched), len(COLUMNS) - 1))

@@ -33,6 +33,7 @@ class ScanController(QObject):
         self.model = model
         self.scanner = None
         self.checkpoint_sha256 = ""
+        self.device = ""
         self.worker: ScanWorker | None = None
         self.scan_id = 0
         self.total = 0
@@ -47,11 +48,13 @@ class ScanController(QObject):
     def scanning(self) -> bool:
         return self.worker is not None
 
-    def set_scanner(self, scanner, checkpoint_sha256: str) -> None:
-        """A new model: rows it did not score are queued again so results never mix models."""
+    def set_scanner(self, scanner, checkpoint_sha256: str, device: str) -> None:
+        """A new model or device: rows it did not score are queued again, so the table and
+        its exports never mix models (or devices, whose scores differ in the last bits)."""
         self._stop_worker()
-        self.scanner, self.checkpoint_sha256 = scanner, checkpoint_sha256
-        stale = [row.path for row in self.model.rows if row.result is None or row.checkpoint_sha256 != checkpoint_sha256]
+        self.scanner, self.checkpoint_sha256, self.device = scanner, checkpoint_sha256, device
+        stale = [row.path for row in self.model.rows
+                 if row.result is None or (row.checkpoint_sha256, row.device) != (checkpoint_sha256, device)]
         self.model.set_state(stale, QUEUED)
         self.start_next()
 
@@ -76,7 +79,7 @@ class ScanController(QObject):
     def _results(self, scan_id: int, results: list) -> None:
         if scan_id != self.scan_id:
             return  # a cancelled or superseded scan
-        self.model.apply_results(results, self.checkpoint_sha256)
+        self.model.apply_results(results, self.checkpoint_sha256, self.device)
         self.results.emit(results)
 
     def _progress(self, scan_id: int, status: ScanStatus) -> None:

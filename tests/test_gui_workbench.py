@@ -393,3 +393,33 @@ def test_reopened_rows_from_another_model_or_device_are_scored_again(qtbot, tiny
     for rescored in (other_device, other_model):  # never mixed into the table or an export
         assert rows[rescored].probability != 0.123456 and rows[rescored].device == "cpu"
         assert rows[rescored].checkpoint_sha256 == tiny_checkpoint.sha256
+
+
+def test_same_content_is_scored_once(qtbot, ready_window, tmp_path):
+    window = ready_window
+    folder = make_images(tmp_path / "copies", 2)
+    for name in ("img000-a.png", "img000-b.png"):
+        shutil.copy(folder / "img000.png", folder / name)
+    (folder / "img000-c.jpg").write_bytes((folder / "img000.png").read_bytes())  # same bytes, wrong suffix
+    scanner = window.controller.session.scanner
+    scanned = []
+    real_scan = scanner.scan
+
+    def spy(paths, **kwargs):
+        for path in paths:
+            scanned.append(path)
+            yield path
+
+    window.controller.session.scanner.scan = lambda paths, **kw: real_scan(spy(paths, **kw), **kw)
+    scan_paths(qtbot, window, [folder])
+    assert len(window.model.rows) == 5 and len(scanned) == 2  # two contents, two model scores
+    rows = {row.name: row for row in window.model.rows}
+    first = rows["img000-a.png"]  # listed first (sorted names)
+    for name in ("img000-b.png", "img000-c.jpg", "img000.png"):
+        assert rows[name].duplicate_of == first.path and rows[name].probability == first.probability
+        assert rows[name].boxes == first.boxes
+    assert any("suffix .jpg" in note for note in rows["img000-c.jpg"].result.notes)
+    assert not any("suffix" in note for note in rows["img000-b.png"].result.notes)
+    with qtbot.waitSignal(window.detail.loaded, timeout=10_000):  # a copy's evidence, from its own file
+        window.select_path(rows["img000-b.png"].path)
+    assert len(window.detail.image_view.outlines) == 49

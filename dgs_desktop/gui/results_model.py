@@ -300,7 +300,8 @@ class ResultsModel(QAbstractTableModel):
             if selection is not None:
                 row.boxes, row.low_entropy = selection.boxes, selection.low_entropy
                 row.entropies = tuple(float(e) for e in selection.entropies)
-                self.selections.put(result.path, selection)
+                if selection.mosaic is not None:  # a copy of another file's result carries no mosaic
+                    self.selections.put(result.path, selection)
             self._note_content(index)
             touched.append(index)
         if touched:

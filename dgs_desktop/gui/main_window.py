@@ -14,7 +14,7 @@ import logging
 import os
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence, QPainter
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QSlider,
     QSplitter,
-    QStyle,
     QTableView,
     QToolBar,
     QVBoxLayout,
@@ -64,6 +63,7 @@ from .results_model import (
 from .scan_controller import ScanController
 from .settings import AppSettings
 from .thumbnails import THUMBNAIL_SIZE, ThumbnailProvider
+from .window_actions import build_actions, build_menus, toolbar_actions
 from .workers import Task, discover_files, start_task
 
 log = logging.getLogger(__name__)
@@ -123,9 +123,11 @@ class MainWindow(QMainWindow):
         self.scans = ScanController(self.model, self)
         self.cases = CaseController(self.model, self)
         self.cases.changed.connect(self._update_title)
-        self._build_actions()
+        build_actions(self)
+        for action in (self.cancel_action, self.resume_action, self.stability_action):
+            action.setEnabled(False)  # until there is a scan to cancel, a file left, a scored row
         self._build_ui()
-        self._build_menus()
+        build_menus(self)
         self._summary_timer = QTimer(self, singleShot=True, interval=150, timeout=self._refresh_summary)
         self.model.dataChanged.connect(self._schedule_summary)
         self.model.dataChanged.connect(self._rows_changed)
@@ -149,95 +151,6 @@ class MainWindow(QMainWindow):
         self._refresh_summary()
 
     # ---------------------------------------------------------------------------------- UI
-    def _action(self, text: str, slot, shortcut=None, tip: str = "", icon=None) -> QAction:
-        action = QAction(text, self)
-        if icon is not None:
-            action.setIcon(self.style().standardIcon(icon))
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            tip = f"{tip} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})"
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
-    def _build_actions(self) -> None:
-        sp = QStyle.StandardPixmap
-        self.add_files_action = self._action("Add files…", self.choose_files, QKeySequence.StandardKey.Open,
-                                             "Add image files to scan", sp.SP_FileIcon)
-        self.add_folder_action = self._action("Add folder…", self.choose_folder, "Ctrl+Shift+O",
-                                              "Add every file in a folder and its subfolders", sp.SP_DirIcon)
-        self.cancel_action = self._action("Cancel scan", self.cancel_scan, "Esc",
-                                          "Stop the scan; results so far are kept", sp.SP_BrowserStop)
-        self.resume_action = self._action("Scan remaining", self.scan_remaining, "Ctrl+R",
-                                          "Scan the files a cancelled scan did not reach", sp.SP_MediaPlay)
-        self.save_case_action = self._action("Save as case…", self.choose_case_save, "Ctrl+S",
-                                             "Keep this list and its results in a case file, saved automatically "
-                                             "from then on", sp.SP_DialogSaveButton)
-        self.open_case_action = self._action("Open case…", self.choose_case_open, "Ctrl+K",
-                                             "Reopen a case file", sp.SP_DialogOpenButton)
-        self.export_action = self._action("Export CSV…", self.choose_export, "Ctrl+E",
-                                          "Save the results as CSV, the same columns as `dgs-desktop scan`",
-                                          sp.SP_FileDialogDetailedView)
-        self.copy_action = self._action("Copy rows", self.copy_selected_rows, QKeySequence.StandardKey.Copy,
-                                        "Copy the selected rows as tab-separated text")
-        self.clear_action = self._action("Clear", self.request_clear, None,
-                                         "Remove all files from the list (asks first when results are not saved)",
-                                         sp.SP_DialogResetButton)
-        self.quit_action = self._action("Quit", self.close, "Ctrl+Q", "Quit DGS Desktop (asks first when results are unsaved)")
-        self.model_action = self._action("Model manager…", self.open_model_manager, "Ctrl+M",
-                                         "Load, import or download a model; choose the device", sp.SP_ComputerIcon)
-        self.load_folder_action = self._action("Load checkpoint folder…", self.choose_checkpoint_folder, None,
-                                               "Load a folder with dgs_checkpoint.json")
-        self.stability_action = self._action("Check stability", self.check_stability, "Ctrl+T",
-                                             "Score the selected image's patches in 8 other mosaic orders and show "
-                                             "the spread of P(fake)")
-        self.zoom_in_action = self._action("Zoom in", lambda: self.detail.image_view.zoom_in(), QKeySequence.StandardKey.ZoomIn,
-                                           "Zoom into the image")
-        self.zoom_out_action = self._action("Zoom out", lambda: self.detail.image_view.zoom_out(),
-                                            QKeySequence.StandardKey.ZoomOut, "Zoom out of the image")
-        self.fit_action = self._action("Fit image", lambda: self.detail.image_view.fit(), "Ctrl+0",
-                                       "Show the whole image")
-        self.actual_size_action = self._action("Actual pixels (1:1)", lambda: self.detail.image_view.actual_size(),
-                                               "Ctrl+1", "One image pixel per screen pixel")
-        self.focus_table_action = self._action("Go to results table", lambda: self.table.setFocus(), "Ctrl+L",
-                                               "Move the keyboard focus to the table")
-        self.focus_filter_action = self._action("Filter by name…", lambda: self.text_filter.setFocus(),
-                                                QKeySequence.StandardKey.Find, "Type to filter rows by path")
-        self.focus_threshold_action = self._action("Set threshold", lambda: self.threshold_spin.setFocus(),
-                                                   "Ctrl+H", "Move the keyboard focus to the threshold")
-        self.shortcuts_action = self._action("Keyboard shortcuts", self.show_shortcuts,
-                                             QKeySequence.StandardKey.HelpContents, "List every shortcut")
-        self.about_action = self._action("About DGS Desktop", self.show_about, None, "Version, model and device")
-        self.cancel_action.setEnabled(False)
-        self.resume_action.setEnabled(False)
-        self.stability_action.setEnabled(False)
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        for action in (self.add_files_action, self.add_folder_action, None, self.cancel_action,
-                       self.resume_action, None, self.open_case_action, self.save_case_action, None,
-                       self.export_action, self.copy_action, self.clear_action, None, self.quit_action):
-            file_menu.addSeparator() if action is None else file_menu.addAction(action)
-        view_menu = bar.addMenu("&View")
-        for action in (self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action, None,
-                       self.focus_table_action, self.focus_filter_action, self.focus_threshold_action):
-            view_menu.addSeparator() if action is None else view_menu.addAction(action)
-        model_menu = bar.addMenu("&Model")
-        model_menu.addAction(self.model_action)
-        model_menu.addAction(self.load_folder_action)
-        self.recent_menu = model_menu.addMenu("Recent models")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        self._fill_recent_menu()
-        model_menu.addSeparator()
-        model_menu.addAction(self.stability_action)
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.shortcuts_action)
-        help_menu.addAction(self.about_action)
-        self.menus = (file_menu, view_menu, model_menu, help_menu)
-
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         recent = self.settings.recent_models
@@ -251,8 +164,7 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action in (self.add_files_action, self.add_folder_action, None, self.cancel_action,
-                       self.resume_action, None, self.export_action, self.clear_action, None, self.model_action):
+        for action in toolbar_actions(self):
             toolbar.addSeparator() if action is None else toolbar.addAction(action)
             if action is not None:  # toolbar buttons take no focus by default: make them reachable by Tab
                 toolbar.widgetForAction(action).setFocusPolicy(Qt.FocusPolicy.TabFocus)
@@ -828,7 +740,6 @@ class MainWindow(QMainWindow):
         if row is None or row.state != OK or session is None:
             return
         path, reference = row.path, row.probability
-        self.detail.stability_button.setEnabled(False)
         self.detail.show_stability(path, "Scoring 8 other patch orders…")
         self.detail.stability_button.setEnabled(False)
         task = Task(file_stability, path, row.result.sha256, reference, session.scanner.runner.score)

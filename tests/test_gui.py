@@ -200,6 +200,7 @@ def test_scans_run_on_their_own_pool(qtbot, make_window, tiny_checkpoint, mixed_
     window = make_window(tiny_checkpoint)
     assert window.scans.pool is not QThreadPool.globalInstance()
     assert window.thumbnails.pool is not QThreadPool.globalInstance()
+    assert window.detail.pool is not QThreadPool.globalInstance()
     window.add_paths([str(mixed_folder)])
     qtbot.waitUntil(lambda: window.scanning, timeout=SCAN_TIMEOUT_MS)
     assert window.scans.pool.activeThreadCount() == 1

@@ -274,6 +274,20 @@ def test_detail_pane_follows_the_row_state(qtbot, ready_window, mixed):
     assert not window.scanning
 
 
+def test_moving_quickly_through_rows_shows_the_last_one(qtbot, ready_window, mixed):
+    window = ready_window
+    scan_paths(qtbot, window, [mixed])
+    scored = [row.path for row in window.model.rows if row.state == OK]
+    loaded = []
+    window.detail.loaded.connect(loaded.append)
+    for path in scored:  # faster than the pane can decode: the waiting decodes are dropped
+        window.select_path(path)
+    qtbot.waitUntil(lambda: window.detail.evidence_shown and window.detail.current_path == scored[-1], timeout=30_000)
+    assert loaded[-1] == scored[-1] and len(loaded) < len(scored)
+    qtbot.waitUntil(lambda: window.detail.pool.activeThreadCount() == 0)
+    assert len(window.detail._jobs) == 0  # nothing left behind
+
+
 def test_notes_and_tags_are_saved_into_the_case(qtbot, ready_window, mixed, tmp_path):
     from dgs_desktop.case import read_case
 

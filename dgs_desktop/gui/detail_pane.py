@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -165,6 +165,12 @@ def load_detail(path: str, sha256: str, boxes, low_entropy, entropies, selection
     return data
 
 
+def load_detail_unless_cancelled(*args, report, cancelled) -> DetailData:
+    if cancelled():
+        raise InterruptedError("another row was selected")
+    return load_detail(*args)
+
+
 def render_mosaic(mosaic: QImage, low_entropy, zoom: int = 1, highlight: int | None = None) -> QPixmap:
     """The 7x7 mosaic with a thin frame per cell in its entropy colour; `highlight` framed thick."""
     pixmap = QPixmap.fromImage(mosaic.scaled(mosaic.width() * zoom, mosaic.height() * zoom))
@@ -266,6 +272,11 @@ class DetailPane(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._jobs: set = set()
+        self._waiting: Task | None = None
+        # One thread of its own: moving through rows quickly drops the decodes nobody waits for
+        # (a 12000x12000 image takes seconds) instead of queueing them on the global pool.
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
         self._request = 0
         self.current_path: str | None = None
         self.current_state: str = ""
@@ -410,6 +421,8 @@ class DetailPane(QWidget):
         self.stability_button.setEnabled(row is not None and row.state == OK)
         self._set_facts([])
         self._show_annotation(row)
+        if row is None or row.state != OK:
+            self._drop_waiting()
         if row is None:
             self.probability_label.setText("")
             self.warning_label.setVisible(False)
@@ -424,10 +437,22 @@ class DetailPane(QWidget):
             return
         self.image_view.show_message("Loading…")
         request = self._request
-        task = Task(load_detail, row.path, result.sha256, row.boxes, row.low_entropy, row.entropies, selection)
+        task = Task(load_detail_unless_cancelled, row.path, result.sha256, row.boxes, row.low_entropy,
+                    row.entropies, selection, pass_hooks=True)
         task.signals.succeeded.connect(lambda data: self._loaded(request, data, row))
         task.signals.failed.connect(lambda message: self._failed(request, message))
-        start_task(task, self._jobs)
+        self._drop_waiting()
+        self._waiting = start_task(task, self._jobs, self.pool)
+
+    def _drop_waiting(self) -> None:
+        """A decode that has not started yet returns at once when its turn comes (the user moved on)."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+        self._waiting = None
+
+    def shutdown(self, timeout_ms: int) -> bool:
+        self._drop_waiting()
+        return self.pool.waitForDone(timeout_ms)
 
     def _base_facts(self, row: ResultRow) -> list[tuple[str, str]]:
         facts = [("File", row.path)]

@@ -46,8 +46,9 @@ def threshold_bins(values: list[float], threshold: float, bins: int | None = Non
     """
     values = [v for v in values if v is not None and math.isfinite(v)]
     total = bins or bin_count(len(values))
-    low = min([threshold, *values])
-    high = max([threshold, *values])
+    span_of = values or [0.0, 1.0]  # no scores yet: the whole probability axis
+    low = min([threshold, *span_of])
+    high = max([threshold, *span_of])
     span = max(high - low, 1e-6)
     margin = span * 0.02
     has_left = any(verdict(v, threshold) != FAKE for v in values) or not values

@@ -324,7 +324,8 @@ class MainWindow(QMainWindow):
         """Cancels every background job and waits (bounded) for the threads; closes the case."""
         idle = self.scans.shutdown(timeout_ms)
         idle = self.thumbnails.shutdown(timeout_ms) and idle
-        for job in list(self._jobs) + list(self.detail._jobs):
+        idle = self.detail.shutdown(timeout_ms) and idle
+        for job in list(self._jobs):
             job.cancel()
         idle = QThreadPool.globalInstance().waitForDone(timeout_ms) and idle
         if not idle:

@@ -78,6 +78,8 @@ class Task(QRunnable):
             if pass_hooks:
                 kwargs = dict(kwargs, report=self.signals.progress.emit, cancelled=self.cancel_event.is_set)
             value = fn(*args, **kwargs)
+        except InterruptedError:  # the task saw cancelled(): not a failure
+            self.signals.failed.emit("cancelled")
         except BaseException as exc:  # noqa: BLE001 - reported in plain words; details to the log
             log.warning("background task failed:\n%s", traceback.format_exc())
             self.signals.failed.emit(plain_error(exc))

@@ -71,7 +71,7 @@ def test_selection_is_lowest_24_and_highest_25(size):
         assert expected[high].min() >= expected[rest].max() - tol
 
 
-@pytest.mark.parametrize("size", [(224, 224), (300, 417), (64, 900), (1, 1), (31, 31), (40, 90)])
+@pytest.mark.parametrize("size", [(224, 224), (300, 417), (64, 900), (1, 1), (31, 31), (40, 90), (96, 96)])
 def test_mosaic_cells_equal_box_pixels(size):
     rng = np.random.default_rng(size[1])
     rgb = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
@@ -79,22 +79,59 @@ def test_mosaic_cells_equal_box_pixels(size):
     assert selection.mosaic.shape == (224, 224, 3) and selection.mosaic.dtype == np.uint8
     assert len(selection.boxes) == CELLS
     for cell, (x, y, w, h) in enumerate(selection.boxes):
-        assert 0 <= x and 0 <= y and w >= 1 and h >= 1
-        assert x + w <= size[1] and y + h <= size[0]
         r, c = divmod(cell, 7)
         tile = selection.mosaic[r * 32:(r + 1) * 32, c * 32:(c + 1) * 32]
+        if cell >= selection.filled_cells:
+            assert (x, y, w, h) == (0, 0, 0, 0) and not tile.any()
+            continue
+        assert 0 <= x and 0 <= y and w >= 1 and h >= 1
+        assert x + w <= size[1] and y + h <= size[0]
         np.testing.assert_array_equal(tile[:h, :w], rgb[y:y + h, x:x + w])
 
 
-def test_small_images_documented_behaviour():
-    """< 32 px sides are edge-padded; < 49 patches are all used, cycled to fill 49 cells."""
-    one = select_patches(np.full((1, 1, 3), 200, np.uint8))
-    assert set(one.boxes) == {(0, 0, 1, 1)}
-    assert (one.mosaic == 200).all()
-    rgb = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)  # 6 patches
+def authors_rule_multiset(rgb: np.ndarray) -> list[tuple[int, int]]:
+    """The authors' selection restated from their description: row-major whole patches,
+    entropy order, then `order[:24]` followed by `order[-25:]` whatever the patch count.
+    Returns the (x, y) corners of the chosen patches, repeats included."""
+    entropies = direct_entropies(rgb).ravel()
+    cols = rgb.shape[1] // PATCH_SIZE
+    order = sorted(range(entropies.size), key=lambda i: entropies[i])
+    picked = order[:24] + order[-25:]
+    return sorted(((i % cols) * 32, (i // cols) * 32) for i in picked)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (64, 96), (128, 128), (160, 160), (192, 224), (224, 224), (64, 800),
+                                  (150, 170), (256, 288)])
+def test_small_images_follow_the_authors_rule(size):
+    """Same multiset of patches as the authors; filled cells first, black cells last."""
+    rgb = structured_image(np.random.default_rng(size[0] * 7 + size[1]), *size)
+    n = (size[0] // 32) * (size[1] // 32)
     selection = select_patches(rgb)
-    counts = {box: selection.boxes.count(box) for box in set(selection.boxes)}
-    assert len(counts) == 6 and sorted(counts.values()) == [8, 8, 8, 8, 8, 9]
+    expected = authors_rule_multiset(rgb)
+    filled = min(CELLS, 2 * n)
+    assert selection.filled_cells == filled == len(expected)
+    assert sorted((x, y) for x, y, _, _ in selection.boxes[:filled]) == expected
+    assert selection.boxes[filled:] == ((0, 0, 0, 0),) * (CELLS - filled)
+    assert selection.distinct_patches == min(n, CELLS) and not selection.padded
+    assert np.isnan(selection.entropies[filled:]).all() and np.isfinite(selection.entropies[:filled]).all()
+    # a repeated patch is chosen once among the low and once among the high ones
+    assert sum(selection.low_entropy) == min(N_LOW, n)
+    notes = selection.reliability_notes
+    assert notes == ([] if n >= CELLS else [f"fewer than 49 distinct patches (n={n}): less reliable"])
+
+
+def test_short_sides_are_edge_padded_then_follow_the_rule():
+    """Our documented difference: a side < 32 px is padded (the authors' mosaic is all black)."""
+    one = select_patches(np.full((1, 1, 3), 200, np.uint8))
+    assert one.padded and one.distinct_patches == 1 and one.filled_cells == 2
+    assert one.boxes == ((0, 0, 1, 1),) * 2 + ((0, 0, 0, 0),) * 47
+    assert (one.mosaic[:32, :64] == 200).all() and not one.mosaic[32:].any()
+    assert one.reliability_notes == ["fewer than 49 distinct patches (n=1): less reliable",
+                                     "padded to 32 px: less reliable"]
+    strip = select_patches(np.random.default_rng(0).integers(0, 256, (20, 500, 3), dtype=np.uint8))
+    assert strip.padded and strip.filled_cells == 30 and all(h == 20 for _, _, _, h in strip.boxes[:30])
+    big = select_patches(np.random.default_rng(0).integers(0, 256, (40, 2000, 3), dtype=np.uint8))
+    assert not big.padded and big.filled_cells == CELLS and big.reliability_notes == []
 
 
 def test_shuffle_is_content_seeded_and_explicit_seed_varies_it():

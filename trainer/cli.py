@@ -44,6 +44,8 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"fake when P(fake) > threshold (default {DEFAULT_THRESHOLD})")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto: bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else fp32")
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--workers", type=positive_int, default=default_workers())
     p.add_argument("--no-progress", action="store_true")
@@ -71,7 +73,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     detector = load_detector(checkpoint, device)
     result = evaluate_detector(detector, dataset, device, threshold=args.threshold, batch_size=args.batch_size,
                                workers=args.workers, jpeg_quality=args.jpeg_quality, blur_sigma=args.blur_sigma,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, precision=args.precision)
     if result.errors:
         log.warning("warning: %d image(s) could not be scored and are left out:\n%s", len(result.errors),
                     format_unreadable(result.errors))

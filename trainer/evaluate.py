@@ -66,7 +66,8 @@ def perturb_bytes(path: Path, jpeg_quality: int | None, blur_sigma: float | None
 
 def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = DEFAULT_THRESHOLD, batch_size: int = 32,
                       workers: int | None = None, jpeg_quality: int | None = None,
-                      blur_sigma: float | None = None, progress: bool = True) -> EvalResult:
+                      blur_sigma: float | None = None, progress: bool = True,
+                      precision: str = "auto") -> EvalResult:
     from tqdm import tqdm
 
     from dgs_desktop.scan.decode import DecodeError
@@ -90,7 +91,7 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
                 except DecodeError as exc:
                     perturb_errors[i] = str(exc)
                 paths.append(target)
-        scanner = Scanner(detector, device, batch_size=batch_size, workers=workers)
+        scanner = Scanner(detector, device, batch_size=batch_size, workers=workers, precision=precision)
         scores: list[tuple[Sample, float | None, str]] = []
         bar = tqdm(total=len(samples), desc="evaluating", unit="img", disable=not progress, dynamic_ncols=True)
         for sample, result in zip(samples, scanner.scan(paths)):

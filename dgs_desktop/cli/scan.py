@@ -16,6 +16,14 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", "-c", help="checkpoint directory or hf:ORG/NAME[@REVISION]")
     parser.add_argument("--csv", "-o", required=True, metavar="OUT", help="CSV file to write")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="auto: bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else fp32 "
+                             "(default auto); recorded in the CSV")
+    parser.add_argument("--select-on", default="auto", choices=("auto", "host", "device"),
+                        help="where patches are chosen: worker threads (host) or batched on the model's "
+                             "device (default: device on CUDA, host on CPU); both choose the same patches")
+    parser.add_argument("--jpeg-decoder", default="auto", choices=("auto", "pillow", "torchvision"),
+                        help="JPEG decoder of the device path (default: nvJPEG on CUDA, Pillow elsewhere)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="images per forward pass (default 8 on CPU, 32 on CUDA); scores are "
                              "bit-identical across runs with the same device type and batch size")
@@ -29,9 +37,10 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_scan(args: argparse.Namespace) -> int:
     from ..detector.checkpoint import NO_MODEL_HELP, CheckpointError, load_detector, resolve_checkpoint
-    from ..detector.device import DeviceError, describe_device, precision_name, resolve_device
-    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo
+    from ..detector.device import DeviceError, describe_device, resolve_device, resolve_precision
+    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo, read_done_paths
     from ..scan.discover import expand_paths
+    from ..scan.distributed import ScanRank, discard_leftover_parts, fold_leftover_parts
     from ..scan.engine import Scanner, ScanProgress
 
     if args.batch_size is not None and args.batch_size < 1:
@@ -47,17 +56,31 @@ def run_scan(args: argparse.Namespace) -> int:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     for path in missing:
         print(f"dgs-desktop: warning: {path} does not exist (recorded as an error row)", file=sys.stderr)
+    rank = ScanRank.from_env()  # under torchrun: this process scores its share into a part file
     try:
-        device = resolve_device(args.device)
+        device = resolve_device(rank.device_spec(args.device) if rank else args.device)
+        precision = resolve_precision(device, args.precision)
         checkpoint = resolve_checkpoint(args.checkpoint)
     except (DeviceError, CheckpointError) as exc:
         raise UsageError(str(exc)) from None
     threshold = checkpoint.threshold if args.threshold is None else args.threshold
+    device_label = rank.label(describe_device(device)) if rank else describe_device(device)
     run = RunInfo(checkpoint=checkpoint.source, checkpoint_sha256=checkpoint.sha256,
-                  device=describe_device(device), threshold=threshold,
-                  precision=precision_name(device))
+                  device=device_label, threshold=threshold,
+                  precision=precision)
+    out = Path(args.csv)
     try:
-        writer = CsvResultWriter(args.csv, run, resume=args.resume)
+        if rank:
+            rank.start(out, run, args.resume)
+            already_done = read_done_paths(out) if args.resume else set()
+            writer = CsvResultWriter(rank.part(out), run)
+        else:
+            if args.resume:
+                fold_leftover_parts(out, run)  # rows of an interrupted torchrun scan
+            else:
+                discard_leftover_parts(out, run)
+            writer = CsvResultWriter(out, run, resume=args.resume)
+            already_done = writer.done_paths
     except CsvError as exc:
         raise UsageError(str(exc)) from None
     with writer:
@@ -65,13 +88,15 @@ def run_scan(args: argparse.Namespace) -> int:
             detector = load_detector(checkpoint, device)
         except CheckpointError as exc:
             raise UsageError(str(exc)) from None
-        files = [p for p in expand_paths(args.paths) if str(p) not in writer.done_paths]
-        skipped = len(writer.done_paths)
-        scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers)
+        files = [p for p in expand_paths(args.paths)
+                 if str(p) not in already_done and (rank is None or rank.owns(p))]
+        skipped = len(already_done)
+        scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers, precision=precision,
+                          select_on=args.select_on, jpeg_decoder=args.jpeg_decoder)
         progress = ScanProgress(total=len(files))
         counts = {"fake": 0, "real": 0}
         bar = None
-        if not args.no_progress:
+        if not args.no_progress and (rank is None or rank.rank == 0):
             from tqdm import tqdm
 
             bar = tqdm(total=len(files), unit="img", file=sys.stderr, dynamic_ncols=True,
@@ -98,6 +123,12 @@ def run_scan(args: argparse.Namespace) -> int:
                 bar.close()
     elapsed = time.perf_counter() - progress.started
     resumed = f", {skipped} already in the CSV" if skipped else ""
+    if rank:
+        try:
+            rank.finish(out, run)
+        except CsvError as exc:
+            raise UsageError(str(exc)) from None
+        resumed += f" (rank {rank.rank}/{rank.world_size})"
     print(f"Scanned {progress.done} files in {elapsed:.1f} s ({progress.rate:.1f}/s): "
           f"{counts['fake']} fake, {counts['real']} real, {progress.failed} failed{resumed} -> {args.csv}",
           file=sys.stderr)

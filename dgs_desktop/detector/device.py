@@ -1,8 +1,14 @@
-"""Device choice and mixed precision: bf16 autocast on CUDA, fp32 elsewhere."""
+"""Device choice and mixed precision.
+
+`--precision auto` (the default everywhere) computes in bf16 autocast on CUDA and on CPUs
+with native bf16 matrix units (AMX or AVX512-BF16: ViT-L/14 0.93 -> 2.33 images/s measured on
+one AMX core), in fp32 elsewhere, where emulated bf16 is slower than fp32.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 
@@ -35,16 +41,57 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return device
 
 
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA; fp32 (no autocast) on CPU/MPS, where bf16 is slower here."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+PRECISIONS = ("auto", "fp32", "bf16")
+_NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+@functools.lru_cache(maxsize=4)
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has bf16 matrix instructions (AMX or AVX512-BF16)."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return bool(_NATIVE_BF16_FLAGS & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    # No /proc (macOS, Windows): PyTorch reports the best kernels it dispatches to.
+    capability = str(getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()).upper()
+    return "AMX" in capability or "BF16" in capability
+
+
+def resolve_precision(device: torch.device, requested: str = "auto") -> str:
+    """`fp32` or `bf16`: what a model on `device` computes in for `auto`, `fp32` or `bf16`."""
+    requested = (requested or "auto").strip().lower()
+    if requested not in PRECISIONS:
+        raise DeviceError(f"unknown precision {requested!r} (use auto, fp32 or bf16)")
+    if requested == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+    if requested == "bf16" and device.type not in ("cuda", "cpu"):
+        raise DeviceError(f"bf16 is not supported on {device.type}; use --precision fp32")
+    return requested
+
+
+def precision_options(device: torch.device) -> list[tuple[str, str]]:
+    """(spec, label) pairs for a precision selector, `auto` naming what it resolves to."""
+    options = [("auto", f"Auto ({resolve_precision(device, 'auto')})"), ("fp32", "fp32")]
+    if device.type in ("cuda", "cpu"):
+        options.append(("bf16", "bf16 autocast"))
+    return options
+
+
+def autocast_for(device: torch.device, precision: str = "auto"):
+    """bf16 autocast when `precision` resolves to bf16 on `device`; else no autocast (fp32)."""
+    if resolve_precision(device, precision) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def precision_name(device: torch.device) -> str:
-    """What `autocast_for(device)` computes in, as recorded in the CSV `precision` column."""
-    return "bf16" if device.type == "cuda" else "fp32"
+def precision_name(device: torch.device, precision: str = "auto") -> str:
+    """What `autocast_for(device, precision)` computes in, as recorded in the CSV `precision` column."""
+    return resolve_precision(device, precision)
 
 
 def describe_device(device: torch.device) -> str:

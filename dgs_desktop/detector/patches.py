@@ -9,11 +9,16 @@ Algorithm (the authors' `PatchSelectionTransform`):
 5. shuffle them into a 7x7 mosaic (224x224); the shuffle is seeded from the image content, so
    the same picture always gives the same mosaic and the same score.
 
-Small images (documented behaviour): a side shorter than 32 px is padded to 32 by repeating
-its last row/column; an image with fewer than 49 patches uses all of them, ordered by
-entropy and repeated cyclically to fill the 49 cells. Boxes always stay inside the image.
+Fewer than 49 whole patches (the authors' rule, which produced their published numbers):
+`order[:24]` and `order[-25:]` of the entropy order are taken anyway, so with 25-48 patches
+the middle ones appear twice, and with n < 25 patches only 2n cells are filled; the filled
+cells are shuffled and the remaining 49 - 2n cells, the last ones, stay black with the box
+(0, 0, 0, 0). A side shorter than 32 px is padded to 32 by repeating its last row/column
+(our choice: the authors' code gives an all-black mosaic there). Either case makes the score
+less reliable and is flagged on the selection (`distinct_patches`, `padded`).
+Boxes always stay inside the image.
 
-Only numpy and torch (for the batched FFT) are used here: no model code, no Qt.
+Only numpy, Pillow and torch (for the batched FFT) are used here: no model code, no Qt.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _EPS = 1e-12
 
 Box = tuple[int, int, int, int]  # (x, y, w, h) in original-image pixels
+BLACK_BOX: Box = (0, 0, 0, 0)  # the box of an empty (black) mosaic cell
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,21 @@ class PatchSelection:
     mosaic: np.ndarray  # (224, 224, 3) uint8
     boxes: tuple[Box, ...]  # one per mosaic cell, row-major
     low_entropy: tuple[bool, ...]  # per cell: chosen among the lowest-entropy patches
-    entropies: np.ndarray  # (49,) float32, spectral entropy of each cell's patch
+    entropies: np.ndarray  # (49,) float32, spectral entropy of each cell's patch; NaN for a black cell
     image_size: tuple[int, int]  # (width, height) of the original image
+    distinct_patches: int = CELLS  # different patches shown (< 49 for small images)
+    filled_cells: int = CELLS  # cells [0, filled_cells) hold a patch; the rest are black, box (0, 0, 0, 0)
+    padded: bool = False  # a side shorter than 32 px was padded by repeating its edge
+
+    @property
+    def reliability_notes(self) -> list[str]:
+        """Why this selection makes a less reliable score, one short note per reason."""
+        notes = []
+        if self.distinct_patches < CELLS:
+            notes.append(f"fewer than {CELLS} distinct patches (n={self.distinct_patches}): less reliable")
+        if self.padded:
+            notes.append(f"padded to {PATCH_SIZE} px: less reliable")
+        return notes
 
 
 def as_rgb_image(image) -> Image.Image:
@@ -71,20 +90,21 @@ def spectral_entropy(gray_patches: torch.Tensor, gray_scale: float = 1.0) -> tor
     multiplying every pixel (p is otherwise scale-free), which is the same p exactly.
     Uses the real FFT: for real input the full spectrum is Hermitian, so every column of the
     half spectrum counts twice except the first and (even width) the last one. Exact, and
-    much faster than a full complex FFT. Input (N, h, w) float32, output (N,) float32.
+    much faster than a full complex FFT. Input (N, h, w) float32 on any device, output (N,).
+    Every reduction runs along the last axis of one patch, so a patch's entropy does not
+    depend on how many patches share the call (the host and device paths rely on it).
     """
     width = gray_patches.shape[-1]
-    # numpy's complex abs is several times faster than torch's on CPU.
-    magnitude = torch.from_numpy(np.abs(torch.fft.rfft2(gray_patches).numpy()))
-    power = magnitude.mul_(magnitude)
-    weights = torch.full((power.shape[-1],), 2.0, dtype=power.dtype)
+    parts = torch.view_as_real(torch.fft.rfft2(gray_patches)).square()
+    power = torch.add(parts[..., 0], parts[..., 1])  # |X|^2 = re^2 + im^2, no square root
+    weights = torch.full((power.shape[-1],), 2.0, dtype=power.dtype, device=power.device)
     weights[0] = 1.0
     if width % 2 == 0:
         weights[-1] = 1.0
-    total = power.sum(dim=-2) @ weights
+    total = power.sum(dim=-2).mul_(weights).sum(dim=-1)
     p = power.div_((total + _EPS / gray_scale**2)[:, None, None])
     plogp = torch.log2(p + _EPS).mul_(p)
-    return -(plogp.sum(dim=-2) @ weights)
+    return plogp.sum(dim=-2).mul_(weights).sum(dim=-1).neg_()
 
 
 def _pad_to_patch(image: Image.Image) -> Image.Image:
@@ -122,63 +142,96 @@ def content_seed(shape: tuple[int, ...], chosen: np.ndarray) -> int:
     return int.from_bytes(digest, "little")
 
 
-def _choose(entropies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat patch indices for the 49 cells (before shuffling) and whether each is 'low'."""
-    flat = entropies.ravel()
-    order = np.argsort(flat, kind="stable")
-    if flat.size >= CELLS:
-        chosen = np.concatenate([order[:N_LOW], order[-N_HIGH:]])
-        low = np.arange(CELLS) < N_LOW
-    else:
-        ranks = np.arange(CELLS) % flat.size
-        chosen = order[ranks]
-        low = ranks < -(-flat.size * N_LOW // CELLS)  # ceil(n * 24/49) lowest count as 'low'
-    return chosen, low
+def choose_cells(entropies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat patch indices of the filled cells (before shuffling) and whether each is 'low'.
+
+    The authors' rule for any patch count n: `order[:24]` then `order[-25:]` of the stable
+    entropy order. n >= 49 gives 49 different patches; 25 <= n < 49 gives 49 cells with the
+    middle patches twice; n < 25 gives 2n cells (every patch once as low, once as high).
+    """
+    order = np.argsort(entropies.ravel(), kind="stable")
+    low, high = order[:N_LOW], order[-N_HIGH:]
+    chosen = np.concatenate([low, high])
+    return chosen, np.arange(chosen.size) < low.size
+
+
+def arrange_cells(entropies: np.ndarray, image_size: tuple[int, int],
+                  seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Chosen flat patch indices in mosaic order (filled cells only) and their 'low' flags.
+
+    `seed=None` derives the shuffle from the image content (see `content_seed`).
+    """
+    width, height = image_size
+    chosen, low = choose_cells(entropies)
+    if seed is None:
+        seed = content_seed((height, width, 3), chosen)
+    # Only the filled cells are shuffled: black cells stay last, as in the authors' mosaic.
+    permutation = np.random.default_rng(seed).permutation(chosen.size)
+    return chosen[permutation], low[permutation]
+
+
+def build_selection(mosaic: np.ndarray, chosen: np.ndarray, low: np.ndarray, entropies: np.ndarray,
+                    image_size: tuple[int, int], padded: bool) -> PatchSelection:
+    """The PatchSelection for cells arranged by `arrange_cells` (boxes clipped to the image)."""
+    width, height = image_size
+    rows_idx, cols_idx = np.divmod(chosen, entropies.shape[1])
+    black = CELLS - chosen.size
+    boxes = tuple(
+        (int(c * PATCH_SIZE), int(r * PATCH_SIZE),
+         int(min(PATCH_SIZE, width - c * PATCH_SIZE)), int(min(PATCH_SIZE, height - r * PATCH_SIZE)))
+        for r, c in zip(rows_idx, cols_idx)
+    ) + (BLACK_BOX,) * black
+    cell_entropies = np.full(CELLS, np.nan, dtype=np.float32)
+    cell_entropies[: chosen.size] = entropies.ravel()[chosen]
+    return PatchSelection(
+        mosaic=mosaic,
+        boxes=boxes,
+        low_entropy=tuple(bool(x) for x in low) + (False,) * black,
+        entropies=cell_entropies,
+        image_size=(width, height),
+        distinct_patches=int(np.unique(chosen).size),
+        filled_cells=int(chosen.size),
+        padded=padded,
+    )
 
 
 def select_patches(image, seed: int | None = None) -> PatchSelection:
     """Builds the 7x7 mosaic of the 24 lowest- and 25 highest-entropy 32x32 patches.
 
+    Small images follow the authors' rule (see `choose_cells`): black cells come last.
     `seed=None` derives the shuffle from the image content (see `content_seed`); the trainer
-    passes its own seeds to vary the shuffle between epochs.
+    passes its own seeds to vary the shuffle between epochs. This is the host path; the
+    batched device path (`dgs_desktop.scan.device_select`) chooses the same patches.
     """
     image = as_rgb_image(image)
-    width, height = image.size
     padded = _pad_to_patch(image)
     entropies = patch_entropies(padded)
-    cols = entropies.shape[1]
-    chosen, low = _choose(entropies)
-    if seed is None:
-        seed = content_seed((height, width, 3), chosen)
-    permutation = np.random.default_rng(seed).permutation(CELLS)
-    chosen, low = chosen[permutation], low[permutation]
-
-    rows_idx, cols_idx = np.divmod(chosen, cols)
+    chosen, low = arrange_cells(entropies, image.size, seed)
+    rows_idx, cols_idx = np.divmod(chosen, entropies.shape[1])
     mosaic = Image.new("RGB", (MOSAIC_SIZE, MOSAIC_SIZE))
     for cell, (r, c) in enumerate(zip(rows_idx.tolist(), cols_idx.tolist())):
         x, y = c * PATCH_SIZE, r * PATCH_SIZE
         tile = padded.crop((x, y, x + PATCH_SIZE, y + PATCH_SIZE))
         mosaic.paste(tile, ((cell % GRID) * PATCH_SIZE, (cell // GRID) * PATCH_SIZE))
-    boxes = tuple(
-        (int(c * PATCH_SIZE), int(r * PATCH_SIZE),
-         int(min(PATCH_SIZE, width - c * PATCH_SIZE)), int(min(PATCH_SIZE, height - r * PATCH_SIZE)))
-        for r, c in zip(rows_idx, cols_idx)
-    )
-    return PatchSelection(
-        mosaic=np.array(mosaic),
-        boxes=boxes,
-        low_entropy=tuple(bool(x) for x in low),
-        entropies=entropies.ravel()[chosen].astype(np.float32),
-        image_size=(width, height),
-    )
+    return build_selection(np.array(mosaic), chosen, low, entropies, image.size, padded is not image)
 
 
-def mosaics_to_tensor(mosaics, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """(B, 224, 224, 3) uint8 mosaics -> normalised (B, 3, 224, 224) float32 model input."""
-    batch = torch.from_numpy(np.ascontiguousarray(np.stack(list(mosaics)) if not isinstance(mosaics, np.ndarray) else mosaics))
+def mosaics_to_tensor(mosaics, mean=IMAGENET_MEAN, std=IMAGENET_STD, device=None) -> torch.Tensor:
+    """(B, 224, 224, 3) uint8 mosaics (arrays or a tensor) -> normalised (B, 3, 224, 224) float32.
+
+    With `device`, the uint8 pixels travel there first (4x less to copy) and are normalised
+    there; every step is a correctly rounded float op, so the result is the same on any device.
+    """
+    if isinstance(mosaics, torch.Tensor):
+        batch = mosaics
+    else:
+        batch = torch.from_numpy(np.ascontiguousarray(
+            mosaics if isinstance(mosaics, np.ndarray) else np.stack(list(mosaics))))
+    if device is not None:
+        batch = batch.to(device, non_blocking=True)
     batch = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
     return (batch - mean_t) / std_t
 
 

@@ -71,7 +71,7 @@ def rebuild_mosaic(rgb: np.ndarray, boxes) -> np.ndarray:
     grid = int(round(len(boxes) ** 0.5))
     mosaic = np.zeros((grid * PATCH, grid * PATCH, 3), dtype=np.uint8)
     for i, (x, y, w, h) in enumerate(boxes):
-        if w <= 0 or h <= 0:
+        if w <= 0 or h <= 0:  # a black cell (small images: the authors' rule leaves them empty)
             continue
         patch = rgb[y:y + h, x:x + w]
         if patch.shape[0] < PATCH or patch.shape[1] < PATCH:

@@ -625,7 +625,8 @@ class MainWindow(QMainWindow):
 
         session = self.controller.session
         return RunInfo(checkpoint=session.checkpoint.source, checkpoint_sha256=session.checkpoint.sha256,
-                       device=session.device_label, threshold=self.threshold)
+                       device=session.device_label, threshold=self.threshold,
+                       precision=session.scanner.precision)
 
     def choose_export(self) -> None:
         if self.controller.session is None or not self.model.scanned_results():

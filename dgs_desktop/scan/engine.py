@@ -6,6 +6,10 @@ Decoding and patch selection release the GIL (Pillow, numpy, torch FFT), so a th
 uses every core while the main thread runs the model; a bounded look-ahead keeps memory
 flat however many files are scanned. Results come back in input order as soon as their batch
 is scored. A file that fails becomes a result with an error; the scan goes on.
+
+The device path (`select_on="device"`, the default on CUDA): workers only read, hash and
+decode (JPEGs are left for nvJPEG), and each batch's patch selection runs as batched torch
+ops on the model's device (`device_select`), choosing the same patches as the host path.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 
-from ..detector.device import autocast_for
+from ..detector.device import autocast_for, resolve_precision
 from ..detector.patches import PatchSelection, mosaics_to_tensor, select_patches
 from ..verdict import verdict
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
@@ -54,6 +58,11 @@ class ScanResult:
 class _Prepared:
     result: ScanResult
     selection: PatchSelection | None
+    decoded: Any = None  # device path: a DecodedImage or PendingJpeg awaiting selection on the device
+
+    @property
+    def scorable(self) -> bool:
+        return self.selection is not None or self.decoded is not None
 
 
 def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
@@ -64,7 +73,28 @@ def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
         result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
         result.format, result.notes = decoded.format, decoded.notes
         selection = select_patches(decoded.image)
+        result.notes = [*result.notes, *selection.reliability_notes]
         return _Prepared(result, selection)
+    except DecodeError as exc:
+        result.status, result.error, result.sha256 = "error", str(exc), exc.sha256 or ""
+    except MemoryError:
+        result.status, result.error = "error", "out of memory while decoding this image"
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the scan
+        result.status, result.error = "error", f"unexpected error: {type(exc).__name__}: {exc}"
+    return _Prepared(result, None)
+
+
+def read_and_decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_on_device: bool = False) -> _Prepared:
+    """The device path's worker step: read, hash and decode (or only check a JPEG for the
+    device decoder); patch selection happens later, batched on the device. Never raises."""
+    from .gpu_decode import plan_decode
+
+    result = ScanResult(path=str(path), status="ok")
+    try:
+        decoded = plan_decode(path, max_pixels) if jpeg_on_device else decode_image(path, max_pixels=max_pixels)
+        result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
+        result.format, result.notes = getattr(decoded, "format", "JPEG"), list(decoded.notes)
+        return _Prepared(result, None, decoded)
     except DecodeError as exc:
         result.status, result.error, result.sha256 = "error", str(exc), exc.sha256 or ""
     except MemoryError:
@@ -91,25 +121,29 @@ class ModelRunner:
     not interact, so with the same device type and batch size the same file gets the
     identical probability in any folder, position or company. On GPU out-of-memory the
     forward size is halved and the chunk retried (scores then differ in the last bits).
+    `precision` is `auto`, `fp32` or `bf16` (see `resolve_precision`); `self.precision` holds
+    what it resolved to.
     """
 
-    def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int = 8):
+    def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int = 8,
+                 precision: str = "auto"):
         self.detector = detector
         self.device = device
         self.forward_size = max(1, batch_size)
+        self.precision = resolve_precision(device, precision)
 
     @torch.inference_mode()
-    def _forward(self, chunk: list[np.ndarray]) -> list[float]:
-        inputs = mosaics_to_tensor(chunk)
+    def _forward(self, chunk) -> list[float]:
+        inputs = mosaics_to_tensor(chunk, device=self.device)  # uint8 travels, normalised there
         if len(chunk) < self.forward_size:
             padding = inputs.new_zeros((self.forward_size - len(chunk), *inputs.shape[1:]))
             inputs = torch.cat([inputs, padding])
-        inputs = inputs.to(self.device, non_blocking=True)
-        with autocast_for(self.device):
+        with autocast_for(self.device, self.precision):
             logits = self.detector(inputs)
         return torch.sigmoid(logits.float())[: len(chunk)].cpu().tolist()
 
-    def score(self, mosaics: list[np.ndarray]) -> list[float]:
+    def score(self, mosaics) -> list[float]:
+        """P(fake) per mosaic: a list of (224, 224, 3) uint8 arrays or a (B, 224, 224, 3) uint8 tensor."""
         scores: list[float] = []
         start = 0
         while start < len(mosaics):
@@ -129,19 +163,39 @@ class ModelRunner:
 class Scanner:
     """Runs scans with one detector on one device."""
 
+    @property
+    def precision(self) -> str:
+        """`fp32` or `bf16`: what the detector computes in (the CSV `precision` column)."""
+        return self.runner.precision
+
     def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int | None = None,
-                 workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+                 workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, precision: str = "auto",
+                 select_on: str = "auto", jpeg_decoder: str = "auto"):
+        from .gpu_decode import resolve_jpeg_decoder
+
         self.batch_size = max(1, int(batch_size or default_batch_size(device)))
-        self.runner = ModelRunner(detector.eval(), device, self.batch_size)
+        self.runner = ModelRunner(detector.eval(), device, self.batch_size, precision)
         self.workers = max(1, workers or min(4, os.cpu_count() or 1))
         self.max_pixels = max_pixels
+        self.device = device
+        if select_on not in ("auto", "host", "device"):
+            raise ValueError(f"select_on must be auto, host or device, not {select_on!r}")
+        # On the CPU the host path's threads select in parallel and measured faster (bench/README.md).
+        self.select_on = ("device" if device.type == "cuda" else "host") if select_on == "auto" else select_on
+        self.jpeg_decoder = resolve_jpeg_decoder(device, jpeg_decoder) if self.select_on == "device" else "pillow"
 
     def scan(self, paths: Iterable[Path], cancel: threading.Event | None = None,
              keep_selection: bool = False) -> Iterator[ScanResult]:
         """Yields one ScanResult per path, in input order. Stops early when `cancel` is set."""
         cancel = cancel or threading.Event()
         path_iter = iter(paths)
-        lookahead = self.workers * 2 + self.batch_size * 2
+        on_device = self.select_on == "device"
+        # Decoded images wait for the device path, mosaics for the host path: keep fewer of the former.
+        lookahead = self.workers * 2 + self.batch_size * (1 if on_device else 2)
+        if on_device:
+            work = (read_and_decode, self.jpeg_decoder == "torchvision")
+        else:
+            work = (prepare,)
         pending: deque[Future] = deque()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="dgs-prepare") as pool:
             def refill() -> None:
@@ -149,7 +203,7 @@ class Scanner:
                     path = next(path_iter, None)
                     if path is None:
                         return
-                    pending.append(pool.submit(prepare, Path(path), self.max_pixels))
+                    pending.append(pool.submit(work[0], Path(path), self.max_pixels, *work[1:]))
 
             try:
                 refill()
@@ -162,19 +216,60 @@ class Scanner:
                     while pending and scorable < self.batch_size and not cancel.is_set():
                         item = pending.popleft().result()
                         batch.append(item)
-                        scorable += item.selection is not None
+                        scorable += item.scorable
                         refill()
-                    yield from self._score(batch, keep_selection)
+                    mosaics = self._select_on_device(batch) if on_device else None
+                    yield from self._score(batch, keep_selection, mosaics)
                     refill()
             finally:
                 for future in pending:  # on cancel or error: do not start what is queued
                     future.cancel()
 
-    def _score(self, batch: list[_Prepared], keep_selection: bool) -> Iterator[ScanResult]:
+    def _select_on_device(self, batch: list[_Prepared]) -> torch.Tensor | None:
+        """Decodes the batch's JPEGs and selects its patches on the device. Returns the mosaics
+        of the items that got a selection, in batch order (None: selected on the host instead)."""
+        from .device_select import select_batch
+        from .gpu_decode import PendingJpeg, decode_jpegs, decoder_note, pillow_fallback
+
+        waiting = [item for item in batch if item.decoded is not None]
+        jpegs = [item for item in waiting if isinstance(item.decoded, PendingJpeg)]
+        try:
+            tensors = decode_jpegs([item.decoded for item in jpegs], self.device)
+        except Exception:  # noqa: BLE001 - e.g. out of GPU memory: Pillow decodes them
+            tensors = [None] * len(jpegs)
+        for item, tensor in zip(jpegs, tensors):
+            decoder = "torchvision" if tensor is not None else "pillow"
+            if tensor is None:
+                try:
+                    item.decoded = pillow_fallback(item.decoded, self.max_pixels)
+                except DecodeError as exc:
+                    item.result.status, item.result.error, item.decoded = "error", str(exc), None
+                    continue
+            else:
+                item.decoded = tensor
+            note = decoder_note(decoder, self.device)
+            if note:
+                item.result.notes.append(note)
+        ready = [item for item in waiting if item.decoded is not None]
+        images = [item.decoded if isinstance(item.decoded, torch.Tensor) else item.decoded.image for item in ready]
+        try:
+            mosaics, selections = select_batch(images, self.device)
+        except Exception:  # noqa: BLE001 - e.g. a huge image out of GPU memory: the host path
+            mosaics = None
+            selections = [select_patches(image.cpu().numpy() if isinstance(image, torch.Tensor) else image)
+                          for image in images]
+        for item, selection in zip(ready, selections):
+            item.selection, item.decoded = selection, None
+            item.result.notes.extend(selection.reliability_notes)
+        return mosaics
+
+    def _score(self, batch: list[_Prepared], keep_selection: bool,
+               mosaics: torch.Tensor | None = None) -> Iterator[ScanResult]:
         ready = [item for item in batch if item.selection is not None]
         if ready:
             try:
-                scores = self.runner.score([item.selection.mosaic for item in ready])
+                scores = self.runner.score(mosaics if mosaics is not None else
+                                           [item.selection.mosaic for item in ready])
             except Exception as exc:  # noqa: BLE001 - a model failure marks the batch, not the scan
                 scores = [None] * len(ready)
                 for item in ready:

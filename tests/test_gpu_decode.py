@@ -1,0 +1,130 @@
+"""The device path of the scan on CPU: the same rows as the host path, and JPEGs decoded by
+torchvision (the nvJPEG code path, run with its CPU decoder) behave as on the Pillow path for
+EXIF orientation, grayscale, CMYK, the pixel limit and damaged files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dgs_desktop.detector.checkpoint import load_detector
+from dgs_desktop.scan.decode import decode_image
+from dgs_desktop.scan.engine import Scanner
+from dgs_desktop.scan.gpu_decode import PendingJpeg, apply_orientation, decode_jpegs, plan_decode
+
+CPU = torch.device("cpu")
+
+
+def photo(rng, height, width):
+    y, x = np.mgrid[0:height, 0:width]
+    base = 128 + 90 * np.sin(x / 9.0) * np.cos(y / 13.0)
+    rgb = np.stack([base, np.roll(base, 7, 1), 255 - base], axis=2) + rng.normal(0, 12, (height, width, 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def save_jpeg(path, rgb, orientation=1, mode="RGB", **options):
+    image = Image.fromarray(rgb).convert(mode)
+    if orientation != 1:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        options["exif"] = exif.tobytes()
+    image.save(path, "JPEG", quality=90, **options)
+    return path
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("device_path")
+    rng = np.random.default_rng(9)
+    for orientation in range(1, 9):
+        save_jpeg(root / f"orient{orientation}.jpg", photo(rng, 200, 290), orientation)
+    save_jpeg(root / "gray.jpg", photo(rng, 170, 230), mode="L")
+    save_jpeg(root / "cmyk.jpg", photo(rng, 180, 240), mode="CMYK")
+    save_jpeg(root / "progressive.jpg", photo(rng, 260, 250), progressive=True)
+    save_jpeg(root / "small.jpg", photo(rng, 70, 90))
+    save_jpeg(root / "sliver.jpg", photo(rng, 20, 500))
+    Image.fromarray(photo(rng, 300, 200)).save(root / "photo.png")
+    save_jpeg(root / "named.png", photo(rng, 120, 160))  # suffix note
+    huge = save_jpeg(root / "huge.jpg", photo(rng, 400, 400))
+    data = huge.read_bytes()
+    (root / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (root / "no_eoi.jpg").write_bytes(data[:-2])
+    (root / "empty.jpg").write_bytes(b"")
+    return root
+
+
+def scan_folder(checkpoint, folder, **options):
+    scanner = Scanner(load_detector(checkpoint, "cpu"), CPU, batch_size=4, workers=2, max_pixels=150_000,
+                      precision="fp32", **options)
+    return {r.path.rsplit("/", 1)[-1]: r for r in scanner.scan(sorted(folder.iterdir()), keep_selection=True)}
+
+
+def test_device_path_gives_the_host_paths_rows(tiny_checkpoint, folder):
+    host = scan_folder(tiny_checkpoint, folder, select_on="host")
+    device = scan_folder(tiny_checkpoint, folder, select_on="device")
+    assert sorted(host) == sorted(device)
+    for name, expected in host.items():
+        got = device[name]
+        assert (got.status, got.error, got.sha256, got.fake_probability, got.width, got.height, got.format,
+                got.notes) == (expected.status, expected.error, expected.sha256, expected.fake_probability,
+                               expected.width, expected.height, expected.format, expected.notes), name
+        if expected.ok:
+            assert got.selection.boxes == expected.selection.boxes
+    assert host["huge.jpg"].status == "error" and "limit" in host["huge.jpg"].error
+    assert "fewer than 49 distinct patches (n=4)" in " ".join(host["small.jpg"].notes)
+
+
+def test_torchvision_jpeg_decoding_behaves_as_pillow(tiny_checkpoint, folder):
+    pillow = scan_folder(tiny_checkpoint, folder, select_on="host")
+    tv = scan_folder(tiny_checkpoint, folder, select_on="device", jpeg_decoder="torchvision")
+    via_torchvision = {name for name, r in tv.items() if "decoded with torchvision" in r.notes}
+    # CMYK, damaged, over-limit and non-JPEG files take the Pillow path
+    assert via_torchvision == {f"orient{k}.jpg" for k in range(1, 9)} | {
+        "gray.jpg", "progressive.jpg", "small.jpg", "sliver.jpg", "named.png"}
+    for name, expected in pillow.items():
+        got = tv[name]
+        notes = [note for note in got.notes if note != "decoded with torchvision"]
+        assert (got.status, got.error, got.sha256, got.width, got.height, got.format, notes) == (
+            expected.status, expected.error, expected.sha256, expected.width, expected.height, expected.format,
+            expected.notes), name
+        # libjpeg-turbo on both sides: the very same pixels, so the very same score
+        assert got.fake_probability == expected.fake_probability, name
+    assert "EXIF orientation 6 applied" in tv["orient6.jpg"].notes and tv["orient6.jpg"].width == 200
+    assert "does not match its JPEG content" in " ".join(tv["named.png"].notes)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_matches_pillows_exif_transpose(tmp_path, orientation):
+    rgb = photo(np.random.default_rng(orientation), 40, 70)
+    path = save_jpeg(tmp_path / "x.jpg", rgb, orientation)
+    pending = plan_decode(path)
+    assert isinstance(pending, PendingJpeg) and pending.orientation == orientation
+    (tensor,) = decode_jpegs([pending], CPU)
+    expected = np.asarray(decode_image(path).image)
+    assert np.array_equal(tensor.numpy(), expected)
+    assert np.array_equal(apply_orientation(torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))),
+                                            orientation).numpy(), expected)
+
+
+def test_pixel_limit_and_modes_are_decided_like_pillow(tmp_path):
+    rng = np.random.default_rng(1)
+    big = save_jpeg(tmp_path / "big.jpg", photo(rng, 100, 100))
+    with pytest.raises(Exception, match="over the limit of 9,999"):
+        plan_decode(big, max_pixels=9_999)
+    assert isinstance(plan_decode(big, max_pixels=10_000), PendingJpeg)
+    cmyk = plan_decode(save_jpeg(tmp_path / "c.jpg", photo(rng, 50, 50), mode="CMYK"))
+    assert not isinstance(cmyk, PendingJpeg) and cmyk.mode == "CMYK"
+    gray = plan_decode(save_jpeg(tmp_path / "g.jpg", photo(rng, 50, 50), mode="L"))
+    (tensor,) = decode_jpegs([gray], CPU)
+    assert np.array_equal(tensor.numpy(), np.asarray(decode_image(tmp_path / "g.jpg").image))
+
+
+def test_a_file_the_device_decoder_rejects_falls_back_to_pillow(tmp_path):
+    good = save_jpeg(tmp_path / "a.jpg", photo(np.random.default_rng(2), 64, 64))
+    pending = plan_decode(good)
+    broken = PendingJpeg(data=pending.data[:300] + pending.data[-2:], sha256="x", width=64, height=64,
+                         mode="RGB", orientation=1)
+    out = decode_jpegs([pending, broken], CPU)
+    assert out[0] is not None and out[1] is None

@@ -1,0 +1,90 @@
+"""Scan-side effects of patch selection, precision and distributed scans (CPU, test-tiny)."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dgs_desktop.cli import main
+from dgs_desktop.detector import device as dev
+
+
+def read_rows(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def scan(paths, checkpoint, out, *extra):
+    code = main(["scan", *map(str, paths), "--checkpoint", str(checkpoint.directory), "--csv", str(out),
+                 "--no-progress", *extra])
+    assert code == 0
+    return {row["path"].rsplit("/", 1)[-1]: row for row in read_rows(out)}
+
+
+def test_small_images_are_flagged_in_the_csv_notes(tiny_checkpoint, tmp_path):
+    rng = np.random.default_rng(3)
+    for name, size in [("big.png", (256, 256)), ("biggan.png", (128, 128)), ("sliver.png", (20, 300))]:
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(tmp_path / name)
+    rows = scan([tmp_path / n for n in ("big.png", "biggan.png", "sliver.png")], tiny_checkpoint,
+                tmp_path / "out.csv")
+    assert rows["big.png"]["notes"] == ""
+    assert rows["biggan.png"]["notes"] == "fewer than 49 distinct patches (n=16): less reliable"
+    assert rows["sliver.png"]["notes"] == ("fewer than 49 distinct patches (n=9): less reliable; "
+                                           "padded to 32 px: less reliable")
+    assert all(row["status"] == "ok" for row in rows.values())
+
+
+def test_native_bf16_is_read_from_cpu_flags(tmp_path):
+    for flags, expected in [("fpu sse avx2 avx512f amx_tile amx_bf16", True), ("fpu avx512f avx512_bf16", True),
+                            ("fpu sse avx2 avx512f avx512_vnni", False)]:
+        cpuinfo = tmp_path / f"cpuinfo{len(flags)}"
+        cpuinfo.write_text(f"processor\t: 0\nmodel name\t: X\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+        assert dev.cpu_has_native_bf16(str(cpuinfo)) is expected
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
+    assert dev.resolve_precision(cpu, "auto") == "bf16" and dev.precision_options(cpu)[0] == ("auto", "Auto (bf16)")
+    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: False)
+    assert dev.resolve_precision(cpu, "auto") == "fp32" and dev.resolve_precision(cpu, "BF16") == "bf16"
+    assert isinstance(dev.autocast_for(cpu, "bf16"), torch.autocast)
+    with pytest.raises(dev.DeviceError, match="unknown precision"):
+        dev.resolve_precision(cpu, "fp16")
+    with pytest.raises(dev.DeviceError, match="not supported on mps"):
+        dev.resolve_precision(torch.device("mps"), "bf16")
+
+
+def test_precision_column_and_bit_identical_scores_per_precision(tiny_checkpoint, tmp_path):
+    rng = np.random.default_rng(8)
+    paths = []
+    for index in range(5):
+        paths.append(tmp_path / f"img{index}.png")
+        Image.fromarray(rng.integers(0, 256, (int(rng.integers(64, 260)), 230, 3), dtype=np.uint8)).save(paths[-1])
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        alone = scan(paths[:1], tiny_checkpoint, tmp_path / f"{precision}_alone.csv", "--precision", precision,
+                     "--batch-size", "4")
+        together = scan(paths[::-1], tiny_checkpoint, tmp_path / f"{precision}_all.csv", "--precision", precision,
+                        "--batch-size", "4")
+        assert {row["precision"] for row in [*alone.values(), *together.values()]} == {precision}
+        # same device type, precision and batch size: the same bits, alone or in company
+        assert alone["img0.png"]["fake_probability"] == together["img0.png"]["fake_probability"]
+        runs[precision] = {name: float(row["fake_probability"]) for name, row in together.items()}
+    differences = [abs(runs["fp32"][name] - runs["bf16"][name]) for name in runs["fp32"]]
+    assert max(differences) < 0.05 and max(differences) > 0  # bf16 really ran, and stays close
+    auto = scan(paths[:1], tiny_checkpoint, tmp_path / "auto.csv")
+    assert auto["img0.png"]["precision"] == dev.resolve_precision(torch.device("cpu"), "auto")
+
+
+def test_window_rebuilds_small_image_mosaics_with_black_cells():
+    pytest.importorskip("PySide6")
+    from dgs_desktop.detector.patches import select_patches
+    from dgs_desktop.gui.detail_pane import rebuild_mosaic
+
+    for shape in [(20, 24, 3), (64, 96, 3), (150, 170, 3), (300, 300, 3)]:
+        rgb = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        selection = select_patches(rgb)
+        assert np.array_equal(rebuild_mosaic(rgb, selection.boxes), selection.mosaic), shape

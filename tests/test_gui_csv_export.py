@@ -78,3 +78,23 @@ def test_copy_neutralises_formulas_from_outside(qtbot, window, hostile_folder):
     window.copy_selected_rows()
     rows = list(csv.DictReader(io.StringIO(QApplication.clipboard().text(), newline=""), delimiter="\t"))
     assert len(rows) == 2 and all(row["provenance"] == "'@SUM(1+1)*cmd|' /C calc'!A0" for row in rows)
+
+
+def test_the_window_applies_the_scans_link_rules(qtbot, window, tmp_path):
+    """A link out of the added folder is refused (never read, not even to hash it) and a hard
+    link keeps a row of its own, exactly as in the headless scan."""
+    folder = make_images(tmp_path / "case", 2)
+    outside = make_images(tmp_path / "elsewhere", 1, seed=9) / "img000.png"
+    (folder / "escape.png").symlink_to(outside)
+    (folder / "second-name.png").hardlink_to(folder / "img000.png")
+    with qtbot.waitSignal(window.files_added, timeout=TIMEOUT_MS):
+        window.add_paths([str(folder)])
+    qtbot.waitUntil(lambda: not window.scanning and all(r.result is not None for r in window.model.rows),
+                    timeout=TIMEOUT_MS)
+    rows = {r.path: r for r in window.model.rows}
+    assert sorted(rows) == sorted(str(folder / n) for n in ("escape.png", "img000.png", "img001.png",
+                                                             "second-name.png"))
+    escape = rows[str(folder / "escape.png")].result
+    assert escape.status == "error" and "outside" in escape.error and escape.sha256 == ""
+    twin = rows[str(folder / "second-name.png")].result
+    assert twin.ok and twin.fake_probability == rows[str(folder / "img000.png")].result.fake_probability

@@ -41,7 +41,7 @@ def ready_window(qtbot, tiny_checkpoint):
 # ------------------------------------------------------------------------ one verdict rule
 def test_table_uses_the_one_verdict_rule_at_the_boundary(qtbot):
     model = ResultsModel()
-    model.add_files([("/ev/edge.png", 1), ("/ev/above.png", 2)])
+    model.add_files(["/ev/edge.png", "/ev/above.png"])
     model.apply_results([StoredResult(path="/ev/edge.png", status="ok", fake_probability=1.0),
                          StoredResult(path="/ev/above.png", status="ok", fake_probability=0.75)])
     model.set_threshold(1.0)

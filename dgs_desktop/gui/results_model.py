@@ -181,7 +181,7 @@ class ResultsModel(QAbstractTableModel):
         super().__init__(parent)
         self.rows: list[ResultRow] = []
         self._row_of: dict[str, int] = {}
-        self._identities: set = set()
+        self._found: dict[str, object] = {}  # path -> what discovery found (scan.discover.FoundPath)
         self._first_with_sha: dict[str, int] = {}
         self.threshold = DEFAULT_THRESHOLD
         self.selections = SelectionCache()
@@ -268,13 +268,15 @@ class ResultsModel(QAbstractTableModel):
         return None
 
     # ------------------------------------------------------------------------------ updates
-    def add_files(self, files: list[tuple[str, object]]) -> list[str]:
-        """Appends files not already listed (by path or by file identity); returns the new paths."""
+    def add_files(self, files: list) -> list[str]:
+        """Appends files not already listed (one row per path, as in the CSV); returns the new
+        paths. Discovery's found paths are kept to be scanned as found (links, hard links)."""
         new_rows = []
-        for path, identity in files:
-            if path in self._row_of or identity in self._identities:
+        for found in files:
+            path = str(found)
+            if path in self._row_of:
                 continue
-            self._identities.add(identity)
+            self._found[path] = found
             self._row_of[path] = len(self.rows) + len(new_rows)
             new_rows.append(ResultRow(path=path, name=os.path.basename(path), folder=os.path.dirname(path)))
         if new_rows:
@@ -283,6 +285,10 @@ class ResultsModel(QAbstractTableModel):
             self.rows.extend(new_rows)
             self.endInsertRows()
         return [row.path for row in new_rows]
+
+    def scan_targets(self, paths: list[str]) -> list:
+        """What to hand the scanner for these rows: discovery's found paths where known."""
+        return [self._found.get(path, path) for path in paths]
 
     def apply_results(self, results: list, checkpoint_sha256: str = "", device: str = "") -> None:
         """Stores scan results; mosaics go to the bounded cache, boxes stay with the row."""
@@ -365,7 +371,7 @@ class ResultsModel(QAbstractTableModel):
         self.beginResetModel()
         self.rows.clear()
         self._row_of.clear()
-        self._identities.clear()
+        self._found.clear()
         self._first_with_sha.clear()
         self.selections.clear()
         self.endResetModel()

@@ -67,7 +67,7 @@ class ScanController(QObject):
         self.scan_id += 1
         self.total, self.done = len(paths), 0
         self.model.set_state(paths, SCANNING)
-        worker = ScanWorker(self.scan_id, self.scanner, paths)
+        worker = ScanWorker(self.scan_id, self.scanner, self.model.scan_targets(paths))
         worker.signals.results.connect(self._results)
         worker.signals.progress.connect(self._progress)
         worker.signals.failed.connect(self._failed)

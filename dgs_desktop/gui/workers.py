@@ -16,7 +16,6 @@ queued across threads automatically. Callers keep a reference to a worker until 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import traceback
@@ -183,7 +182,7 @@ class SameContent:
 class ScanWorker(QRunnable):
     """Runs `Scanner.scan` over `paths` (each content once) and emits the results in batches."""
 
-    def __init__(self, scan_id: int, scanner, paths: list[str], emit_interval_s: float = EMIT_INTERVAL_S):
+    def __init__(self, scan_id: int, scanner, paths: list, emit_interval_s: float = EMIT_INTERVAL_S):
         super().__init__()
         self.setAutoDelete(True)
         self.scan_id = scan_id
@@ -200,7 +199,12 @@ class ScanWorker(QRunnable):
         from ..scan.engine import ScanProgress
 
         progress = ScanProgress(total=len(self._paths))
-        same = SameContent(self._paths, self.cancel_event.is_set)
+        targets = {str(path): path for path in self._paths}  # discovery's found paths, by name
+
+        def content_of(path: str):  # a refused link is never read, not even to hash it
+            return None if getattr(targets[path], "refusal", "") else content_sha256(path)
+
+        same = SameContent(list(targets), self.cancel_event.is_set, content_of)
         batch: list = []
         last_emit = time.monotonic()
 
@@ -217,7 +221,8 @@ class ScanWorker(QRunnable):
             batch.append(result)
 
         try:
-            for result in self._scanner.scan(same.unique_paths(), cancel=self.cancel_event, keep_selection=True):
+            unique = (targets[path] for path in same.unique_paths())
+            for result in self._scanner.scan(unique, cancel=self.cancel_event, keep_selection=True):
                 if self.cancel_event.is_set():
                     break
                 same.scored(result)
@@ -238,17 +243,10 @@ class ScanWorker(QRunnable):
 
 
 # ------------------------------------------------------------------------------- discovery
-def file_identity(path: str):
-    """(device, inode) so hard links and symlinks to one file count once; the path otherwise."""
-    try:
-        stat = os.stat(path)
-        return (stat.st_dev, stat.st_ino)
-    except OSError:
-        return ("path", path)
-
-
-def discover_files(paths: list[str]) -> list[tuple[str, object]]:
-    """Every file under `paths` (the scan engine's own discovery) with its identity."""
+def discover_files(paths: list[str]) -> list:
+    """Every file under `paths`, found by the scan engine's own discovery: the found paths
+    carry its verdicts (a link out of the scanned folders is refused, another name of a file
+    already listed is noted), which the scan then applies exactly as the headless scan does."""
     from ..scan.discover import expand_paths
 
-    return [(str(path), file_identity(str(path))) for path in expand_paths(paths)]
+    return list(expand_paths(paths))

@@ -54,7 +54,7 @@ def main() -> int:
     from dgs_desktop.gui.responsiveness import record_gaps
     from dgs_desktop.gui.settings import AppSettings
 
-    app = make_application()
+    app = make_application()  # noqa: F841 - the QApplication must live while the window runs
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         images = tmp_path / "images"
@@ -64,15 +64,15 @@ def main() -> int:
         window.show()
         window.controller.start()
         window.load_model(checkpoint, args.device)
-        while window.controller.state != READY:
-            app.processEvents()
-            time.sleep(0.01)
+        if window.controller.state != READY:
+            record_gaps(until=window.controller.session_changed)  # runs the event loop until the model is ready
         idle = record_gaps(seconds=2.0)
         started = time.perf_counter()
         window.add_paths([str(images)])
         busy = record_gaps(until=window.scan_finished)
         elapsed = time.perf_counter() - started
         done = len(window.model.rows)
+        window.clear_results()  # nothing to keep: close without the unsaved-results question
         window.close()
 
     def describe(gaps):

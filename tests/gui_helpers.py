@@ -49,3 +49,34 @@ def cli_csv(folder: Path, checkpoint_dir: Path, out: Path) -> Path:
     assert main(["scan", str(folder), "--checkpoint", str(checkpoint_dir), "--csv", str(out),
                  "--no-progress", "--device", "cpu"]) == 0
     return out
+
+
+SCAN_TIMEOUT_MS = 60_000
+
+
+def open_window(qtbot, checkpoint=None, settings_path=None):
+    """A shown MainWindow with its libraries loading; with `checkpoint`, waits until it is ready."""
+    from dgs_desktop.gui.main_window import MainWindow
+    from dgs_desktop.gui.model_controller import READY
+    from dgs_desktop.gui.settings import AppSettings
+
+    window = MainWindow(AppSettings(settings_path))
+    qtbot.addWidget(window, before_close_func=discard_on_close)
+    window.show()
+    window.controller.start()
+    if checkpoint is not None:
+        window.load_model(str(checkpoint.directory), "cpu")
+        qtbot.waitUntil(lambda: window.controller.state == READY, timeout=SCAN_TIMEOUT_MS)
+    return window
+
+
+def scan_paths(qtbot, window, paths) -> None:
+    """Adds `paths` and waits until the window has scanned everything."""
+    with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
+        window.add_paths([str(p) for p in paths])
+    assert not window.scanning
+
+
+def discard_on_close(window) -> None:
+    """Lets a test's window close without the unsaved-results question."""
+    window._closing = True

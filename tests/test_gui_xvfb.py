@@ -1,5 +1,6 @@
-"""The real app in a real X server (Xvfb): paths and a checkpoint on the command line, the scan
-runs, the window saves a screenshot (DGS_DESKTOP_SCREENSHOT) and exits."""
+"""The real app in a real X server (Xvfb): paths, a checkpoint and a case on the command line,
+the scan runs, the window saves a screenshot (DGS_DESKTOP_SCREENSHOT) and exits; the case file
+then holds every file with its score."""
 
 from __future__ import annotations
 
@@ -12,17 +13,22 @@ import pytest
 from gui_helpers import make_mixed_folder
 from PIL import Image
 
-pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None,
-                                reason="xvfb-run is not installed (apt-get install xvfb xauth)")
+pytestmark = [pytest.mark.xvfb, pytest.mark.skipif(shutil.which("xvfb-run") is None,
+                                                   reason="xvfb-run is not installed (apt-get install xvfb xauth)")]
 
 
-def test_app_scans_command_line_paths_and_saves_screenshot(tmp_path, tiny_checkpoint):
+@pytest.mark.parametrize("size", ["1600x1000", "1024x700"])
+def test_app_scans_command_line_paths_into_a_case_and_saves_screenshot(tmp_path, tiny_checkpoint, size):
+    from dgs_desktop.case import read_case
+
     folder = make_mixed_folder(tmp_path / "photos")
     screenshot = tmp_path / "window.png"
+    case = tmp_path / "inquiry.dgscase"
     env = dict(os.environ, QT_QPA_PLATFORM="xcb", DGS_DESKTOP_SCREENSHOT=str(screenshot),
-               DGS_DESKTOP_SETTINGS=str(tmp_path / "settings.ini"), DGS_DESKTOP_SCREENSHOT_TIMEOUT="150")
-    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m", "dgs_desktop",
-               str(folder), "--checkpoint", str(tiny_checkpoint.directory), "--device", "cpu"]
+               DGS_DESKTOP_SCREENSHOT_SIZE=size, DGS_DESKTOP_SETTINGS=str(tmp_path / "settings.ini"),
+               DGS_DESKTOP_SCREENSHOT_TIMEOUT="150")
+    command = ["xvfb-run", "-a", "-s", f"-screen 0 {size}x24", sys.executable, "-m", "dgs_desktop",
+               str(folder), "--checkpoint", str(tiny_checkpoint.directory), "--device", "cpu", "--case", str(case)]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=200)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert screenshot.is_file()
@@ -30,3 +36,7 @@ def test_app_scans_command_line_paths_and_saves_screenshot(tmp_path, tiny_checkp
         assert image.width >= 800 and image.height >= 500
         colours = image.convert("RGB").resize((160, 100)).getcolors(maxcolors=100_000)
         assert colours is not None and len(colours) > 200  # a real picture, not a blank window
+    info, files = read_case(case)
+    assert info.checkpoint_sha256 == tiny_checkpoint.sha256
+    assert len(files) == sum(1 for p in folder.rglob("*") if p.is_file())
+    assert all(f.status in ("ok", "error") for f in files)

@@ -250,7 +250,7 @@ class OomAbove(torch.nn.Module):
         return self.inner(images)
 
 
-def test_out_of_memory_halves_the_batch_and_retries(tmp_path, detector):
+def test_out_of_memory_halves_the_batch_and_retries(tmp_path, detector, caplog):
     """On CPU the runner scores one image per forward pass; an accelerator's fixed forward size
     is simulated by setting it, and the detector raises OutOfMemoryError above `limit`."""
     paths = imagegen.good_images(24, tmp_path / "oom")
@@ -265,13 +265,21 @@ def test_out_of_memory_halves_the_batch_and_retries(tmp_path, detector):
     assert runner.forward_size == 4  # 16 -> 8 -> 4, then kept for the rest of the scan
     assert flaky.batch_sizes[:3] == [16, 8, 4] and set(flaky.batch_sizes[3:]) == {4}
 
-    # Through the whole scan: every file still scored, in order.
+    # Through the whole scan: every file still scored, in order; the halving is logged and
+    # every row scored at the smaller size says so (its last digits may differ).
+    caplog.clear()
     scanner = Scanner(OomAbove(detector, limit=3), CPU, batch_size=16, workers=2)
-    scanner.runner.forward_size = 16
-    results = list(scanner.scan(paths))
+    with caplog.at_level("WARNING", logger="dgs_desktop.scan.engine"):
+        results = list(scanner.scan(paths))
     assert [r.status for r in results] == ["ok"] * len(paths)
     assert [r.fake_probability for r in results] == pytest.approx(reference, abs=1e-6)
     assert scanner.runner.forward_size == 2
+    assert sum("out of memory" in record.getMessage() for record in caplog.records) == 3  # 16 -> 8 -> 4 -> 2
+    for result in results:
+        assert any("forward passes of 2 after running out of memory" in note for note in result.notes), result.notes
+
+    fine = Scanner(detector, CPU, batch_size=8, workers=2)
+    assert not any("out of memory" in note for r in fine.scan(paths) for note in r.notes)
 
 
 def test_out_of_memory_even_at_batch_1_fails_rows_not_the_scan(tmp_path, detector):
@@ -312,9 +320,12 @@ def test_cli_scans_files_whose_names_are_not_utf8(non_utf8_folder, tiny_checkpoi
     args = ["scan", str(folder), "--checkpoint", str(tiny_checkpoint.directory), "--csv", str(out),
             "--no-progress"]
     assert main(args) == 0
-    with open(out, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+    out.read_bytes().decode("utf-8")  # strictly valid UTF-8
+    with open(out, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["path"] for row in rows] == [str(odd), str(folder / "plain.png")]
-    assert main(args + ["--resume"]) == 0  # nothing rescanned, nothing doubled
-    with open(out, newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        assert len(list(csv.DictReader(handle))) == 2
+    # The undecodable byte is written as the text \xe9; the exact name is in path_bytes_hex.
+    assert [row["path"] for row in rows] == [str(folder) + "/caf\\xe9-latin1.png", str(folder / "plain.png")]
+    assert bytes.fromhex(rows[0]["path_bytes_hex"]) == os.fsencode(odd) and rows[1]["path_bytes_hex"] == ""
+    before = out.read_bytes()
+    assert main(args + ["--resume"]) == 0  # matched by its bytes: nothing rescanned, nothing doubled
+    assert out.read_bytes() == before

@@ -106,6 +106,31 @@ def test_sigkill_leaves_complete_rows_and_resume_finishes_without_gaps_or_duplic
             assert float(row["fake_probability"]) == pytest.approx(ref.fake_probability, abs=1e-6)
 
 
+def test_ctrl_c_exits_130_and_keeps_every_finished_row(folder, tiny_checkpoint, tmp_path):
+    out = tmp_path / "interrupted.csv"
+    proc = subprocess.Popen(scan_command([folder], tiny_checkpoint.directory, out, "--batch-size", "1",
+                                         "--workers", "1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while data_rows(out) < 10:
+            assert proc.poll() is None, "the scan ended before it could be interrupted: " + proc.stderr.read()
+            assert time.monotonic() < deadline, "the scan wrote no rows in time"
+            time.sleep(0.005)
+        seen = data_rows(out)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    rows = read_valid_csv(out)
+    assert seen <= len(rows) < N_IMAGES + 1
+    assert len({row["path"] for row in rows}) == len(rows)
+
+
 def test_resume_of_a_finished_csv_rescans_nothing(folder, tiny_checkpoint, tmp_path, capsys):
     from dgs_desktop.cli import main
 

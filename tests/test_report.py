@@ -407,7 +407,7 @@ def test_window_provenance_tab_column_and_export_report(qtbot, tiny_checkpoint, 
         assert cell == analyze(cases[name][0]).summary
 
     # The provenance tab follows the selected row.
-    attached.tabs.setCurrentWidget(attached.panel)
+    attached.show_panel()
     proxy_row = next(r for r in range(window.proxy.rowCount())
                      if window.proxy.index(r, 0).data(ROW_ROLE).name == "c2pa_ai.jpg")
     with qtbot.waitSignal(attached.panel.shown, timeout=20000):
@@ -423,6 +423,7 @@ def test_window_provenance_tab_column_and_export_report(qtbot, tiny_checkpoint, 
     html = html_path.read_text(encoding="utf-8")
     assert html.count('<div class="item">') == len(cases)
     assert "From window session" in html and tiny_checkpoint.sha256 in html
+    assert window.export_report_action in window.menus[0].actions()  # File menu
     attached.export(str(tmp_path / "window-report"), pdf=True)
     qtbot.waitUntil(lambda: (tmp_path / "window-report.pdf").exists() and attached.action.isEnabled(), timeout=60000)
     assert is_our_report(tmp_path / "window-report.pdf")

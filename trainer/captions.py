@@ -172,8 +172,8 @@ class CaptionFile:
                 prior = self.by_suffix.get(suffix, caption)
                 self.by_suffix[suffix] = caption if prior == caption else None  # None: ambiguous
 
-    def lookup(self, abs_path: Path, rel: str) -> str | None:
-        hit = self.exact.get(os.path.normpath(str(abs_path)))
+    def lookup(self, abs_path: Path | None, rel: str) -> str | None:
+        hit = self.exact.get(os.path.normpath(str(abs_path))) if abs_path is not None else None
         if hit is not None:
             return hit
         return self.by_suffix.get(rel)
@@ -200,15 +200,16 @@ def resolve_captions(samples, shas: list[str], *, captioner: str, captions_file:
         return captions, {"source": "file", "file": str(Path(captions_file).resolve())}
 
     cache = CaptionCache.for_captioner(captioner, cache_dir)
-    todo = sorted({sha for sha in shas if cache.get(sha) is None})
     first_of = {}
     for i, sha in enumerate(shas):
         first_of.setdefault(sha, i)
+    # In data order, not hash order: dataset rows are then read row group by row group.
+    todo = sorted({sha for sha in shas if cache.get(sha) is None}, key=first_of.__getitem__)
     new_count = len(todo)
     if todo:
         rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
         mine = todo[rank::world]
-        produced = _caption_missing(mine, [samples[first_of[s]].path for s in mine], captioner, device,
+        produced = _caption_missing(mine, [samples[first_of[s]] for s in mine], captioner, device,
                                     batch_size, cache if world == 1 else None, progress)
         if world > 1:
             for part in dist.all_gather_object(produced):
@@ -225,10 +226,10 @@ def resolve_captions(samples, shas: list[str], *, captioner: str, captions_file:
         "cache_file": str(cache.path)}
 
 
-def _caption_missing(shas, paths, captioner_name, device, batch_size, cache, progress) -> dict[str, str]:
+def _caption_missing(shas, samples, captioner_name, device, batch_size, cache, progress) -> dict[str, str]:
     from tqdm import tqdm
 
-    from dgs_desktop.scan.decode import DecodeError, decode_image
+    from dgs_desktop.scan.decode import DecodeError
 
     result: dict[str, str] = {}
     if not shas:
@@ -236,11 +237,11 @@ def _caption_missing(shas, paths, captioner_name, device, batch_size, cache, pro
     model = Captioner(captioner_name, device)
     bar = tqdm(total=len(shas), desc="captioning", unit="img", disable=not progress, dynamic_ncols=True)
     for start in range(0, len(shas), batch_size):
-        chunk = list(zip(shas[start:start + batch_size], paths[start:start + batch_size]))
+        chunk = list(zip(shas[start:start + batch_size], samples[start:start + batch_size]))
         images, keys = [], []
-        for sha, path in chunk:
+        for sha, sample in chunk:
             try:
-                images.append(decode_image(path).image)
+                images.append(sample.decode().image)
                 keys.append(sha)
             except DecodeError:
                 pass  # listed as unreadable by the indexing pass

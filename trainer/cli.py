@@ -2,6 +2,7 @@
 
     dgs-desktop-train --data TRAIN_ROOT --out CKPT_DIR [--val VAL_ROOT] [--arch ViT-L-14|test-tiny] ...
     dgs-desktop-train evaluate --checkpoint CKPT --data TEST_ROOT [--csv OUT] [--jpeg-quality Q] [--blur-sigma S]
+    dgs-desktop-train publish CKPT --repo ORG/NAME [--revision BRANCH] [--private] [--eval CSV ...]
     torchrun --standalone --nproc_per_node=N -m trainer --data ... --out ...
 
 User mistakes end with one line `dgs-desktop-train: error: ...` and exit status 2.
@@ -19,6 +20,7 @@ from dgs_desktop.errors import UsageError
 from dgs_desktop.verdict import DEFAULT_THRESHOLD
 
 from . import config as train_config
+from . import publish
 from .config import default_workers, non_negative_float, positive_int
 
 PROG = "dgs-desktop-train"
@@ -35,8 +37,16 @@ def _quality(text: str) -> int:
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder or hf:ORG/NAME[@REV]")
     p.add_argument("--data", required=True,
-                   help="test root: one subset per top-level folder, pooling the 0_real/ and 1_fake/ (or nature/ "
-                        "and ai/) folders beneath it")
+                   help="test data: a folder tree (one subset per top-level folder, pooling the 0_real/ and "
+                        "1_fake/, or nature/ and ai/, folders beneath it), a folder of parquet shards, or "
+                        "hf-dataset:ORG/NAME[@REVISION] (one subset per generator)")
+    p.add_argument("--split", help="split of a parquet or hf-dataset: source (default: its only split)")
+    p.add_argument("--classes", help="keep only these categories, comma-separated")
+    p.add_argument("--image-column", help="dataset column with the images (default: the Image feature)")
+    p.add_argument("--label-column", help="dataset column with real/fake labels (default: the ClassLabel "
+                                          "named real/fake)")
+    p.add_argument("--subset-column", help="dataset column that makes the table's rows (default: generator)")
+    p.add_argument("--category-column", help="dataset column --classes selects on")
     p.add_argument("--csv", help="write the table here: one row per subset, then mean and paper_table")
     p.add_argument("--scores", help="write one row per image (path, subset, category, label, probability) here")
     p.add_argument("--jpeg-quality", type=_quality, help="re-encode each image as JPEG at this quality first")
@@ -63,11 +73,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from dgs_desktop.detector.device import resolve_device
     from dgs_desktop.detector.resolve import resolve_checkpoint
 
-    from .data import discover, format_unreadable
+    from .data import format_unreadable
     from .evaluate import evaluate_detector, write_metrics_csv, write_scores_csv
     from .metrics import format_log_lines
+    from .sources import DataOptions, load_dataset, parse_classes
 
-    dataset = discover(args.data, require_both=False)
+    options = DataOptions(classes=parse_classes(args.classes), split=args.split, image_column=args.image_column,
+                          label_column=args.label_column, subset_column=args.subset_column,
+                          category_column=args.category_column)
+    dataset = load_dataset(args.data, options, require_both=False)
+    if dataset.unreadable:
+        log.warning("warning: %d dataset row(s) left out (no usable label):\n%s", len(dataset.unreadable),
+                    format_unreadable(dataset.unreadable))
     device = resolve_device(args.device)
     checkpoint = resolve_checkpoint(args.checkpoint)
     detector = load_detector(checkpoint, device)
@@ -84,8 +101,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         perturbation.append(f"Gaussian blur sigma={args.blur_sigma:g}")
     if args.jpeg_quality is not None:
         perturbation.append(f"JPEG quality={args.jpeg_quality}")
-    print(f"checkpoint {checkpoint.short_id}  data {dataset.root}  threshold {args.threshold:g}"
+    print(f"checkpoint {checkpoint.short_id}  data {args.data}  threshold {args.threshold:g}"
           + (f"  perturbation: {', '.join(perturbation)}" if perturbation else ""))
+    if result.note:
+        print(f"note: {result.note}")
     print(format_log_lines(result.rows, result.mean, result.paper_table))
     if args.csv:
         write_metrics_csv(args.csv, result, {"jpeg_quality": args.jpeg_quality or "",
@@ -99,7 +118,9 @@ TRAIN = Command("train", "fine-tune a DGS-Net checkpoint, both stages (the defau
                 train_config.add_arguments, run_train)
 EVALUATE = Command("evaluate", "Acc, R.Acc, F.Acc and AP per generator, and their means",
                    add_evaluate_arguments, run_evaluate)
-COMMANDS = (TRAIN, EVALUATE)
+PUBLISH = Command("publish", "upload a checkpoint with a generated model card to the Hugging Face hub",
+                  publish.add_publish_arguments, publish.run_publish)
+COMMANDS = (TRAIN, EVALUATE, PUBLISH)
 DESCRIPTION = "Train and evaluate DGS-Net checkpoints for DGS Desktop. Without a command: train."
 
 

@@ -92,9 +92,21 @@ def option(default=MISSING, help: str = "", *, flag: str | None = None, type=Non
 
 @dataclass
 class TrainConfig:
-    data: str = option(help="training root: a tree with 0_real/ and 1_fake/ leaves")
+    data: str = option(help="training data: a folder tree with 0_real/ and 1_fake/ leaves, a folder of parquet "
+                            "shards, or hf-dataset:ORG/NAME[@REVISION]")
     out: str = option(help="checkpoint folder to write (the app loads it)")
-    val: str | None = option(None, "validation root (same layout), evaluated after every epoch")
+    val: str | None = option(None, "validation data (same forms as --data), evaluated after every epoch")
+    classes: str | None = option(None, "keep only these categories, comma-separated (folders holding the class "
+                                        "leaves, or a dataset's category column); the paper's Setting II: "
+                                        "car,cat,chair,horse,sdv1.4")
+    split: str | None = option(None, "split of a parquet or hf-dataset: source (default: its only split)")
+    val_split: str | None = option(None, "split of the --val dataset")
+    image_column: str | None = option(None, "dataset column with the images (default: the Image feature)")
+    label_column: str | None = option(None, "dataset column with the labels (default: the ClassLabel named "
+                                             "real/fake; unnamed values: 0 real, 1 fake)")
+    subset_column: str | None = option(None, "dataset column naming each image's subset (default: generator)")
+    category_column: str | None = option(None, "dataset column --classes selects on (default: category or "
+                                                "class, else the subset column)")
     arch: str = option(DEFAULT_ARCH, f"backbone: {DEFAULT_ARCH} (paper), test-tiny, or an open_clip name")
     pretrained: str | None = option(DEFAULT_PRETRAINED, "open_clip weights tag ('none' for random weights)",
                                     type=weights_tag)
@@ -124,7 +136,8 @@ class TrainConfig:
     workers: int = option(help="data-loading processes", type=non_negative_int, default_factory=default_workers)
     save_every: int = option(200, "save resume state every N steps", type=positive_int)
     run_dir: str | None = option(None, "run folder for state, metrics.csv, loss.png (default: OUT.run)")
-    cache_dir: str | None = option(None, "caption cache folder (default: the user cache, or $DGS_DESKTOP_CACHE)")
+    cache_dir: str | None = option(None, "cache folder for captions and teacher features (default: the user "
+                                          "cache, or $DGS_DESKTOP_CACHE)")
     feature_cache: bool = option(True, "run the teacher forward in stage 2 instead of reusing the stage-1 "
                                        "features", flag="--no-feature-cache")
     bundle_base: bool = option(False, "store the base vision weights in the checkpoint")
@@ -133,6 +146,13 @@ class TrainConfig:
     lora_alpha: float = option(_LORA.alpha, "LoRA alpha (paper: 6; scaled by alpha/sqrt(r) as the authors)",
                                type=positive_float)
     lora_dropout: float = option(_LORA.dropout, "LoRA dropout (paper: 0.8)", type=probability)
+
+    def data_options(self, split: str | None = None):
+        from .sources import DataOptions, parse_classes
+
+        return DataOptions(classes=parse_classes(self.classes), split=split, image_column=self.image_column,
+                           label_column=self.label_column, subset_column=self.subset_column,
+                           category_column=self.category_column)
 
     def lora_settings(self) -> LoraSettings:
         return LoraSettings(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout)
@@ -145,7 +165,7 @@ class TrainConfig:
 
     def fingerprint_fields(self) -> dict:
         """What must not change between a run and its --resume."""
-        skip = {"out", "val", "max_steps", "epochs", "resume", "workers", "save_every", "run_dir", "cache_dir",
+        skip = {"out", "val", "val_split", "max_steps", "epochs", "resume", "workers", "save_every", "run_dir", "cache_dir",
                 "progress", "device", "captions", "captioner"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dgs_desktop.scan.decode import DecodeError, decode_image
+from dgs_desktop.scan.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image, read_file
 from dgs_desktop.scan.discover import IMAGE_SUFFIXES
 
 from .errors import TrainError
@@ -36,12 +36,25 @@ class Sample:
     category: str  # posix path from the root to the class folder's parent ("." for the root)
     rel: str  # posix path relative to the root
 
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def read_bytes(self) -> bytes:
+        return read_file(self.path)
+
+    def decode(self, max_pixels: int = DEFAULT_MAX_PIXELS):
+        return decode_image(self.path, max_pixels=max_pixels)
+
 
 @dataclass
 class Dataset:
+    """Samples of this module or of `trainer.sources` (any object with label, subset, rel, name, decode())."""
+
     root: Path
     samples: list[Sample]
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    source: dict = field(default_factory=dict)  # what the data is (trainer.sources provenance)
 
     def counts(self, by: str = "subset") -> dict[str, dict[str, int]]:
         """Real and fake images per subset (or per category with `by="category"`)."""
@@ -112,8 +125,8 @@ def discover(root: str | os.PathLike, require_both: bool = True) -> Dataset:
 def drop_unreadable(dataset: Dataset, failures: dict[int, str]) -> Dataset:
     """A copy without the samples whose index is in `failures`, recording them as unreadable."""
     keep = [s for i, s in enumerate(dataset.samples) if i not in failures]
-    bad = [(str(dataset.samples[i].path), reason) for i, reason in sorted(failures.items())]
-    result = Dataset(root=dataset.root, samples=keep, unreadable=dataset.unreadable + bad)
+    bad = [(dataset.samples[i].name, reason) for i, reason in sorted(failures.items())]
+    result = Dataset(root=dataset.root, samples=keep, unreadable=dataset.unreadable + bad, source=dataset.source)
     labels = Counter(s.label for s in keep)
     if not keep:
         raise TrainError(f"none of the images under {dataset.root} could be read")
@@ -141,9 +154,10 @@ def view_params(seed: int, index: int, view: int) -> tuple[bool, int]:
     return bool(state[0] & 1), int(state[1])
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """Decodes an image with the app's decoder; raises DecodeError with a plain reason."""
-    return np.asarray(decode_image(path).image)
+def load_rgb(path) -> np.ndarray:
+    """Decodes an image (a path, or a sample with decode()) with the app's decoder; raises
+    DecodeError with a plain reason."""
+    return np.asarray((path.decode() if hasattr(path, "decode") else decode_image(path)).image)
 
 
 def training_mosaic(path: Path, seed: int, index: int, view: int) -> np.ndarray:
@@ -174,9 +188,9 @@ class MosaicDataset:
         index, view = key
         sample = self.samples[index]
         try:
-            mosaic = training_mosaic(sample.path, self.seed, index, view)
+            mosaic = training_mosaic(sample, self.seed, index, view)
         except DecodeError as exc:
-            raise TrainError(f"cannot read {sample.path} any more: {exc}") from None
+            raise TrainError(f"cannot read {sample.name} any more: {exc}") from None
         return mosaic, sample.label, index
 
 

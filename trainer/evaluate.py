@@ -30,6 +30,7 @@ from dgs_desktop.verdict import DEFAULT_THRESHOLD
 
 from .data import Dataset, Sample
 from .metrics import detection_metrics, mean_metrics, paper_table_metrics
+from .sources import evaluation_groups
 
 TABLE_COLUMNS = ("subset", "n_real", "n_fake", "acc", "r_acc", "f_acc", "ap")
 SCORE_COLUMNS = ("path", "subset", "category", "label", "fake_probability", "error")
@@ -41,19 +42,20 @@ class EvalResult:
     mean: dict[str, float]
     paper_table: dict[str, float]
     scores: list[tuple[Sample, float | None, str]]  # (sample, probability, error)
+    note: str | None = None  # for the table heading (e.g. real images shared by every generator's row)
 
     @property
     def errors(self) -> list[tuple[str, str]]:
-        return [(str(s.path), err) for s, p, err in self.scores if p is None]
+        return [(s.name, err) for s, p, err in self.scores if p is None]
 
 
-def perturb_bytes(path: Path, jpeg_quality: int | None, blur_sigma: float | None) -> tuple[bytes, str]:
-    """Encoded bytes and suffix of the perturbed image (raises DecodeError for bad files)."""
+def perturb_bytes(path, jpeg_quality: int | None, blur_sigma: float | None) -> tuple[bytes, str]:
+    """Encoded bytes and suffix of the perturbed image (a path or a sample; raises DecodeError)."""
     from PIL import ImageFilter
 
     from dgs_desktop.scan.decode import decode_image
 
-    image = decode_image(path).image
+    image = (path.decode() if hasattr(path, "decode") else decode_image(path)).image
     if blur_sigma:
         image = image.filter(ImageFilter.GaussianBlur(radius=float(blur_sigma)))
     buffer = io.BytesIO()
@@ -76,7 +78,7 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
     was_training = detector.training
     samples = dataset.samples
     tmp = None
-    paths: list[Path] = [s.path for s in samples]
+    paths: list = list(samples)  # the engine decodes a sample itself (file or dataset row)
     perturb_errors: dict[int, str] = {}
     try:
         if jpeg_quality is not None or blur_sigma:
@@ -85,7 +87,7 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
             for i, sample in enumerate(tqdm(samples, desc="perturbing", unit="img", disable=not progress)):
                 target = tmp / f"{i:08d}"
                 try:
-                    data, suffix = perturb_bytes(sample.path, jpeg_quality, blur_sigma)
+                    data, suffix = perturb_bytes(sample, jpeg_quality, blur_sigma)
                     target = target.with_suffix(suffix)
                     target.write_bytes(data)
                 except DecodeError as exc:
@@ -109,16 +111,19 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    by_subset: dict[str, tuple[list[int], list[float]]] = {}
-    for sample, prob, _ in scores:
-        if prob is None:
-            continue
-        labels, probs = by_subset.setdefault(sample.subset, ([], []))
-        labels.append(sample.label)
-        probs.append(prob)
-    rows = {name: detection_metrics(labels, probs, threshold) for name, (labels, probs) in sorted(by_subset.items())}
-    return EvalResult(rows=rows, mean=mean_metrics(rows) if rows else {},
-                      paper_table=paper_table_metrics(rows) if rows else {}, scores=scores)
+    # One row per subset; where real images form their own subset (a dataset's `Real`
+    # generator), every generator's row pairs its fakes with all real images.
+    groups, note = evaluation_groups([sample for sample, _, _ in scores])
+    rows = {}
+    for group in groups:
+        scored = [(scores[i][0].label, scores[i][1]) for i in group.indices if scores[i][1] is not None]
+        if scored:
+            labels, probs = zip(*scored)
+            rows[group.name] = detection_metrics(labels, probs, threshold)
+    mean, paper = (mean_metrics(rows), paper_table_metrics(rows)) if rows else ({}, {})
+    if note and rows:  # every row holds the same real images: the summaries count them once
+        mean["n_real"] = paper["n_real"] = sum(1 for sample, prob, _ in scores if sample.label == 0 and prob is not None)
+    return EvalResult(rows=rows, mean=mean, paper_table=paper, scores=scores, note=note)
 
 
 def write_metrics_csv(path: str | Path, result: EvalResult, extra: dict | None = None) -> None:
@@ -140,7 +145,7 @@ def write_scores_csv(path: str | Path, result: EvalResult) -> None:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(SCORE_COLUMNS)
         for sample, prob, err in result.scores:
-            writer.writerow([str(sample.path), sample.subset, sample.category, sample.label,
+            writer.writerow([sample.name, sample.subset, sample.category, sample.label,
                              format_probability(prob), err])
 
 

@@ -27,7 +27,7 @@ import torch
 
 from .captions import resolve_captions
 from .config import TrainConfig
-from .data import Dataset, discover
+from .data import Dataset
 from .distributed import Dist, init_distributed
 from .errors import TrainError
 from .networks import Networks
@@ -35,7 +35,8 @@ from .prepare import index_images, run_fingerprint
 from .provenance import build_provenance, write_trained_checkpoint
 from .rundir import FEATURES_FILE, METRICS_FILE, PLOT_FILE, STATE_FILE, MetricsLog, prepare_run_dir, run_dir_for
 from .runtime import Runtime
-from .stage1 import run_stage1, text_features
+from .sources import load_dataset
+from .stage1 import TeacherFeatureStore, run_stage1, text_features
 from .stage2 import run_stage2
 from .state import Counters, Position, collect_state, read_state, restore_networks, write_state
 from .step import StepStats
@@ -67,8 +68,8 @@ class TrainingRun:
 
     def run(self) -> Path:
         cfg, runtime = self.config, self.runtime
-        dataset = discover(cfg.data)
-        val = discover(cfg.val, require_both=False) if cfg.val else None
+        dataset = load_dataset(cfg.data, cfg.data_options(cfg.split))
+        val = load_dataset(cfg.val, cfg.data_options(cfg.val_split), require_both=False) if cfg.val else None
         prepare_run_dir(cfg, self.run_dir, runtime.dist)
         self.info("training data %s: %d images in %d subset(s); device %s, %d process(es)", dataset.root,
                   len(dataset.samples), len(dataset.counts()), runtime.device, runtime.dist.world)
@@ -84,7 +85,7 @@ class TrainingRun:
             batch_size=cfg.batch_size, cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
             progress=runtime.progress, dist=runtime.dist if runtime.dist.enabled else None)
         text = text_features(networks, tokenizer_for(cfg.arch), captions, runtime)
-        features = self.stage1(networks, dataset, fingerprint, resume)
+        features = self.stage1(networks, dataset, fingerprint, resume, shas)
 
         def save(position: Position, optimizer=None, scaler=None) -> None:
             self.save_state(networks, fingerprint, position, optimizer, scaler)
@@ -117,7 +118,7 @@ class TrainingRun:
         return state
 
     def stage1(self, networks: Networks, dataset: Dataset, fingerprint: str,
-               resume: dict | None) -> dict[int, torch.Tensor]:
+               resume: dict | None, shas: list[str]) -> dict[int, torch.Tensor]:
         """The stage-1 f^T that stage 2 reuses ({} without prior alignment: stage 1 is skipped)
         and, on a fresh run, the trained probe h_img^T."""
         if not self.config.surgery_config().needs_teacher:
@@ -126,7 +127,8 @@ class TrainingRun:
             return {}
         features, steps, loaded = run_stage1(networks, dataset, self.config, self.runtime, self.metrics,
                                              cache_path=self.run_dir / FEATURES_FILE, fingerprint=fingerprint,
-                                             train=resume is None, started=self.started)
+                                             train=resume is None, started=self.started,
+                                             store=TeacherFeatureStore.for_run(self.config, self.runtime, shas))
         if resume is None:
             self.probe_steps = steps
         self.counters.feature_cache_loaded = self.counters.feature_cache_loaded or loaded

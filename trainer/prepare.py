@@ -19,11 +19,11 @@ def index_images(dataset: Dataset, workers: int, runtime: Runtime) -> tuple[Data
     """Decodes every image once (split over processes): the readable dataset and each image's sha256."""
     from tqdm import tqdm
 
-    from dgs_desktop.scan.decode import DecodeError, decode_image
+    from dgs_desktop.scan.decode import DecodeError
 
     def check(i: int):
         try:
-            return i, decode_image(dataset.samples[i].path).sha256, None
+            return i, dataset.samples[i].decode().sha256, None
         except DecodeError as exc:
             return i, None, str(exc)
 

@@ -41,6 +41,7 @@ def build_provenance(config: TrainConfig, runtime: Runtime, dataset: Dataset, *,
     return {
         "trainer": "dgs-desktop-train",
         "data_root": str(dataset.root.resolve()),
+        "data": dataset.source,
         "counts": dataset.counts("category"),
         "images": len(dataset.samples),
         "unreadable_skipped": len(dataset.unreadable),

@@ -108,8 +108,72 @@ def write_feature_cache(path: Path, fingerprint: str, features: dict[int, torch.
     runtime.dist.barrier()
 
 
+class TeacherFeatureStore:
+    """f^T of whole views kept across runs in the user cache (`--cache-dir`), so a second run on
+    the same images needs no teacher pass.
+
+    A view's features depend on the frozen teacher (architecture, base weights), the precision,
+    device type and torch version, the preprocessing, and the mosaics: each image's content (sha256), its
+    position and the seed (which fix the flip and patch shuffle), and the batching. The file
+    name is the sha256 of all of these, so a hit is exactly what the teacher would compute.
+    """
+
+    def __init__(self, folder: Path, key: str, runtime: Runtime):
+        self.folder, self.key, self.runtime = folder, key, runtime
+
+    @classmethod
+    def for_run(cls, config: TrainConfig, runtime: Runtime, shas: list[str]) -> TeacherFeatureStore:
+        import hashlib
+        import json
+
+        from dgs_desktop.detector.patches import preprocessing_manifest
+
+        from .captions import default_cache_dir
+
+        digest = hashlib.sha256(json.dumps({
+            "arch": config.arch, "pretrained": config.pretrained, "precision": runtime.precision,
+            "device": runtime.device.type, "preprocessing": preprocessing_manifest(), "seed": config.seed,
+            "batch_size": config.batch_size, "processes": runtime.dist.world,
+            "torch": torch.__version__}, sort_keys=True).encode())  # kernels (and random init) may change
+        for sha in shas:
+            digest.update(sha.encode() + b"\n")
+        folder = (Path(config.cache_dir) if config.cache_dir else default_cache_dir()) / "teacher_features"
+        return cls(folder, digest.hexdigest(), runtime)
+
+    def path(self, view: int) -> Path:
+        return self.folder / f"{self.key[:40]}.view{view}.safetensors"
+
+    def get(self, view: int) -> torch.Tensor | None:
+        """The stored features of `view` when every process can read them, else None."""
+        from safetensors import safe_open
+
+        tensor = None
+        try:
+            with safe_open(str(self.path(view)), "pt") as handle:
+                if (handle.metadata() or {}).get("key") == self.key:
+                    tensor = handle.get_tensor("features")
+        except Exception:  # noqa: BLE001 - absent or damaged: computed again
+            tensor = None
+        if not all(self.runtime.dist.all_gather_object(tensor is not None)):
+            return None
+        return tensor
+
+    def put(self, view: int, features: torch.Tensor) -> None:
+        from safetensors.torch import save_file
+
+        if self.runtime.dist.is_main:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with atomic_path(self.path(view)) as tmp:
+                    save_file({"features": features.contiguous()}, str(tmp), metadata={"key": self.key})
+            except OSError as exc:  # a full or read-only cache costs the next run time, not this one
+                log.warning("could not keep the teacher features in %s: %s", self.folder, exc)
+        self.runtime.dist.barrier()
+
+
 def run_stage1(networks: Networks, dataset: Dataset, config: TrainConfig, runtime: Runtime, metrics: MetricsLog, *,
-               cache_path: Path, fingerprint: str, train: bool, started: float) -> tuple[dict[int, torch.Tensor], int, bool]:
+               cache_path: Path, fingerprint: str, train: bool, started: float,
+               store: TeacherFeatureStore | None = None) -> tuple[dict[int, torch.Tensor], int, bool]:
     """Trains h_img^T (when `train`; a resumed run has it already) and returns the f^T of the
     shared views, the probe's step count and whether features came from the run folder."""
     keep = shared_views(config)
@@ -121,7 +185,14 @@ def run_stage1(networks: Networks, dataset: Dataset, config: TrainConfig, runtim
             return cached[view]
         if view in computed:
             return computed[view]
-        features = teacher_features(networks, dataset, config, runtime, view=view)
+        features = store.get(view) if store is not None else None
+        if features is not None and runtime.dist.is_main:
+            log.info("teacher features of view %d: from %s (an earlier run on the same images)", view,
+                     store.path(view))
+        if features is None:
+            features = teacher_features(networks, dataset, config, runtime, view=view)
+            if store is not None:
+                store.put(view, features)
         if view in keep:  # the others are dropped after their probe epoch
             computed[view] = features
         return features

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from ..scan.memory import DEFAULT_MEMORY_BUDGET_MIB, MIB
 from .shell import Command
+
+log = logging.getLogger(__name__)
 
 
 def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (recursive)")
     parser.add_argument("--checkpoint", "-c", help="checkpoint directory or hf:ORG/NAME[@REVISION]")
-    parser.add_argument("--csv", "-o", required=True, metavar="OUT", help="CSV file to write")
+    parser.add_argument("--csv", "-o", required=True, metavar="OUT",
+                        help="CSV file to write ('-': standard output). An existing DGS Desktop results file "
+                             "is replaced once the new scan writes its first row; any other file is refused")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="auto: bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else fp32 "
@@ -32,13 +39,21 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None,
                         help="fake if probability > threshold (default: the checkpoint's, usually 0.5)")
     parser.add_argument("--resume", action="store_true", help="keep OUT's rows and scan only files not in it")
+    parser.add_argument("--force", action="store_true",
+                        help="with --resume: continue a CSV written with another checkpoint or threshold")
+    parser.add_argument("--follow-links", action="store_true",
+                        help="follow symbolic links that lead outside the given files and folders "
+                             "(default: such a link gets an error row and is not read)")
+    parser.add_argument("--memory-budget", type=int, default=None, metavar="MIB",
+                        help="memory that decoding may take at once across workers, in MiB (default "
+                             f"{DEFAULT_MEMORY_BUDGET_MIB}); one larger image still runs, alone")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def run_scan(args: argparse.Namespace) -> int:
     from ..detector.checkpoint import NO_MODEL_HELP, CheckpointError, load_detector, resolve_checkpoint
     from ..detector.device import DeviceError, describe_device, resolve_device, resolve_precision
-    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo, read_done_paths
+    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo, check_output, read_results_csv, run_mismatch, same_file
     from ..scan.discover import expand_paths
     from ..scan.distributed import ScanRank, discard_leftover_parts, fold_leftover_parts
     from ..scan.engine import Scanner, ScanProgress
@@ -49,6 +64,10 @@ def run_scan(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be at least 1")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise UsageError("--threshold must be between 0 and 1")
+    if args.memory_budget is not None and args.memory_budget < 1:
+        raise UsageError("--memory-budget must be at least 1 (MiB)")
+    if args.force and not args.resume:
+        raise UsageError("--force only applies to --resume")
     if not args.checkpoint:
         raise UsageError(NO_MODEL_HELP)
     missing = [p for p in args.paths if not Path(p).expanduser().exists() and not Path(p).is_symlink()]
@@ -69,30 +88,49 @@ def run_scan(args: argparse.Namespace) -> int:
                   device=device_label, threshold=threshold,
                   precision=precision)
     out = Path(args.csv)
+    if args.resume and not rank and args.csv != "-":
+        try:
+            fold_leftover_parts(out, run)  # rows of an interrupted torchrun scan (only our own files)
+        except CsvError as exc:
+            raise UsageError(str(exc)) from None
+    # The output is checked now but not touched until the model has loaded: a run that fails
+    # its checks leaves an existing results file exactly as it was.
+    existing = check_output(args.csv, resume=args.resume)
+    if existing is not None and existing.rows:
+        mismatch = run_mismatch(existing, run)
+        if mismatch and not args.force:
+            raise UsageError(f"{args.csv} holds rows from another run ({mismatch}); resuming would mix them: "
+                             f"add --force to continue anyway, or write to another --csv")
+        if mismatch:
+            log.warning("%s holds rows from another run (%s); continuing because of --force", args.csv, mismatch)
+    try:
+        detector = load_detector(checkpoint, device)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+    output = same_file(args.csv)  # a results file inside a scanned folder is not scanned
+    # listed before the output is opened, so a new results file in a scanned folder is not among them
+    found = list(expand_paths(args.paths, follow_links=args.follow_links, exclude=[output] if output else []))
     try:
         if rank:
+            if args.csv == "-":
+                raise UsageError("a torchrun scan writes to a CSV file, not to standard output")
             rank.start(out, run, args.resume)
-            already_done = read_done_paths(out) if args.resume else set()
+            done = read_results_csv(out).done_keys if args.resume else set()
             writer = CsvResultWriter(rank.part(out), run)
         else:
-            if args.resume:
-                fold_leftover_parts(out, run)  # rows of an interrupted torchrun scan
-            else:
+            if not args.resume and args.csv != "-":
                 discard_leftover_parts(out, run)
-            writer = CsvResultWriter(out, run, resume=args.resume)
-            already_done = writer.done_paths
+            done = existing.done_keys if existing is not None else set()
+            writer = CsvResultWriter(args.csv, run, resume=args.resume, existing=existing)
     except CsvError as exc:
         raise UsageError(str(exc)) from None
-    with writer:
-        try:
-            detector = load_detector(checkpoint, device)
-        except CheckpointError as exc:
-            raise UsageError(str(exc)) from None
-        files = [p for p in expand_paths(args.paths)
-                 if str(p) not in already_done and (rank is None or rank.owns(p))]
-        skipped = len(already_done)
+    files = [p for p in found if os.fsencode(p) not in done and (rank is None or rank.owns(p))]
+    skipped = len(done)
+    completed = False
+    try:
+        budget = None if args.memory_budget is None else args.memory_budget * MIB
         scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers, precision=precision,
-                          select_on=args.select_on, jpeg_decoder=args.jpeg_decoder)
+                          select_on=args.select_on, jpeg_decoder=args.jpeg_decoder, memory_budget=budget)
         progress = ScanProgress(total=len(files))
         counts = {"fake": 0, "real": 0}
         bar = None
@@ -115,12 +153,19 @@ def run_scan(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             if bar is not None:
                 bar.close()
-            print(f"\ndgs-desktop: interrupted after {progress.done} of {len(files)} files; "
-                  f"{args.csv} holds every finished row. Continue with --resume.", file=sys.stderr)
+            completed = progress.done > 0  # with no row yet, an old results file stays as it was
+            writer.close(completed=completed)
+            kept = f"{args.csv} holds every finished row. Continue with --resume." if completed \
+                else "no row was written."
+            print(f"\ndgs-desktop: interrupted after {progress.done} of {len(files)} files; {kept}",
+                  file=sys.stderr)
             return EXIT_INTERRUPTED
         finally:
             if bar is not None:
                 bar.close()
+        completed = True
+    finally:
+        writer.close(completed=completed)
     elapsed = time.perf_counter() - progress.started
     resumed = f", {skipped} already in the CSV" if skipped else ""
     if rank:

@@ -14,6 +14,8 @@ def add_window_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", metavar="PATH", help="images or folders to add and scan")
     parser.add_argument("--checkpoint", "-c", help="checkpoint directory or hf:ORG/NAME[@REVISION]")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--case", metavar="FILE", default=None,
+                        help="open this case file (created when it does not exist); results are saved into it")
 
 
 def has_display() -> bool:
@@ -31,7 +33,10 @@ def run_window(args: argparse.Namespace) -> int:
         from ..gui.app import run_app
     except ImportError as exc:
         raise UsageError(f"the window cannot start ({exc}); the headless `dgs-desktop scan` still works") from None
-    return run_app(paths=args.paths, checkpoint=args.checkpoint, device=args.device)
+    case = getattr(args, "case", None)
+    if case and os.path.exists(case) and not os.path.isfile(case):
+        raise UsageError(f"--case {case}: not a file")
+    return run_app(paths=args.paths, checkpoint=args.checkpoint, device=args.device, case=case)
 
 
 WINDOW = Command("window", "open the window (the default: `dgs-desktop [PATH...]`)", add_window_arguments,

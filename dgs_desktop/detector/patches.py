@@ -39,6 +39,7 @@ MOSAIC_SIZE = GRID * PATCH_SIZE
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _EPS = 1e-12
+_BAND_PATCHES = 8192  # patches per band in patch_entropies (8 MP): bounds its working memory
 
 Box = tuple[int, int, int, int]  # (x, y, w, h) in original-image pixels
 BLACK_BOX: Box = (0, 0, 0, 0)  # the box of an empty (black) mosaic cell
@@ -123,13 +124,20 @@ def patch_entropies(image) -> np.ndarray:
     """
     image = as_rgb_image(image)
     rows, cols = image.height // PATCH_SIZE, image.width // PATCH_SIZE
-    if (cols * PATCH_SIZE, rows * PATCH_SIZE) != image.size:
-        image = image.crop((0, 0, cols * PATCH_SIZE, rows * PATCH_SIZE))
-    # Pillow's RGB->F conversion computes (299 R + 587 G + 114 B) / 1000 in float, in C.
-    gray = np.asarray(image.convert("F"))
-    patches = np.require(gray.reshape(rows, PATCH_SIZE, cols, PATCH_SIZE).swapaxes(1, 2), requirements="CW")
-    patches = torch.from_numpy(patches).reshape(rows * cols, PATCH_SIZE, PATCH_SIZE)
-    return spectral_entropy(patches, gray_scale=1.0 / 255.0).reshape(rows, cols).numpy()
+    # Bands of whole patch rows: a large image never gets a full-size gray copy or FFT buffer
+    # (a 12000x12000 image would need ~3 GB at once); each patch's entropy is computed alike.
+    band_rows = max(1, _BAND_PATCHES // cols)
+    entropies = np.empty((rows, cols), dtype=np.float32)
+    for top in range(0, rows, band_rows):
+        bottom = min(rows, top + band_rows)
+        band = image.crop((0, top * PATCH_SIZE, cols * PATCH_SIZE, bottom * PATCH_SIZE))
+        # Pillow's RGB->F conversion computes (299 R + 587 G + 114 B) / 1000 in float, in C.
+        gray = np.asarray(band.convert("F"))
+        patches = np.require(gray.reshape(bottom - top, PATCH_SIZE, cols, PATCH_SIZE).swapaxes(1, 2),
+                             requirements="CW")
+        patches = torch.from_numpy(patches).reshape((bottom - top) * cols, PATCH_SIZE, PATCH_SIZE)
+        entropies[top:bottom] = spectral_entropy(patches, gray_scale=1.0 / 255.0).reshape(bottom - top, cols).numpy()
+    return entropies
 
 
 def content_seed(shape: tuple[int, ...], chosen: np.ndarray) -> int:

@@ -24,6 +24,7 @@ from .settings import APPLICATION, ORGANIZATION, AppSettings
 log = logging.getLogger("dgs_desktop.gui")
 SCREENSHOT_ENV = "DGS_DESKTOP_SCREENSHOT"
 SCREENSHOT_TIMEOUT_ENV = "DGS_DESKTOP_SCREENSHOT_TIMEOUT"
+SCREENSHOT_SIZE_ENV = "DGS_DESKTOP_SCREENSHOT_SIZE"  # WIDTHxHEIGHT of the window, default 1360x860
 
 
 def make_application() -> QApplication:
@@ -68,7 +69,7 @@ class ScreenshotOnFinish:
             return
         target = next((row for row in window.model.rows if row.state == "ok"), window.model.rows[0])
         window.detail.loaded.connect(lambda path: QTimer.singleShot(400, self._save))
-        if window.detail.current_path == target.path and window.detail.overlay_pixmap is not None:
+        if window.detail.current_path == target.path and window.detail.evidence_shown:
             QTimer.singleShot(400, self._save)
         else:
             window.select_path(target.path)
@@ -78,14 +79,16 @@ class ScreenshotOnFinish:
             return
         self._saved = True
         ok = self.window.grab().save(self.path)
-        print(f"dgs-desktop: screenshot {'saved to' if ok else 'could NOT be saved to'} {self.path}", file=sys.stderr)
+        (log.info if ok else log.error)("screenshot %s %s", "saved to" if ok else "could NOT be saved to", self.path)
         self.app.exit(exit_code if ok else 4)
 
 
-def run_app(paths: list[str] | None = None, checkpoint: str | None = None, device: str | None = None) -> int:
+def run_app(paths: list[str] | None = None, checkpoint: str | None = None, device: str | None = None,
+            case: str | None = None) -> int:
     from .main_window import MainWindow
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not logging.getLogger().handlers:  # the CLI shell configures logging (-v/--quiet); keep its choice
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = make_application()
     settings = AppSettings()
     if device:
@@ -94,14 +97,20 @@ def run_app(paths: list[str] | None = None, checkpoint: str | None = None, devic
     install_error_dialogs(window)
     screenshot = os.environ.get(SCREENSHOT_ENV)
     if screenshot:
-        window.resize(1360, 860)
+        size = os.environ.get(SCREENSHOT_SIZE_ENV, "1360x860").lower().split("x")
+        window.resize(int(size[0]), int(size[1]))
         keep = ScreenshotOnFinish(window, screenshot, app, float(os.environ.get(SCREENSHOT_TIMEOUT_ENV, "300")))  # noqa: F841
     window.show()
     spec = checkpoint or settings.active_model or None
 
     def start() -> None:  # after the first paint: the window is up before the slow imports begin
         window.controller.start()
-        if spec:
+        if case:
+            # A case reloads the model that made its scores; --checkpoint, when given, wins.
+            opened = window.open_case(case, create=True)
+            if checkpoint or (spec and not (opened and window.case.info().checkpoint)):
+                window.load_model(spec, settings.device)
+        elif spec:
             window.load_model(spec, settings.device)
         if paths:
             window.add_paths(list(paths))

@@ -1,29 +1,50 @@
-"""The selected image with its 49 scored patches outlined, the 7x7 mosaic, and its facts.
+"""The selected image: its score, the evidence viewer, the 7x7 mosaic, and the file's facts.
 
 The boxes and mosaic are the very `select_patches` result the score came from: the scan
 keeps the boxes with each row and the latest mosaics in a small cache; an older mosaic is
 re-cut from the image at those boxes (the same pixels, checked against the scan's sha256).
-Decoding runs on a pool thread; only painting happens on the GUI thread.
+The file is read once, through the scan's safe reader, on a pool thread; the preview,
+mosaic and metadata all come from those bytes. Only painting happens on the GUI thread.
+
+Tabs below the viewer: "Patches" (mosaic, hover facts, stability check), "File" (hashes,
+size, metadata, the analyst's note and tags). Other panels (e.g. provenance) are added with
+`add_tab`.
 """
 
 from __future__ import annotations
 
-import os
+import io
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QFormLayout, QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QFont, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from .results_model import ERROR, FAKE_COLOR, OK, REAL_COLOR, ResultRow
+from .evidence_view import HIGH_ENTROPY_COLOR, HIGHLIGHT_COLOR, LOW_ENTROPY_COLOR, EvidenceView, PatchInfo, patch_infos
+from .results_model import ERROR, FAKE_COLOR, OK, REAL_COLOR, WARNING_COLOR, ResultRow
 from .thumbnails import pil_to_qimage
 from .workers import Task, start_task
 
-LOW_ENTROPY_COLOR = QColor("#1e88e5")  # blue: the 24 smoothest patches
-HIGH_ENTROPY_COLOR = QColor("#ff9800")  # orange: the 25 busiest patches (blue/orange: colour-blind safe)
-PREVIEW_MAX_SIDE = 1600
+PREVIEW_MAX_SIDE = 2048
 PATCH = 32
+GRID = 7
+MOSAIC_CELL_PX = 32
 
 
 @dataclass
@@ -31,9 +52,12 @@ class DetailData:
     path: str
     preview: QImage | None = None
     scale: float = 1.0  # preview pixels per original pixel
+    full_image: object = None  # the decoded PIL image, for the viewer's full-resolution zoom
+    size: tuple[int, int] = (0, 0)
     mosaic: QImage | None = None
     boxes: tuple = ()
     low_entropy: tuple = ()
+    entropies: tuple = ()
     facts: list[tuple[str, str]] = field(default_factory=list)
     warning: str = ""
 
@@ -42,12 +66,12 @@ def rebuild_mosaic(rgb: np.ndarray, boxes) -> np.ndarray:
     """The 224x224 mosaic from the image and the scan's boxes (cell i = boxes[i], row-major).
 
     Boxes narrower than 32 px (images smaller than a patch) are padded by repeating the
-    last row/column, as `select_patches` does.
+    last row/column, as `select_patches` does; an empty box (0, 0, 0, 0) is a black cell.
     """
     grid = int(round(len(boxes) ** 0.5))
     mosaic = np.zeros((grid * PATCH, grid * PATCH, 3), dtype=np.uint8)
     for i, (x, y, w, h) in enumerate(boxes):
-        if w == 0 or h == 0:  # a black cell (small images: the authors' rule leaves them empty)
+        if w <= 0 or h <= 0:  # a black cell (small images: the authors' rule leaves them empty)
             continue
         patch = rgb[y:y + h, x:x + w]
         if patch.shape[0] < PATCH or patch.shape[1] < PATCH:
@@ -57,88 +81,98 @@ def rebuild_mosaic(rgb: np.ndarray, boxes) -> np.ndarray:
     return mosaic
 
 
+def box_entropies(image, boxes) -> tuple:
+    """Spectral entropy of each box's patch, recomputed (rows restored from a case keep theirs)."""
+    from ..detector.patches import patch_entropies
+
+    if image.width < PATCH or image.height < PATCH:
+        return ()
+    grid = patch_entropies(image)
+    return tuple(float(grid[y // PATCH, x // PATCH]) if w > 0 and h > 0 else float("nan")
+                 for x, y, w, h in boxes)
+
+
 def array_to_qimage(rgb: np.ndarray) -> QImage:
     rgb = np.ascontiguousarray(rgb)
     height, width = rgb.shape[:2]
     return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
 
 
-def read_metadata(path: str) -> list[tuple[str, str]]:
-    """A few facts a reviewer looks at: camera, software, dates, PNG text (e.g. generator prompts)."""
+def read_metadata(data: bytes) -> list[tuple[str, str]]:
+    """A few facts a reviewer looks at (camera, software, dates, PNG text such as generator
+    prompts), parsed from the bytes the safe reader already read: the file is not opened again."""
     from PIL import ExifTags, Image
 
     facts = []
     try:
-        with Image.open(path) as image:
-            exif = image.getexif()
-            for tag in (0x010F, 0x0110, 0x0131, 0x0132):  # Make, Model, Software, DateTime
-                if tag in exif:
-                    facts.append((ExifTags.TAGS.get(tag, str(tag)), str(exif[tag]).strip("\x00 ")[:120]))
-            for key, value in image.info.items():
-                if isinstance(value, str) and key.lower() not in ("icc_profile",):
-                    text = " ".join(value.split())
-                    facts.append((key, text[:160] + ("…" if len(text) > 160 else "")))
-            if image.info.get("icc_profile"):
-                facts.append(("ICC profile", "present"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                exif = image.getexif()
+                for tag in (0x010F, 0x0110, 0x0131, 0x0132):  # Make, Model, Software, DateTime
+                    if tag in exif:
+                        facts.append((ExifTags.TAGS.get(tag, str(tag)), str(exif[tag]).strip("\x00 ")[:120]))
+                for key, value in image.info.items():
+                    if isinstance(value, str) and key.lower() not in ("icc_profile",):
+                        text = " ".join(value.split())
+                        facts.append((key, text[:160] + ("…" if len(text) > 160 else "")))
+                if image.info.get("icc_profile"):
+                    facts.append(("ICC profile", "present"))
     except Exception:  # noqa: BLE001 - metadata is a bonus; the decode error is shown elsewhere
         pass
     return facts[:12]
 
 
-def load_detail(path: str, sha256: str, boxes, low_entropy, selection) -> DetailData:
-    """Runs on a pool thread: decode like the scan did, cut the preview and mosaic."""
+def load_detail(path: str, sha256: str, boxes, low_entropy, entropies, selection) -> DetailData:
+    """Runs on a pool thread: read once (safe reader), decode like the scan did, cut the preview
+    and mosaic, parse the metadata from the same bytes."""
+    from pathlib import Path
+
     from PIL import Image
 
-    from ..scan.decode import decode_image
+    from ..scan.decode import decode_bytes, read_file, suffix_note
 
-    decoded = decode_image(path)
-    data = DetailData(path=path, boxes=tuple(boxes or ()), low_entropy=tuple(low_entropy or ()))
+    data_bytes = read_file(Path(path))
+    decoded = decode_bytes(data_bytes)
+    note = suffix_note(Path(path), decoded.format)
+    if note:
+        decoded.notes.append(note)
+    data = DetailData(path=path, boxes=tuple(boxes or ()), low_entropy=tuple(low_entropy or ()),
+                      size=(decoded.width, decoded.height))
     if sha256 and decoded.sha256 != sha256:
         data.warning = "The file changed after it was scanned; the outlines show the scanned version's patches."
     image = decoded.image
     if selection is not None:
         data.mosaic = array_to_qimage(selection.mosaic)
+        data.entropies = tuple(float(e) for e in selection.entropies)
     elif data.boxes:
         data.mosaic = array_to_qimage(rebuild_mosaic(np.asarray(image), data.boxes))
+    if not data.entropies:
+        data.entropies = tuple(entropies) if entropies is not None and len(entropies) else box_entropies(image, data.boxes)
+    data.full_image = image
     longest = max(image.width, image.height)
+    preview = image
     if longest > PREVIEW_MAX_SIDE:
         data.scale = PREVIEW_MAX_SIDE / longest
-        image = image.resize((max(1, round(image.width * data.scale)), max(1, round(image.height * data.scale))),
-                             Image.Resampling.BILINEAR)
-    data.preview = pil_to_qimage(image)
-    size_kb = os.path.getsize(path) / 1024
-    data.facts = [("Size", f"{decoded.width} × {decoded.height} px, {size_kb:,.0f} KB"),
+        preview = image.resize((max(1, round(image.width * data.scale)), max(1, round(image.height * data.scale))),
+                               Image.Resampling.BILINEAR)
+    data.preview = pil_to_qimage(preview)
+    data.facts = [("Size", f"{decoded.width} × {decoded.height} px, {len(data_bytes) / 1024:,.0f} KB"),
                   ("Format", f"{decoded.format}, {decoded.mode}")]
     if decoded.notes:
         data.facts.append(("Notes", "; ".join(decoded.notes)))
-    data.facts += read_metadata(path)
+    data.facts += read_metadata(data_bytes)
     return data
 
 
-def outline_pen_width(preview: QImage) -> int:
-    # Thick enough to survive the pane shrinking a large preview to fit.
-    return max(2, round(max(preview.width(), preview.height()) / 350))
+def load_detail_unless_cancelled(*args, report, cancelled) -> DetailData:
+    if cancelled():
+        raise InterruptedError("another row was selected")
+    return load_detail(*args)
 
 
-def render_overlay(preview: QImage, boxes, low_entropy, scale: float = 1.0) -> QPixmap:
-    """The preview with each scored patch outlined: blue = low entropy, orange = high."""
-    pixmap = QPixmap.fromImage(preview)
-    painter = QPainter(pixmap)
-    width = outline_pen_width(preview)
-    for (x, y, w, h), low in zip(boxes, low_entropy):
-        pen = QPen(LOW_ENTROPY_COLOR if low else HIGH_ENTROPY_COLOR, width)
-        pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
-        painter.setPen(pen)
-        # Inset by half the pen so the outline lies inside the patch and neighbours stay distinct.
-        inset = width / 2
-        left, top = x * scale + inset, y * scale + inset
-        painter.drawRect(int(left), int(top), max(1, int(w * scale - width)), max(1, int(h * scale - width)))
-    painter.end()
-    return pixmap
-
-
-def render_mosaic(mosaic: QImage, low_entropy, zoom: int = 1) -> QPixmap:
-    """The 7x7 mosaic with a thin frame per cell in its entropy colour."""
+def render_mosaic(mosaic: QImage, low_entropy, zoom: int = 1, highlight: int | None = None) -> QPixmap:
+    """The 7x7 mosaic with a thin frame per cell in its entropy colour; `highlight` framed thick."""
     pixmap = QPixmap.fromImage(mosaic.scaled(mosaic.width() * zoom, mosaic.height() * zoom))
     grid = int(round(len(low_entropy) ** 0.5)) or 1
     cell = pixmap.width() / grid
@@ -147,170 +181,389 @@ def render_mosaic(mosaic: QImage, low_entropy, zoom: int = 1) -> QPixmap:
         r, c = divmod(i, grid)
         painter.setPen(QPen(LOW_ENTROPY_COLOR if low else HIGH_ENTROPY_COLOR, 1))
         painter.drawRect(int(c * cell), int(r * cell), int(cell) - 1, int(cell) - 1)
+    if highlight is not None and 0 <= highlight < grid * grid:
+        r, c = divmod(highlight, grid)
+        painter.setPen(QPen(HIGHLIGHT_COLOR, 3))
+        painter.drawRect(int(c * cell) + 1, int(r * cell) + 1, int(cell) - 3, int(cell) - 3)
     painter.end()
     return pixmap
 
 
-class FittedImage(QLabel):
-    """Shows a pixmap scaled to fit, keeping its aspect ratio, never upscaled past 2x."""
+class MosaicView(QLabel):
+    """The mosaic the detector saw; a click on a cell asks for its patch in the image."""
 
-    def __init__(self, placeholder: str, parent=None):
-        super().__init__(placeholder, parent)
-        self._pixmap: QPixmap | None = None
+    cell_clicked = Signal(int)
+    cell_hovered = Signal(int)  # -1 when the pointer leaves the cells
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFixedSize(GRID * MOSAIC_CELL_PX + 4, GRID * MOSAIC_CELL_PX + 4)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(160, 120)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setWordWrap(True)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setMouseTracking(True)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.keyboard_cell = 0
+        self.setToolTip("The 7×7 mosaic of 32×32 patches the detector actually saw (224×224 px). "
+                        "Click a cell (or move with the arrow keys and press Enter) to find its patch in the image.")
 
-    def set_source(self, pixmap: QPixmap | None, placeholder: str = "") -> None:
-        self._pixmap = pixmap
-        if pixmap is None:
-            self.clear()
-            self.setText(placeholder)
-        self._refit()
+    def cell_at(self, x: float, y: float) -> int:
+        pixmap = self.pixmap()
+        if pixmap is None or pixmap.isNull():
+            return -1
+        left = (self.width() - pixmap.width()) / 2
+        top = (self.height() - pixmap.height()) / 2
+        col, row = int((x - left) // MOSAIC_CELL_PX), int((y - top) // MOSAIC_CELL_PX)
+        return row * GRID + col if 0 <= col < GRID and 0 <= row < GRID else -1
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
-        self._refit()
+    def cell_centre(self, cell: int) -> tuple[int, int]:
+        row, col = divmod(cell, GRID)
+        left, top = (self.width() - GRID * MOSAIC_CELL_PX) // 2, (self.height() - GRID * MOSAIC_CELL_PX) // 2
+        return left + col * MOSAIC_CELL_PX + MOSAIC_CELL_PX // 2, top + row * MOSAIC_CELL_PX + MOSAIC_CELL_PX // 2
 
-    def _refit(self) -> None:
-        if self._pixmap is None or self._pixmap.isNull():
-            return
-        bound = self._pixmap.size() * 2
-        target = self.size().boundedTo(bound) if self.width() > 1 else self._pixmap.size()
-        self.setPixmap(self._pixmap.scaled(target, Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.SmoothTransformation))
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        cell = self.cell_at(event.position().x(), event.position().y())
+        if cell >= 0 and event.button() == Qt.MouseButton.LeftButton:
+            self.cell_clicked.emit(cell)
+        super().mousePressEvent(event)
 
-    def sizeHint(self) -> QSize:
-        return QSize(480, 360)
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        self.cell_hovered.emit(self.cell_at(event.position().x(), event.position().y()))
+        super().mouseMoveEvent(event)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        self.cell_hovered.emit(-1)
+        super().leaveEvent(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        """Arrow keys move over the cells (each is described as it is reached); Enter or Space
+        finds the cell's patch in the image: the mosaic works without a mouse."""
+        row, col = divmod(self.keyboard_cell, GRID)
+        moves = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1), Qt.Key.Key_Up: (-1, 0), Qt.Key.Key_Down: (1, 0)}
+        if event.key() in moves:
+            d_row, d_col = moves[event.key()]
+            self.keyboard_cell = min(GRID - 1, max(0, row + d_row)) * GRID + min(GRID - 1, max(0, col + d_col))
+            self.cell_hovered.emit(self.keyboard_cell)
+        elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.cell_clicked.emit(self.keyboard_cell)
+        else:
+            super().keyPressEvent(event)
 
 
-def _legend_chip(color: QColor, text: str) -> QLabel:
+def _legend_chip(color, text: str) -> QLabel:
     label = QLabel(f'<span style="color:{color.name()}; font-size:14pt">■</span> {text}')
     label.setTextFormat(Qt.TextFormat.RichText)
     return label
 
 
+def scrolling(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
+
+
 class DetailPane(QWidget):
-    loaded = Signal(str)  # path, once the preview and mosaic are shown
+    loaded = Signal(str)  # path, once the image, outlines and mosaic are shown
+    stability_requested = Signal(str)  # path
+    annotation_changed = Signal(str, str, object)  # path, note, tags (list[str])
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._jobs: set = set()
+        self._waiting: Task | None = None
+        # One thread of its own: moving through rows quickly drops the decodes nobody waits for
+        # (a 12000x12000 image takes seconds) instead of queueing them on the global pool.
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
         self._request = 0
         self.current_path: str | None = None
-        self.overlay_pixmap: QPixmap | None = None
+        self.current_state: str = ""
+        self.evidence_shown = False
         self.mosaic_pixmap: QPixmap | None = None
-
-        self.image_view = FittedImage("Select a row to see the image and the 49 patches the detector scored.")
-        self.image_view.setToolTip("The image with the 49 patches the detector looked at outlined")
-        legend = QHBoxLayout()
-        legend.addWidget(_legend_chip(LOW_ENTROPY_COLOR, "24 low-entropy (smooth) patches"))
-        legend.addWidget(_legend_chip(HIGH_ENTROPY_COLOR, "25 high-entropy (detailed) patches"))
-        legend.addStretch(1)
-
-        self.mosaic_view = QLabel()
-        self.mosaic_view.setFixedSize(228, 228)
-        self.mosaic_view.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.mosaic_view.setFrameShape(QFrame.Shape.StyledPanel)
-        self.mosaic_view.setToolTip("The 7×7 mosaic of 32×32 patches the detector actually saw (224×224 px)")
+        self._mosaic_image: QImage | None = None
+        self._low_entropy: tuple = ()
+        self._infos: dict[int, PatchInfo] = {}
 
         self.probability_label = QLabel()
         font = QFont(self.probability_label.font())
-        font.setPointSizeF(font.pointSizeF() * 1.5)
+        font.setPointSizeF(font.pointSizeF() * 1.4)
         font.setBold(True)
         self.probability_label.setFont(font)
-        self.facts = QFormLayout()
-        self.facts.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.facts.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
-        facts_box = QWidget()
-        facts_layout = QVBoxLayout(facts_box)
-        facts_layout.setContentsMargins(0, 0, 0, 0)
-        facts_layout.addWidget(self.probability_label)
-        facts_layout.addLayout(self.facts)
-        facts_layout.addStretch(1)
-        facts_scroll = QScrollArea()
-        facts_scroll.setWidgetResizable(True)
-        facts_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        facts_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        facts_scroll.setWidget(facts_box)
+        self.probability_label.setWordWrap(True)
+        self.probability_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.warning_label = QLabel()
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet(f"color: {WARNING_COLOR.name()}; font-weight: bold")
+        self.warning_label.setVisible(False)
 
-        bottom = QHBoxLayout()
+        self.image_view = EvidenceView()
+        self.image_view.patch_hovered.connect(self._patch_hovered)
+        self.image_view.zoom_changed.connect(self._zoom_changed)
+        zoom_bar = QHBoxLayout()
+        zoom_bar.setContentsMargins(0, 0, 0, 0)
+        self.zoom_buttons = []
+        for text, tip, slot in (("Fit", "Fit the image in the view (0)", self.image_view.fit),
+                                ("1:1", "Actual pixels: one image pixel per screen pixel (1)", self.image_view.actual_size),
+                                ("−", "Zoom out (−, wheel)", self.image_view.zoom_out),
+                                ("+", "Zoom in (+, wheel)", self.image_view.zoom_in)):
+            button = QToolButton()
+            button.setText(text)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            zoom_bar.addWidget(button)
+            self.zoom_buttons.append(button)
+        self.zoom_label = QLabel()
+        self.zoom_label.setToolTip("Screen pixels per image pixel")
+        zoom_bar.addWidget(self.zoom_label)
+        zoom_bar.addStretch(1)
+        low_chip, high_chip = _legend_chip(LOW_ENTROPY_COLOR, "24 low"), _legend_chip(HIGH_ENTROPY_COLOR, "25 high")
+        low_chip.setToolTip("Blue: the 24 patches with the lowest spectral entropy (smooth areas)")
+        high_chip.setToolTip("Orange: the 25 patches with the highest spectral entropy (detailed areas)")
+        zoom_bar.addWidget(QLabel("Entropy:"))
+        zoom_bar.addWidget(low_chip)
+        zoom_bar.addWidget(high_chip)
+        viewer = QWidget()
+        viewer_layout = QVBoxLayout(viewer)
+        viewer_layout.setContentsMargins(0, 0, 0, 0)
+        viewer_layout.addWidget(self.image_view, 1)
+        viewer_layout.addLayout(zoom_bar)
+
+        # --- Patches tab
+        self.mosaic_view = MosaicView()
+        self.mosaic_view.cell_clicked.connect(self.show_cell)
+        self.mosaic_view.cell_hovered.connect(self._cell_hovered)
+        self.patch_info = QLabel("Hover a patch in the image or the mosaic for its entropy; click a mosaic "
+                                 "cell to find its patch in the image.")
+        self.patch_info.setWordWrap(True)
+        self.stability_button = QPushButton("Check stability")
+        self.stability_button.setToolTip("Score this image's 49 patches in 8 other mosaic orders and show how "
+                                         "much P(fake) moves")
+        self.stability_button.clicked.connect(lambda: self.current_path and self.stability_requested.emit(self.current_path))
+        self.stability_label = QLabel()
+        self.stability_label.setWordWrap(True)
+        self.stability_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        patches = QWidget()
+        patches_layout = QHBoxLayout(patches)
         mosaic_column = QVBoxLayout()
         mosaic_column.addWidget(QLabel("What the detector saw:"))
         mosaic_column.addWidget(self.mosaic_view)
         mosaic_column.addStretch(1)
-        bottom.addLayout(mosaic_column)
-        bottom.addWidget(facts_scroll, 1)
+        patches_layout.addLayout(mosaic_column)
+        info_column = QVBoxLayout()
+        info_column.addWidget(self.patch_info)
+        info_column.addWidget(self.stability_button, 0, Qt.AlignmentFlag.AlignLeft)
+        info_column.addWidget(self.stability_label)
+        info_column.addStretch(1)
+        patches_layout.addLayout(info_column, 1)
+
+        # --- File tab
+        self.facts = QFormLayout()
+        self.facts.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.facts.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.note_edit = QPlainTextEdit()
+        self.note_edit.setPlaceholderText("Your note on this file (kept in the case)")
+        self.note_edit.setMaximumHeight(70)
+        self.note_edit.setTabChangesFocus(True)
+        self.tags_edit = QLineEdit()
+        self.tags_edit.setPlaceholderText("Tags, comma-separated (kept in the case)")
+        self._annotation_timer = QTimer(self, singleShot=True, interval=400, timeout=self._emit_annotation)
+        self.note_edit.textChanged.connect(self._annotation_edited)
+        self.tags_edit.textEdited.connect(self._annotation_edited)
+        self._loading_annotation = False
+        file_tab = QWidget()
+        file_layout = QVBoxLayout(file_tab)
+        file_layout.addLayout(self.facts)
+        annotations = QFormLayout()
+        annotations.addRow("Note:", self.note_edit)
+        annotations.addRow("Tags:", self.tags_edit)
+        file_layout.addLayout(annotations)
+        file_layout.addStretch(1)
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(scrolling(patches), "Patches")
+        self.tabs.addTab(scrolling(file_tab), "File")
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(viewer)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(False)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(self.image_view, 1)
-        layout.addLayout(legend)
-        layout.addLayout(bottom)
+        layout.addWidget(self.probability_label)
+        layout.addWidget(self.warning_label)
+        layout.addWidget(self.splitter, 1)
+        self.image_view.show_message("Select a row to see the image and the 49 patches the detector scored.")
+        self.set_annotations_enabled(False)
+
+    def add_tab(self, widget: QWidget, title: str) -> int:
+        """Adds a panel below the viewer (scrolls when the window is small)."""
+        return self.tabs.addTab(scrolling(widget), title)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(300, 360)
 
     # ----------------------------------------------------------------------------- showing
     def show_row(self, row: ResultRow | None, threshold: float, selection=None) -> None:
         self._request += 1
         self.current_path = None if row is None else row.path
-        self.overlay_pixmap = self.mosaic_pixmap = None
+        self.current_state = "" if row is None else row.state
+        self.evidence_shown = False
+        self.mosaic_pixmap = self._mosaic_image = None
+        self._infos = {}
         self.mosaic_view.clear()
+        self.stability_label.setText("")
+        self.stability_button.setEnabled(row is not None and row.state == OK)
         self._set_facts([])
+        self._show_annotation(row)
+        if row is None or row.state != OK:
+            self._drop_waiting()
         if row is None:
             self.probability_label.setText("")
-            self.image_view.set_source(None, "Select a row to see the image and the 49 patches the detector scored.")
+            self.warning_label.setVisible(False)
+            self.image_view.show_message("Select a row to see the image and the 49 patches the detector scored.")
             return
         self._show_probability(row, threshold)
-        base_facts = [("File", row.path)]
+        result = row.result
+        self._set_facts(self._base_facts(row))
+        if row.state != OK:
+            self.image_view.show_message(f"Not scored yet ({row.state})." if row.state != ERROR
+                                         else f"This file could not be scored: {result.error}")
+            return
+        self.image_view.show_message("Loading…")
+        request = self._request
+        task = Task(load_detail_unless_cancelled, row.path, result.sha256, row.boxes, row.low_entropy,
+                    row.entropies, selection, pass_hooks=True)
+        task.signals.succeeded.connect(lambda data: self._loaded(request, data, row))
+        task.signals.failed.connect(lambda message: self._failed(request, message))
+        self._drop_waiting()
+        self._waiting = start_task(task, self._jobs, self.pool)
+
+    def _drop_waiting(self) -> None:
+        """A decode that has not started yet returns at once when its turn comes (the user moved on)."""
+        if self._waiting is not None:
+            self._waiting.cancel()
+        self._waiting = None
+
+    def shutdown(self, timeout_ms: int) -> bool:
+        self._drop_waiting()
+        return self.pool.waitForDone(timeout_ms)
+
+    def _base_facts(self, row: ResultRow) -> list[tuple[str, str]]:
+        facts = [("File", row.path)]
         result = row.result
         if result is not None and result.sha256:
-            base_facts.append(("sha256", result.sha256))
-        if row.state == ERROR:
-            base_facts.append(("Error", result.error if result is not None else ""))
-        self._set_facts(base_facts)
-        if row.state != OK:
-            self.image_view.set_source(None, "Not scored yet." if row.state != ERROR
-                                       else f"This file could not be scored: {result.error}")
-            return
-        self.image_view.set_source(None, "Loading…")
-        request = self._request
-        task = Task(load_detail, row.path, result.sha256, row.boxes, row.low_entropy, selection)
-        task.signals.succeeded.connect(lambda data: self._loaded(request, data, base_facts))
-        task.signals.failed.connect(lambda message: self._failed(request, message))
-        start_task(task, self._jobs)
+            facts.append(("sha256", result.sha256))
+        if row.duplicate_of:
+            facts.append(("Same content as", row.duplicate_of))
+        if row.state == ERROR and result is not None:
+            facts.append(("Error", result.error))
+        return facts
 
     def refresh_verdict(self, row: ResultRow | None, threshold: float) -> None:
         if row is not None and row.path == self.current_path:
             self._show_probability(row, threshold)
 
     def _show_probability(self, row: ResultRow, threshold: float) -> None:
+        self.warning_label.setText(f"⚠ {row.warning}" if row.warning else "")
+        self.warning_label.setVisible(bool(row.warning))
         probability = row.probability
         if probability is None:
-            self.probability_label.setText(row.state)
+            self.probability_label.setText(row.status_text)
             self.probability_label.setStyleSheet("")
             return
         verdict = row.verdict(threshold)
         color = FAKE_COLOR if verdict == "fake" else REAL_COLOR
-        self.probability_label.setText(f"P(fake) = {probability:.4f}  →  {verdict}")
+        self.probability_label.setText(f"P(fake) = {probability:.4f} → {verdict}")
+        self.probability_label.setToolTip(row.verdict_explained(threshold))
         self.probability_label.setStyleSheet(f"color: {color.name()}")
 
-    def _loaded(self, request: int, data: DetailData, base_facts) -> None:
+    def _loaded(self, request: int, data: DetailData, row: ResultRow) -> None:
         if request != self._request:
             return  # the user moved on to another row
-        self.overlay_pixmap = render_overlay(data.preview, data.boxes, data.low_entropy, data.scale)
-        self.image_view.set_source(self.overlay_pixmap)
+        self.image_view.set_image(data.preview, data.scale, data.full_image, data.size, data.boxes,
+                                  data.low_entropy, data.entropies)
+        self._infos = {info.cell: info for info in patch_infos(data.boxes, data.low_entropy, data.entropies)}
         if data.mosaic is not None:
-            self.mosaic_pixmap = render_mosaic(data.mosaic, data.low_entropy)
-            self.mosaic_view.setPixmap(self.mosaic_pixmap)
-        facts = list(base_facts) + data.facts
+            self._mosaic_image, self._low_entropy = data.mosaic, data.low_entropy
+            self._paint_mosaic(None)
+        facts = self._base_facts(row) + data.facts
         if data.warning:
             facts.append(("Warning", data.warning))
         self._set_facts(facts)
+        self.evidence_shown = True
         self.loaded.emit(data.path)
 
     def _failed(self, request: int, message: str) -> None:
         if request == self._request:
-            self.image_view.set_source(None, f"Cannot show this image: {message}")
+            self.image_view.show_message(f"Cannot show this image: {message}")
+
+    def _paint_mosaic(self, highlight: int | None) -> None:
+        if self._mosaic_image is None:
+            return
+        self.mosaic_pixmap = render_mosaic(self._mosaic_image, self._low_entropy, highlight=highlight)
+        self.mosaic_view.setPixmap(self.mosaic_pixmap)
+
+    # ----------------------------------------------------------------------- patches
+    def show_cell(self, cell: int) -> PatchInfo | None:
+        """Centres and highlights the patch of mosaic `cell` in the image."""
+        if not self.evidence_shown:
+            return None
+        self.mosaic_view.keyboard_cell = cell
+        info = self.image_view.highlight_cell(cell)
+        self._paint_mosaic(cell if info is not None else None)
+        self.patch_info.setText(info.describe() if info is not None else "This mosaic cell is empty (black).")
+        return info
+
+    def _cell_hovered(self, cell: int) -> None:
+        info = self._infos.get(cell)
+        if cell >= 0 and self.mosaic_view.hasFocus():
+            self._paint_mosaic(cell)  # the keyboard cursor
+        if cell >= 0:
+            self.mosaic_view.setToolTip(info.describe() if info else "Empty cell (black)")
+            self.patch_info.setText(info.describe() if info else "Empty cell (black)")
+
+    def _patch_hovered(self, info) -> None:
+        if info is not None:
+            self.patch_info.setText(info.describe())
+
+    def _zoom_changed(self, zoom: float) -> None:
+        view = self.image_view
+        self.zoom_label.setText(f"{zoom * 100:.0f} %")
+        self.zoom_label.setToolTip("Screen pixels per image pixel" + (
+            "; the overview is downscaled, the zoomed view shows the full-resolution pixels"
+            if view.preview_scale < 1 else ""))
+
+    def show_stability(self, path: str, text: str) -> None:
+        if path == self.current_path:
+            self.stability_label.setText(text)
+            self.stability_button.setEnabled(True)
+
+    # ------------------------------------------------------------------ annotations
+    def set_annotations_enabled(self, enabled: bool) -> None:
+        for widget in (self.note_edit, self.tags_edit):
+            widget.setEnabled(enabled)
+            widget.setToolTip("" if enabled else "Open or create a case (File menu) to keep notes and tags")
+
+    def _show_annotation(self, row: ResultRow | None) -> None:
+        self._loading_annotation = True
+        self.note_edit.setPlainText("" if row is None else row.analyst_note)
+        self.tags_edit.setText("" if row is None else ", ".join(row.tags))
+        self._loading_annotation = False
+
+    def _annotation_edited(self, *args) -> None:
+        if not self._loading_annotation and self.current_path:
+            self._annotation_timer.start()
+
+    def _emit_annotation(self) -> None:
+        if self.current_path:
+            tags = [t.strip() for t in self.tags_edit.text().split(",") if t.strip()]
+            self.annotation_changed.emit(self.current_path, self.note_edit.toPlainText(), tags)
 
     def _set_facts(self, facts: list[tuple[str, str]]) -> None:
         while self.facts.rowCount():
@@ -324,6 +577,10 @@ class DetailPane(QWidget):
                 label.setFont(QFont("monospace"))
                 label.setToolTip(f"SHA-256 of the file's bytes, as in the CSV:\n{value}")
             self.facts.addRow(f"{name}:", label)
+
+    def facts_text(self) -> str:
+        return " ".join(self.facts.itemAt(i).widget().text() for i in range(self.facts.count())
+                        if self.facts.itemAt(i).widget() is not None)
 
 
 def wrappable(text: str) -> str:

@@ -1,61 +1,74 @@
-"""The main window: drop zone, results table, summary + histogram, detail pane, scan control."""
+"""The main window: menus, drop zone, results table, summary + histogram, detail pane.
+
+The window wires its parts together; the work lives in them: `ModelController` (libraries and
+the active model), `ScanController` (the scan state machine, on its own thread pool),
+`ResultsModel` (rows), `DetailPane` (evidence viewer) and `dgs_desktop.case.Case` (the case
+file, saved as results arrive).
+"""
 
 from __future__ import annotations
 
-import csv
-import io
+import logging
 import os
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence, QPainter
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
-    QPushButton,
-    QSizePolicy,
     QSlider,
     QSplitter,
-    QStyle,
     QTableView,
     QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
+from ..case import CASE_SUFFIX
+from ..scan.discover import IMAGE_SUFFIXES
+from ..verdict import DEFAULT_THRESHOLD, RULE_TEXT
+from . import help_dialogs
+from .case_controller import CaseController
 from .detail_pane import DetailPane
 from .dialogs import show_error
 from .histogram import ProbabilityHistogram
-from .model_controller import FAILED, LOADING_LIBRARIES, LOADING_MODEL, NO_MODEL, READY, ModelController
+from .model_banner import ModelBanner
+from .model_controller import READY, ModelController, model_warning
 from .results_model import (
     NAME_COL,
     NOT_SCANNED,
+    OK,
     PROB_COL,
-    QUEUED,
     ROW_ROLE,
-    SCANNING,
     STATUS_COL,
     THUMB_COL,
     VERDICT_COL,
     VERDICT_FILTERS,
+    ResultRow,
     ResultsFilter,
     ResultsModel,
 )
+from .scan_controller import ScanController
 from .settings import AppSettings
 from .thumbnails import THUMBNAIL_SIZE, ThumbnailProvider
-from .workers import ScanWorker, Task, discover_files, shared_pool, start_task
+from .window_actions import build_actions, build_menus, toolbar_actions
+from .workers import Task, discover_files, start_task
 
-IMAGE_FILTER = ("Images (*.jpg *.jpeg *.png *.webp *.bmp *.gif *.tif *.tiff *.heic *.avif *.jfif *.ppm);;"
-                "All files (*)")
+log = logging.getLogger(__name__)
+
+IMAGE_FILTER = f"Images ({' '.join('*' + s for s in sorted(IMAGE_SUFFIXES))});;All files (*)"
+CASE_FILTER = f"DGS Desktop cases (*{CASE_SUFFIX});;All files (*)"
+SHUTDOWN_WAIT_MS = 3000
 
 
 def format_eta(seconds: float | None) -> str:
@@ -69,160 +82,103 @@ def format_eta(seconds: float | None) -> str:
 
 
 class ResultsView(QTableView):
-    """The table; when empty it says where to drop files."""
+    """The table; when empty it says where to drop files. Tab moves on to the next widget."""
 
     def paintEvent(self, event) -> None:  # noqa: N802
         super().paintEvent(event)
         if self.model() is not None and self.model().rowCount() == 0:
             painter = QPainter(self.viewport())
             painter.setPen(self.palette().placeholderText().color())
-            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                              "Drop images or folders anywhere on this window\n"
                              "or use Add files / Add folder (Ctrl+O, Ctrl+Shift+O).")
             painter.end()
 
 
-class ModelBanner(QFrame):
-    """Says what the model is doing; with no model, the three ways to get one."""
-
-    def __init__(self, window: MainWindow):
-        super().__init__(window)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setObjectName("modelBanner")
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setTextFormat(Qt.TextFormat.RichText)
-        self.busy = QProgressBar()
-        self.busy.setRange(0, 0)
-        self.busy.setMaximumWidth(160)
-        self.load_button = QPushButton("Load checkpoint folder…")
-        self.load_button.setToolTip("A folder with dgs_checkpoint.json, e.g. made by dgs-desktop-train")
-        self.import_button = QPushButton("Import authors' weights (.pth)…")
-        self.import_button.setToolTip("Convert the DGS-Net authors' released model_epoch_step2.pth (never unpickled)")
-        self.hub_button = QPushButton("Download from the hub…")
-        self.hub_button.setToolTip("Download a lab's checkpoint from the Hugging Face hub by repo id and revision")
-        self.load_button.clicked.connect(window.choose_checkpoint_folder)
-        self.import_button.clicked.connect(lambda: window.open_model_manager("import"))
-        self.hub_button.clicked.connect(lambda: window.open_model_manager("hub"))
-        buttons = QHBoxLayout()
-        for button in (self.load_button, self.import_button, self.hub_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        top = QHBoxLayout()
-        top.addWidget(self.busy)
-        top.addWidget(self.message, 1)
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addLayout(buttons)
-        self._buttons = (self.load_button, self.import_button, self.hub_button)
-
-    def show_state(self, state: str, message: str) -> None:
-        self.busy.setVisible(state in (LOADING_LIBRARIES, LOADING_MODEL))
-        needs_model = state in (NO_MODEL, FAILED)
-        for button in self._buttons:
-            button.setVisible(needs_model)
-        if state == NO_MODEL:
-            detail = "" if message == "No model loaded." else f"<br><span style='color:#b71c1c'>{message}</span>"
-            self.message.setText(
-                "<b>No detector model yet.</b> Get one in one of three ways: load a checkpoint folder "
-                "(for example one trained with <code>dgs-desktop-train</code>), import the DGS-Net authors' "
-                "released weights, or download a lab's checkpoint from the Hugging Face hub. "
-                "Files you add now are scanned as soon as a model is ready." + detail)
-        else:
-            self.message.setText(message)
-        self.setVisible(state != READY)
-
-
 class MainWindow(QMainWindow):
     scan_finished = Signal(bool)  # cancelled; emitted when no scan runs and nothing waits
+    files_added = Signal(int)  # number of new rows, after every add (0 when all were listed)
+    case_changed = Signal(str)  # path of the open case, "" when none
 
     def __init__(self, settings: AppSettings | None = None, controller: ModelController | None = None):
         super().__init__()
         self.settings = settings or AppSettings()
         self.controller = controller or ModelController(self)
-        self.setWindowTitle("DGS Desktop — is this image AI-generated?")
         self.setAcceptDrops(True)
         self._jobs: set = set()
-        self._scan_worker: ScanWorker | None = None
-        self._scan_id = 0
-        self._scan_total = 0
-        self._scan_done = 0
         self._model_dialog = None
+        self._closing = False
         self.last_status = ""
+        self.last_stability = None  # (path, Stability)
+        self.unsaved_box: QMessageBox | None = None
+        self.about_box: QMessageBox | None = None
+        self.shortcuts_box: QMessageBox | None = None
 
         self.thumbnails = ThumbnailProvider(THUMBNAIL_SIZE, parent=self)
         self.model = ResultsModel(self.thumbnails, self)
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
-        self._build_actions()
+        self.scans = ScanController(self.model, self)
+        self.cases = CaseController(self.model, self)
+        self.cases.changed.connect(self._update_title)
+        build_actions(self)
+        for action in (self.cancel_action, self.resume_action, self.stability_action):
+            action.setEnabled(False)  # until there is a scan to cancel, a file left, a scored row
         self._build_ui()
+        build_menus(self)
         from .report_action import attach
 
         attach(self)  # metadata & provenance tab, File → Export report
         self._summary_timer = QTimer(self, singleShot=True, interval=150, timeout=self._refresh_summary)
         self.model.dataChanged.connect(self._schedule_summary)
+        self.model.dataChanged.connect(self._rows_changed)
         self.model.rowsInserted.connect(self._schedule_summary)
         self.model.modelReset.connect(self._schedule_summary)
 
+        self.scans.started.connect(self._scan_started)
+        self.scans.results.connect(self._scan_results)
+        self.scans.progress.connect(self._scan_progress)
+        self.scans.failed.connect(lambda message: show_error(self, "Scan stopped", f"The scan stopped: {message}"))
+        self.scans.cancelled.connect(self._scan_cancelled)
+        self.scans.stopped.connect(self._scan_stopped)
+        self.scans.idle.connect(self._scans_idle)
+
         self.controller.state_changed.connect(self._model_state_changed)
         self.controller.session_changed.connect(self._session_changed)
-        self.controller.load_failed.connect(lambda message: show_error(self, "Model not loaded", message))
+        self.controller.load_failed.connect(self._model_load_failed)
         self._restore_settings()
         self._model_state_changed(self.controller.state, "Loading the detector libraries…")
+        self._update_title()
         self._refresh_summary()
 
     # ---------------------------------------------------------------------------------- UI
-    def _action(self, text: str, slot, shortcut=None, tip: str = "", icon=None) -> QAction:
-        action = QAction(text, self)
-        if icon is not None:
-            action.setIcon(self.style().standardIcon(icon))
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            tip = f"{tip} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})"
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
-    def _build_actions(self) -> None:
-        sp = QStyle.StandardPixmap
-        self.add_files_action = self._action("Add files…", self.choose_files, QKeySequence.StandardKey.Open,
-                                             "Add image files to scan", sp.SP_FileIcon)
-        self.add_folder_action = self._action("Add folder…", self.choose_folder, "Ctrl+Shift+O",
-                                              "Add every file in a folder and its subfolders", sp.SP_DirIcon)
-        self.cancel_action = self._action("Cancel", self.cancel_scan, "Esc",
-                                          "Stop the scan; results so far are kept", sp.SP_BrowserStop)
-        self.resume_action = self._action("Scan remaining", self.scan_remaining, "Ctrl+R",
-                                          "Scan the files a cancelled scan did not reach", sp.SP_MediaPlay)
-        self.export_action = self._action("Export CSV…", self.choose_export, "Ctrl+E",
-                                          "Save the results as CSV, the same columns as `dgs-desktop scan`",
-                                          sp.SP_DialogSaveButton)
-        self.copy_action = self._action("Copy rows", self.copy_selected_rows, QKeySequence.StandardKey.Copy,
-                                        "Copy the selected rows as tab-separated text")
-        self.clear_action = self._action("Clear", self.clear_results, None,
-                                         "Remove all files from the list", sp.SP_DialogResetButton)
-        self.model_action = self._action("Model…", self.open_model_manager, "Ctrl+M",
-                                         "Load, import or download a model; choose the device", sp.SP_ComputerIcon)
-        self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit, "Quit DGS Desktop")
-        self.cancel_action.setEnabled(False)
-        self.resume_action.setEnabled(False)
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_models
+        for spec in recent:
+            self.recent_menu.addAction(spec, lambda checked=False, s=spec: self.load_model(s))
+        if not recent:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
 
     def _build_ui(self) -> None:
         toolbar = QToolBar("Main", self)
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action in (self.add_files_action, self.add_folder_action, None, self.cancel_action,
-                       self.resume_action, None, self.export_action, self.clear_action, None, self.model_action):
+        for action in toolbar_actions(self):
             toolbar.addSeparator() if action is None else toolbar.addAction(action)
-        spacer = QWidget()
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        toolbar.addWidget(spacer)
-        toolbar.addWidget(self._build_threshold_control())
+            if action is not None:  # toolbar buttons take no focus by default: make them reachable by Tab
+                toolbar.widgetForAction(action).setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.addToolBar(toolbar)
+        self.toolbar = toolbar
 
         self.banner = ModelBanner(self)
+        self.model_warning = QLabel()
+        self.model_warning.setObjectName("modelWarning")
+        self.model_warning.setWordWrap(True)
+        self.model_warning.setStyleSheet("background: #fff3e0; color: #bf360c; border: 1px solid #ffb74d; "
+                                         "padding: 4px 8px; font-weight: bold")
+        self.model_warning.setVisible(False)
 
         self.verdict_filter = QComboBox()
         self.verdict_filter.addItems(VERDICT_FILTERS)
@@ -232,11 +188,13 @@ class MainWindow(QMainWindow):
         self.text_filter.setPlaceholderText("Filter by name or folder…")
         self.text_filter.setClearButtonEnabled(True)
         self.text_filter.setToolTip("Show only files whose path contains this text")
+        self.text_filter.setMinimumWidth(100)
         self.text_filter.textChanged.connect(self.proxy.set_text_filter)
         filters = QHBoxLayout()
         filters.addWidget(QLabel("Show:"))
         filters.addWidget(self.verdict_filter)
         filters.addWidget(self.text_filter, 1)
+        filters.addWidget(self._build_threshold_control())  # beside the table: never in an overflow menu
 
         self.table = ResultsView()
         self.table.setModel(self.proxy)
@@ -245,6 +203,7 @@ class MainWindow(QMainWindow):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move between rows
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         self.table.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
@@ -254,13 +213,14 @@ class MainWindow(QMainWindow):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in ((THUMB_COL, THUMBNAIL_SIZE + 12), (NAME_COL, 190), (2, 180), (PROB_COL, 76),
+        for column, width in ((THUMB_COL, THUMBNAIL_SIZE + 12), (NAME_COL, 170), (2, 140), (PROB_COL, 70),
                               (VERDICT_COL, 64), (STATUS_COL, 120)):
             header.resizeSection(column, width)
         self.table.selectionModel().currentRowChanged.connect(self._current_row_changed)
 
         self.summary = QLabel()
-        self.summary.setToolTip("Counts per verdict at the current threshold")
+        self.summary.setWordWrap(True)
+        self.summary.setToolTip(f"Counts per verdict at the current threshold ({RULE_TEXT})")
         self.histogram = ProbabilityHistogram()
 
         left = QWidget()
@@ -272,53 +232,70 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(self.histogram)
 
         self.detail = DetailPane()
+        self.detail.stability_requested.connect(lambda path: self.check_stability())
+        self.detail.annotation_changed.connect(self.set_annotation)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.detail)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
-        self.splitter.setSizes([680, 520])
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([620, 520])
 
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
         layout.addWidget(self.banner)
+        layout.addWidget(self.model_warning)
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
 
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
+        self.progress.setMaximumWidth(200)
         self.progress.setVisible(False)
         self.progress_label = QLabel()
+        self.counts_label = QLabel()
+        self.counts_label.setToolTip(f"Counts at the current threshold ({RULE_TEXT})")
         self.model_label = QLabel()
         self.statusBar().addWidget(self.progress)
         self.statusBar().addWidget(self.progress_label, 1)
+        self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.model_label)
 
     def _build_threshold_control(self) -> QWidget:
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
         self.threshold_slider.setRange(0, 1000)
-        self.threshold_slider.setFixedWidth(140)
+        self.threshold_slider.setMinimumWidth(70)
+        self.threshold_slider.setMaximumWidth(140)
         self.threshold_spin = QDoubleSpinBox()
         self.threshold_spin.setRange(0.0, 1.0)
         self.threshold_spin.setDecimals(3)
         self.threshold_spin.setSingleStep(0.01)
-        tip = "An image is called fake when P(fake) is at or above this threshold. Verdicts update at once."
+        tip = f"An image is called fake when P(fake) is above this threshold ({RULE_TEXT}). Verdicts update at once."
         for widget in (self.threshold_slider, self.threshold_spin):
             widget.setToolTip(tip)
         self.threshold_slider.valueChanged.connect(lambda value: self.threshold_spin.setValue(value / 1000))
         self.threshold_spin.valueChanged.connect(self.set_threshold)
         box = QWidget()
+        box.setObjectName("thresholdControl")
         layout = QHBoxLayout(box)
-        layout.setContentsMargins(8, 0, 8, 0)
-        layout.addWidget(QLabel("Threshold:"))
+        layout.setContentsMargins(8, 0, 0, 0)
+        label = QLabel("&Threshold:")
+        label.setBuddy(self.threshold_spin)
+        layout.addWidget(label)
         layout.addWidget(self.threshold_slider)
         layout.addWidget(self.threshold_spin)
-        for widget, value in ((self.threshold_spin, 0.5), (self.threshold_slider, 500)):
+        for widget, value in ((self.threshold_spin, DEFAULT_THRESHOLD), (self.threshold_slider, round(DEFAULT_THRESHOLD * 1000))):
             widget.blockSignals(True)
             widget.setValue(value)
             widget.blockSignals(False)
         return box
+
+    def _update_title(self) -> None:
+        case = f" — case {self.cases.name}" if self.cases.case is not None else ""
+        unsaved = " (unsaved results)" if self.cases.unsaved else ""
+        self.setWindowTitle(f"DGS Desktop — is this image AI-generated?{case}{unsaved}")
 
     # ------------------------------------------------------------------------- settings
     def _restore_settings(self) -> None:
@@ -330,12 +307,32 @@ class MainWindow(QMainWindow):
             self.splitter.restoreState(splitter)
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        if not self._closing and self.unsaved:
+            event.ignore()
+            self.ask_unsaved("quit", self._confirmed_close)
+            return
         self.settings.set_geometry("main", self.saveGeometry())
         self.settings.set_geometry("splitter", self.splitter.saveState())
         self.settings.sync()
-        if self._scan_worker is not None:
-            self._scan_worker.cancel()
+        self.shutdown()
         super().closeEvent(event)
+
+    def _confirmed_close(self) -> None:
+        self._closing = True
+        self.close()
+
+    def shutdown(self, timeout_ms: int = SHUTDOWN_WAIT_MS) -> bool:
+        """Cancels every background job and waits (bounded) for the threads; closes the case."""
+        idle = self.scans.shutdown(timeout_ms)
+        idle = self.thumbnails.shutdown(timeout_ms) and idle
+        idle = self.detail.shutdown(timeout_ms) and idle
+        for job in list(self._jobs):
+            job.cancel()
+        idle = QThreadPool.globalInstance().waitForDone(timeout_ms) and idle
+        if not idle:
+            log.warning("some background work was still running after %d ms; quitting anyway", timeout_ms)
+        self.cases.close()
+        return idle
 
     # ------------------------------------------------------------------------ threshold
     def set_threshold(self, threshold: float) -> None:
@@ -354,6 +351,8 @@ class MainWindow(QMainWindow):
             default = session.checkpoint.threshold
             self.settings.set_threshold_for(session.checkpoint.sha256,
                                             None if abs(threshold - default) < 1e-9 else threshold)
+        self.cases.threshold_changed(threshold)
+        self._show_stability()
         self._schedule_summary()
 
     @property
@@ -369,16 +368,26 @@ class MainWindow(QMainWindow):
     def _session_changed(self, session) -> None:
         self.settings.active_model = session.spec
         self.settings.remember_model(session.spec)
+        self._fill_recent_menu()
+        warning = model_warning(session.checkpoint)
+        self.model_warning.setText(f"⚠ {warning}" if warning else "")
+        self.model_warning.setVisible(bool(warning))
+        if warning:
+            self.model_label.setText(f"⚠ {self.model_label.text()}")
+        case_threshold = self.cases.model_changed(session)
         stored = self.settings.threshold_for(session.checkpoint.sha256)
-        self.set_threshold(session.checkpoint.threshold if stored is None else stored)
-        # Every row is re-scored with the new model so the table and exports never mix models.
-        if self._scan_worker is not None:
-            self._scan_worker.cancel()
-            self._scan_id += 1
+        self.set_threshold(case_threshold if case_threshold is not None
+                           else session.checkpoint.threshold if stored is None else stored)
+        # Rows another model scored are scanned again so the table and exports never mix models.
         self.model.selections.clear()
-        self.model.set_state([row.path for row in self.model.rows], QUEUED)
-        self._current_row_changed(self.table.currentIndex())
-        self._start_next_scan()
+        self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.device_label)
+        self._refresh_detail(force=True)
+
+    def _model_load_failed(self, message: str) -> None:
+        show_error(self, "Model not loaded", message)
+        session = self.controller.session
+        if session is not None:  # rows from another model (e.g. a reopened case) are re-scored
+            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.device_label)
 
     def load_model(self, spec, device: str | None = None) -> None:
         device = device or self.settings.device
@@ -433,107 +442,183 @@ class MainWindow(QMainWindow):
         self.progress_label.setText("Looking for files…")
         task = Task(discover_files, [str(p) for p in paths])
         task.signals.succeeded.connect(self._files_found)
-        task.signals.failed.connect(lambda message: show_error(self, "Cannot add files", message))
+        task.signals.failed.connect(self._discovery_failed)
         start_task(task, self._jobs)
+
+    def _discovery_failed(self, message: str) -> None:
+        show_error(self, "Cannot add files", message)
+        self.files_added.emit(0)
 
     def _files_found(self, files: list) -> None:
         new = self.model.add_files(files)
         skipped = len(files) - len(new)
         note = f" ({skipped} already listed)" if skipped else ""
         self._status(f"Added {len(new)} file(s){note}.")
+        self.cases.files_added(new)
         if new and self.table.currentIndex().row() < 0:
             self.table.selectRow(0)
-        self._start_next_scan()
+        self.files_added.emit(len(new))
+        self.scans.start_next()
 
     # ----------------------------------------------------------------------------- scanning
     @property
     def scanning(self) -> bool:
-        return self._scan_worker is not None
+        return self.scans.scanning
 
-    def _start_next_scan(self) -> None:
-        session = self.controller.session
-        if self._scan_worker is not None or session is None:
-            return
-        paths = self.model.paths_in_state(QUEUED)
-        if not paths:
-            return
-        self._scan_id += 1
-        self._scan_total, self._scan_done = len(paths), 0
-        self.model.set_state(paths, SCANNING)
-        worker = ScanWorker(self._scan_id, session.scanner, paths)
-        worker.signals.results.connect(self._scan_results)
-        worker.signals.progress.connect(self._scan_progress)
-        worker.signals.failed.connect(self._scan_failed)
-        worker.signals.finished.connect(self._scan_worker_finished)
-        self._scan_worker = worker
-        self.progress.setRange(0, len(paths))
+    def _scan_started(self, count: int) -> None:
+        self.progress.setRange(0, count)
         self.progress.setValue(0)
         self.progress.setVisible(True)
-        self.progress_label.setText(f"Scanning {len(paths)} file(s)…")
+        self.progress_label.setText(f"Scanning {count} file(s)…")
         self.cancel_action.setEnabled(True)
         self.resume_action.setEnabled(False)
-        shared_pool().start(worker)
 
-    def _scan_results(self, scan_id: int, results: list) -> None:
-        if scan_id != self._scan_id:
-            return  # a cancelled or superseded scan
-        self.model.apply_results(results)
-        current = self._current_row()
-        if current is not None and any(r.path == current.path for r in results):
-            self._current_row_changed(self.table.currentIndex())
+    def _scan_results(self, results: list) -> None:
+        self.cases.results_scanned(results, self.controller.session)
 
-    def _scan_progress(self, scan_id: int, status) -> None:
-        if scan_id != self._scan_id:
-            return
-        self._scan_done = status.done
+    def _scan_progress(self, status) -> None:
         self.progress.setValue(status.done)
         failed = f" · {status.failed} failed" if status.failed else ""
         self.progress_label.setText(f"{status.done} / {status.total} images · {status.rate:.1f} images/s · "
                                     f"{format_eta(status.eta_s)}{failed}")
 
-    def _scan_failed(self, scan_id: int, message: str) -> None:
-        if scan_id == self._scan_id:
-            show_error(self, "Scan stopped", f"The scan stopped: {message}")
-
-    def cancel_scan(self) -> None:
-        """Stops at once from the user's view: unscanned rows are marked, late results ignored."""
-        if self._scan_worker is None:
-            return
-        self._scan_worker.cancel()
-        self._scan_id += 1
-        left = self.model.paths_in_state(SCANNING) + self.model.paths_in_state(QUEUED)
-        self.model.set_state(left, NOT_SCANNED)
+    def _scan_cancelled(self, done: int, total: int, left: int) -> None:
         self.progress.setVisible(False)
         self.cancel_action.setEnabled(False)
-        self._status(f"Cancelled: {self._scan_done} of {self._scan_total} scanned; {len(left)} not scanned "
-                     f"(Scan remaining: Ctrl+R).")
+        self._status(f"Cancelled: {done} of {total} scanned; {left} not scanned (Scan remaining: Ctrl+R).")
 
-    def _scan_worker_finished(self, scan_id: int, cancelled: bool) -> None:
-        self._scan_worker = None
-        if scan_id == self._scan_id:
-            self.progress.setVisible(False)
-            self.cancel_action.setEnabled(False)
-            # A scan that died (e.g. a device error) leaves rows unscanned, not stuck in "scanning".
-            self.model.set_state(self.model.paths_in_state(SCANNING), NOT_SCANNED)
-            counts = self.model.counts()
-            self._status(f"Scan finished: {counts['fake']} fake, {counts['real']} real, {counts['failed']} failed.")
+    def _scan_stopped(self, cancelled: bool) -> None:
+        self.progress.setVisible(False)
+        self.cancel_action.setEnabled(False)
+        # Counts are in the status bar's right corner, where they follow the threshold.
+        self._status(f"Scan finished: {len(self.model.rows)} file(s) listed.")
+
+    def _scans_idle(self, cancelled: bool) -> None:
         self.resume_action.setEnabled(bool(self.model.paths_in_state(NOT_SCANNED)))
-        self._start_next_scan()
-        if self._scan_worker is None:
-            self._refresh_summary()
-            self.scan_finished.emit(cancelled)
+        self._refresh_summary()
+        self.scan_finished.emit(cancelled)
+
+    def cancel_scan(self) -> None:
+        self.scans.cancel()
 
     def scan_remaining(self) -> None:
-        self.model.set_state(self.model.paths_in_state(NOT_SCANNED), QUEUED)
         self.resume_action.setEnabled(False)
-        self._start_next_scan()
+        self.scans.scan_remaining()
+
+    # ------------------------------------------------------------------- clear and cases
+    @property
+    def case(self):
+        """The open `dgs_desktop.case.Case`, or None."""
+        return self.cases.case
+
+    @property
+    def unsaved(self) -> bool:
+        return self.cases.unsaved
+
+    def ask_unsaved(self, what: str, proceed) -> None:
+        """Runs `proceed` at once when nothing would be lost; else asks first (without blocking)."""
+        if not self.unsaved:
+            proceed()
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Results not saved",
+                          f"{len(self.model.scanned_results())} scanned result(s) are not in a case file and "
+                          f"were not exported. {what.capitalize()} anyway?", QMessageBox.StandardButton.NoButton, self)
+        save = box.addButton("Save as case…", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton(f"Discard and {what}", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(save)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(*_):
+            clicked = box.clickedButton()
+            self.unsaved_box = None
+            if clicked is discard:
+                proceed()
+            elif clicked is save and self.choose_case_save():
+                proceed()
+
+        box.finished.connect(answered)
+        self.unsaved_box = box
+        box.open()
+
+    def request_clear(self) -> None:
+        self.ask_unsaved("clear", self.clear_results)
 
     def clear_results(self) -> None:
-        if self._scan_worker is not None:
-            self.cancel_scan()
+        """Empties the list; an open case is closed with everything in it kept."""
+        self.scans.cancel()
+        had_case = self.cases.case is not None
+        self.cases.close()
+        if had_case:
+            self.case_changed.emit("")
         self.model.clear()
         self.thumbnails.clear()
+        self.detail.set_annotations_enabled(False)
         self.detail.show_row(None, self.threshold)
+        self.last_stability = None
+
+    def choose_case_save(self) -> bool:
+        start = os.path.join(self.settings.last_folder, "case" + CASE_SUFFIX)
+        path, _ = QFileDialog.getSaveFileName(self, "Save as case", start, CASE_FILTER,
+                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        if not path:
+            return False
+        if not os.path.splitext(path)[1]:
+            path += CASE_SUFFIX
+        return self.save_case_as(path)
+
+    def save_case_as(self, path: str) -> bool:
+        """Writes the list and every result into a new case file and keeps saving into it."""
+        from ..case import CaseError
+
+        try:
+            self.cases.save_as(path, self.threshold, self.controller.session)
+        except CaseError as exc:
+            show_error(self, "Case not saved", str(exc))
+            return False
+        self.detail.set_annotations_enabled(True)
+        self.case_changed.emit(str(self.cases.case.path))
+        self._status(f"Case saved to {path}; it is saved automatically from now on.")
+        return True
+
+    def choose_case_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open case", self.settings.last_folder, CASE_FILTER)
+        if path:
+            self.ask_unsaved("open another case", lambda: self.open_case(path))
+
+    def open_case(self, path: str, create: bool = False) -> bool:
+        """Shows a case's files and results (replacing the list); new files go into it."""
+        from ..case import CaseError, read_case
+
+        if os.path.exists(path) or not create:
+            try:
+                read_case(path)  # a file that is not a case is refused before the list is cleared
+            except CaseError as exc:
+                show_error(self, "Case not opened", str(exc))
+                return False
+        self.clear_results()
+        try:
+            info, rows = self.cases.open(path, create)
+        except CaseError as exc:
+            show_error(self, "Case not opened", str(exc))
+            return False
+        self.model.restore_rows(rows)
+        self.detail.set_annotations_enabled(True)
+        self.set_threshold(info.threshold)
+        session = self.controller.session
+        if info.checkpoint and (session is None or session.checkpoint.sha256 != info.checkpoint_sha256):
+            self.load_model(info.checkpoint)  # the model that made these scores; rows it scored stay
+        elif session is not None:
+            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.device_label)
+        if rows and self.table.currentIndex().row() < 0:
+            self.table.selectRow(0)
+        self.case_changed.emit(str(path))
+        self._status(f"Opened case {path}: {len(rows)} file(s).")
+        self._refresh_summary()
+        return True
+
+    def set_annotation(self, path: str, note: str, tags) -> None:
+        self.cases.annotate(path, note, tags)
 
     # ----------------------------------------------------------------------- export/copy
     def run_info(self):
@@ -565,40 +650,47 @@ class MainWindow(QMainWindow):
         waiting = len(self.model.rows) - len(results)
         note = f" ({waiting} not scanned yet were left out)" if waiting else ""
         self._status(f"Exported {len(results)} rows to {path}{note}.")
+        self.cases.exported()
         return True
 
     def copy_selected_rows(self) -> None:
-        from ..scan.csvio import COLUMNS as CSV_COLUMNS
-        from ..scan.csvio import result_row
+        from ..scan.csvio import csv_text
+        from ..scan.engine import ScanResult
 
         rows = [self.proxy.index(index.row(), 0).data(ROW_ROLE) for index in self.table.selectionModel().selectedRows()]
         if not rows:
             return
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
         run = self.run_info() if self.controller.session is not None else None
-        for row in rows:
-            if row.result is not None and run is not None:
-                record = result_row(row.result, run)
-                writer.writerow([record[column] for column in CSV_COLUMNS])
-            else:
-                writer.writerow([row.path, "", row.state] + [""] * (len(CSV_COLUMNS) - 3))
-        QApplication.clipboard().setText(buffer.getvalue())
+        results = [row.result if row.result is not None and run is not None else ScanResult(row.path, row.state)
+                   for row in rows]
+        # The export's writer and rules (quoting, formulas, UTF-8), tab-separated for pasting.
+        QApplication.clipboard().setText(csv_text(results, run, delimiter="\t"))
         self._status(f"Copied {len(rows)} row(s).")
 
     # ------------------------------------------------------------------- detail & summary
-    def _current_row(self):
+    def _current_row(self) -> ResultRow | None:
         index = self.table.currentIndex()
         return index.data(ROW_ROLE) if index.isValid() else None
 
     def _current_row_changed(self, index: QModelIndex, previous: QModelIndex | None = None) -> None:
-        row = index.data(ROW_ROLE) if index.isValid() else None
-        if previous is not None and row is not None and row.path == self.detail.current_path \
-                and self.detail.overlay_pixmap is not None:
+        self._refresh_detail(force=True)
+
+    def _rows_changed(self, top: QModelIndex, bottom: QModelIndex, roles=()) -> None:
+        index = self.table.currentIndex()
+        if index.isValid() and top.row() <= self.proxy.mapToSource(index).row() <= bottom.row():
+            self._refresh_detail()
+
+    def _refresh_detail(self, force: bool = False) -> None:
+        """Shows the current row; reloads the evidence only when the row or its state changed."""
+        row = self._current_row()
+        self.stability_action.setEnabled(row is not None and row.state == OK and self.controller.session is not None)
+        unchanged = row is not None and row.path == self.detail.current_path and row.state == self.detail.current_state
+        if unchanged and (not force or (row.state == OK and self.detail.evidence_shown)):
+            self.detail.refresh_verdict(row, self.threshold)  # e.g. the threshold moved
             return
         selection = None if row is None else self.model.selections.get(row.path)
         self.detail.show_row(row, self.threshold, selection)
+        self._show_stability()
 
     def select_path(self, path: str) -> bool:
         for proxy_row in range(self.proxy.rowCount()):
@@ -617,14 +709,61 @@ class MainWindow(QMainWindow):
         counts = self.model.counts()
         if not counts["total"]:
             self.summary.setText("No files yet.")
+            self.counts_label.setText("")
         else:
+            duplicates = sum(1 for row in self.model.rows if row.duplicate_of)
+            warned = sum(1 for row in self.model.rows if row.warning and row.state == OK)
+            extra = (f" · {duplicates} duplicate(s)" if duplicates else "") + (f" · ⚠ {warned} less reliable"
+                                                                                  if warned else "")
             self.summary.setText(
                 f"{counts['total']} file(s): <b style='color:#c62828'>{counts['fake']} fake</b>, "
                 f"<b style='color:#2e7d32'>{counts['real']} real</b>, {counts['failed']} failed, "
-                f"{counts['pending']} not scored · threshold {self.threshold:.3f}")
+                f"{counts['pending']} not scored · threshold {self.threshold:.3f}{extra}")
+            self.counts_label.setText(f"{counts['fake']} fake · {counts['real']} real · {counts['failed']} failed"
+                                      + (f" · {counts['pending']} waiting" if counts["pending"] else ""))
         self.histogram.set_values(self.model.probabilities())
         self.export_action.setEnabled(bool(self.model.scanned_results()))
 
     def _status(self, message: str) -> None:
         self.last_status = message
         self.progress_label.setText(message)
+
+    # ----------------------------------------------------------------------- stability
+    def check_stability(self) -> None:
+        """Scores the current image's patches in 8 other orders (after the scan's batches)."""
+        from ..stability import file_stability
+
+        row, session = self._current_row(), self.controller.session
+        if row is None or row.state != OK or session is None:
+            return
+        path, reference = row.path, row.probability
+        self.detail.show_stability(path, "Scoring 8 other patch orders…")
+        self.detail.stability_button.setEnabled(False)
+        task = Task(file_stability, path, row.result.sha256, reference, session.scanner.runner.score)
+        task.signals.succeeded.connect(lambda stability: self._stability_done(path, stability))
+        task.signals.failed.connect(lambda message: self.detail.show_stability(path, f"Stability check failed: {message}"))
+        self.scans.run_task(task)
+
+    def _stability_done(self, path: str, stability) -> None:
+        self.last_stability = (path, stability)
+        self._show_stability()
+
+    def _show_stability(self) -> None:
+        if self.last_stability is not None:
+            path, stability = self.last_stability
+            self.detail.show_stability(path, stability.summary(self.threshold))
+
+    # ------------------------------------------------------------------------ help
+    def shortcut_list(self) -> list[tuple[str, str]]:
+        return help_dialogs.shortcut_list(self.actions())
+
+    def show_shortcuts(self) -> None:
+        self.shortcuts_box = help_dialogs.open_box(self, "Keyboard shortcuts", help_dialogs.shortcuts_html(self.actions()),
+                                                   lambda: setattr(self, "shortcuts_box", None))
+
+    def about_text(self) -> str:
+        return help_dialogs.about_html(self.controller, self.settings.device, self.threshold)
+
+    def show_about(self) -> None:
+        self.about_box = help_dialogs.open_box(self, "About DGS Desktop", self.about_text(),
+                                               lambda: setattr(self, "about_box", None), self.windowIcon())

@@ -16,6 +16,20 @@ LOADING_LIBRARIES, NO_MODEL, LOADING_MODEL, READY, FAILED = (
     "loading libraries", "no model", "loading model", "ready", "failed")
 
 
+def model_warning(checkpoint) -> str:
+    """Why this model's verdicts mean nothing (a test architecture, random weights), or ""."""
+    from ..detector.backbone import TEST_TINY
+
+    manifest = checkpoint.manifest
+    base = manifest.get("base_weights") or {}
+    if checkpoint.architecture == TEST_TINY:
+        return (f"This model uses the '{TEST_TINY}' test architecture: it is for tests and demos, and its "
+                f"verdicts say nothing about the images.")
+    if not base.get("bundled") and base.get("id") in (None, "", "random-init"):
+        return "This model's backbone has random (untrained) weights: its verdicts say nothing about the images."
+    return ""
+
+
 @dataclass
 class ModelSession:
     """Everything a scan needs, built off the GUI thread."""
@@ -44,8 +58,10 @@ def load_ml_stack() -> list[tuple[str, str]]:
 
 
 def load_session(spec, device_spec: str) -> ModelSession:
-    from ..detector.checkpoint import Checkpoint, load_detector, resolve_checkpoint
+    from ..detector.checkpoint import load_detector
     from ..detector.device import describe_device, resolve_device
+    from ..detector.manifest import Checkpoint
+    from ..detector.resolve import resolve_checkpoint
     from ..scan.engine import Scanner
 
     device = resolve_device(device_spec or "auto")

@@ -116,9 +116,12 @@ class ModelManagerDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         layout.addWidget(buttons)
-        self.resize(720, 760)
+        self.resize(720, 620)  # fits a 1024x700 laptop screen
 
         controller.state_changed.connect(self._refresh_active)
+        # The window remembers a model on session_changed (connected before this dialog exists),
+        # so the list refreshed here already holds it: "Recent models" updates at once.
+        controller.session_changed.connect(lambda *_: self._refresh_recent())
         self._refresh_active()
         self._refresh_recent()
 

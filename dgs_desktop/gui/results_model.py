@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 
-from ..verdict import verdict
+from ..verdict import DEFAULT_THRESHOLD, FAKE, REAL, RULE_TEXT, is_fake, verdict
 
 QUEUED, SCANNING, OK, ERROR, NOT_SCANNED = "queued", "scanning", "ok", "error", "not scanned"
 COLUMNS = ("", "Name", "Folder", "P(fake)", "Verdict", "Status", "Provenance")
@@ -26,15 +26,42 @@ FAKE_COLOR = QColor("#c62828")
 REAL_COLOR = QColor("#2e7d32")
 ERROR_COLOR = QColor("#b71c1c")
 MUTED_COLOR = QColor("#757575")
+WARNING_COLOR = QColor("#e65100")
+WARNING_SIGN = "\u26a0"
 
 HEADER_TIPS = {
     NAME_COL: "File name",
     FOLDER_COL: "Folder that holds the file",
     PROB_COL: "Probability that the image is AI-generated, from the active model",
-    VERDICT_COL: "fake if P(fake) is at or above the threshold, real below it",
+    VERDICT_COL: f"{RULE_TEXT}, real otherwise",
     STATUS_COL: "ok, the reason a file failed, or whether it still waits for the scan",
     PROVENANCE_COL: "Metadata, C2PA and generator signals, beside the score (they never change it)",
 }
+
+
+@dataclass
+class StoredResult:
+    """A result read back from a case file: the fields of `scan.engine.ScanResult` the table,
+    the CSV export and the detail pane use, without importing the scan engine (and torch)."""
+
+    path: str
+    status: str
+    sha256: str = ""
+    fake_probability: float | None = None
+    error: str = ""
+    width: int | None = None
+    height: int | None = None
+    format: str = ""
+    notes: list = field(default_factory=list)
+    provenance: str = ""
+    selection: object | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def verdict(self, threshold: float) -> str:
+        return verdict(self.fake_probability, threshold)
 
 
 @dataclass
@@ -46,13 +73,32 @@ class ResultRow:
     result: object | None = None  # ScanResult (without its mosaic) once scanned
     boxes: tuple | None = None
     low_entropy: tuple | None = None
+    entropies: tuple | None = None  # spectral entropy of each mosaic cell's patch
+    checkpoint_sha256: str = ""  # the model that produced `result`
+    device: str = ""  # and the device it ran on (scores differ in the last bits between devices)
+    duplicate_of: str = ""  # path of the first row with the same sha256
+    warning: str = ""  # why this score is less reliable (small image, padding)
+    analyst_note: str = ""  # kept in the case file
+    tags: tuple = ()
 
     @property
     def probability(self) -> float | None:
         return None if self.result is None else self.result.fake_probability
 
+    @property
+    def note_or_tags(self) -> bool:
+        return bool(self.analyst_note or self.tags)
+
     def verdict(self, threshold: float) -> str:
         return verdict(self.probability, threshold)
+
+    def verdict_explained(self, threshold: float) -> str:
+        """The verdict with the numbers and the one rule that produced it."""
+        decided = self.verdict(threshold)
+        if not decided:
+            return self.status_text
+        relation = ">" if is_fake(self.probability, threshold) else "\u2264"
+        return f"P(fake) {self.probability:.4f} {relation} threshold {threshold:.3f}: {decided} ({RULE_TEXT})"
 
     @property
     def provenance(self) -> str:
@@ -62,7 +108,51 @@ class ResultRow:
     def status_text(self) -> str:
         if self.state == ERROR and self.result is not None:
             return f"error: {self.result.error}"
-        return self.state
+        parts = [self.state]
+        if self.duplicate_of:
+            parts.append(f"same content as {os.path.basename(self.duplicate_of)}")
+        if self.warning and self.state == OK:
+            parts.append(f"{WARNING_SIGN} {self.warning}")
+        return " \u00b7 ".join(parts)
+
+
+def reliability_warning(notes, selection=None, width: int | None = None, height: int | None = None) -> str:
+    """Why a score deserves less trust: fewer than 49 distinct patches, or padding (short side).
+
+    Read from the selection's fields when it is at hand, from the result's notes (the words
+    the CSV carries), and from the image size (a side under 32 px is padded; fewer than 49
+    whole 32x32 patches means repeated or empty cells), so every row says the same thing.
+    """
+    from ..detector.patches import CELLS, PATCH_SIZE
+
+    text = " ".join(notes or ()).lower()
+    distinct = getattr(selection, "distinct_patches", None)
+    if distinct is None and width and height:
+        distinct = max(1, width // PATCH_SIZE) * max(1, height // PATCH_SIZE)
+    padded = bool(getattr(selection, "padded", False)) or "padded" in text or (
+        bool(width and height) and min(width, height) < PATCH_SIZE)
+    reasons = []
+    if distinct is not None and distinct < CELLS:
+        reasons.append(f"only {distinct} distinct patch{'' if distinct == 1 else 'es'} (of {CELLS})")
+    elif "distinct patches" in text:
+        reasons.append(f"fewer than {CELLS} distinct patches")
+    if padded:
+        reasons.append(f"padded (a side under {PATCH_SIZE} px)")
+    return "; ".join(reasons) + ": less reliable" if reasons else ""
+
+
+_WARNING_ICON = None
+
+
+def warning_icon():
+    """The style's warning sign, shown beside the verdict of a less reliable score."""
+    global _WARNING_ICON
+    if _WARNING_ICON is None:
+        from PySide6.QtWidgets import QApplication, QStyle
+
+        # A small pixmap, not the icon: the table's icon size is the thumbnails' 40 px.
+        _WARNING_ICON = QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(14, 14)
+    return _WARNING_ICON
 
 
 class SelectionCache:
@@ -96,8 +186,9 @@ class ResultsModel(QAbstractTableModel):
         super().__init__(parent)
         self.rows: list[ResultRow] = []
         self._row_of: dict[str, int] = {}
-        self._identities: set = set()
-        self.threshold = 0.5
+        self._found: dict[str, object] = {}  # path -> what discovery found (scan.discover.FoundPath)
+        self._first_with_sha: dict[str, int] = {}
+        self.threshold = DEFAULT_THRESHOLD
         self.selections = SelectionCache()
         self.thumbnails = thumbnails
         if thumbnails is not None:
@@ -132,12 +223,19 @@ class ResultsModel(QAbstractTableModel):
             return self._sort_key(row, column)
         if role == Qt.ItemDataRole.DecorationRole and column == THUMB_COL and self.thumbnails is not None:
             return self.thumbnails.get(row.path)
+        if role == Qt.ItemDataRole.DecorationRole and column == VERDICT_COL and row.warning and row.state == OK:
+            return warning_icon()
         if role == Qt.ItemDataRole.ForegroundRole:
             return self._foreground(row, column)
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == PROVENANCE_COL:
                 return row.provenance
-            return row.path if column in (THUMB_COL, NAME_COL, FOLDER_COL) else row.status_text
+            if column in (THUMB_COL, NAME_COL, FOLDER_COL):
+                return row.path + (f"\nsame content (sha256) as {row.duplicate_of}" if row.duplicate_of else "")
+            if column in (PROB_COL, VERDICT_COL):
+                caveat = f"\n{WARNING_SIGN} {row.warning}" if row.warning and row.state == OK else ""
+                return row.verdict_explained(self.threshold) + caveat
+            return row.status_text
         if role == Qt.ItemDataRole.TextAlignmentRole and column == PROB_COL:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -173,19 +271,23 @@ class ResultsModel(QAbstractTableModel):
     def _foreground(self, row: ResultRow, column: int):
         if column == VERDICT_COL:
             verdict = row.verdict(self.threshold)
-            return FAKE_COLOR if verdict == "fake" else REAL_COLOR if verdict == "real" else None
+            return FAKE_COLOR if verdict == FAKE else REAL_COLOR if verdict == REAL else None
         if column == STATUS_COL:
-            return ERROR_COLOR if row.state == ERROR else MUTED_COLOR if row.state != OK else None
+            if row.state == OK:
+                return WARNING_COLOR if row.warning else None
+            return ERROR_COLOR if row.state == ERROR else MUTED_COLOR
         return None
 
     # ------------------------------------------------------------------------------ updates
-    def add_files(self, files: list[tuple[str, object]]) -> list[str]:
-        """Appends files not already listed (by path or by file identity); returns the new paths."""
+    def add_files(self, files: list) -> list[str]:
+        """Appends files not already listed (one row per path, as in the CSV); returns the new
+        paths. Discovery's found paths are kept to be scanned as found (links, hard links)."""
         new_rows = []
-        for path, identity in files:
-            if path in self._row_of or identity in self._identities:
+        for found in files:
+            path = str(found)
+            if path in self._row_of:
                 continue
-            self._identities.add(identity)
+            self._found[path] = found
             self._row_of[path] = len(self.rows) + len(new_rows)
             new_rows.append(ResultRow(path=path, name=os.path.basename(path), folder=os.path.dirname(path)))
         if new_rows:
@@ -195,7 +297,11 @@ class ResultsModel(QAbstractTableModel):
             self.endInsertRows()
         return [row.path for row in new_rows]
 
-    def apply_results(self, results: list) -> None:
+    def scan_targets(self, paths: list[str]) -> list:
+        """What to hand the scanner for these rows: discovery's found paths where known."""
+        return [self._found.get(path, path) for path in paths]
+
+    def apply_results(self, results: list, checkpoint_sha256: str = "", device: str = "") -> None:
         """Stores scan results; mosaics go to the bounded cache, boxes stay with the row."""
         touched = []
         for result in results:
@@ -206,12 +312,48 @@ class ResultsModel(QAbstractTableModel):
             selection, result.selection = result.selection, None
             row.result = result
             row.state = OK if result.ok else ERROR
+            row.checkpoint_sha256, row.device = checkpoint_sha256, device
+            row.warning = reliability_warning(result.notes, selection, result.width, result.height) if result.ok else ""
             if selection is not None:
                 row.boxes, row.low_entropy = selection.boxes, selection.low_entropy
-                self.selections.put(result.path, selection)
+                row.entropies = tuple(float(e) for e in selection.entropies)
+                if selection.mosaic is not None:  # a copy of another file's result carries no mosaic
+                    self.selections.put(result.path, selection)
+            self._note_content(index)
             touched.append(index)
         if touched:
             self.dataChanged.emit(self.index(min(touched), 0), self.index(max(touched), len(COLUMNS) - 1))
+
+    def _note_content(self, index: int) -> None:
+        """Groups rows by sha256: a later copy says which row it duplicates."""
+        row = self.rows[index]
+        sha = row.result.sha256 if row.result is not None else ""
+        if not sha:
+            return
+        first = self._first_with_sha.setdefault(sha, index)
+        if first != index and first < len(self.rows) and self.rows[first].result is not None \
+                and self.rows[first].result.sha256 == sha:
+            row.duplicate_of = self.rows[first].path
+        else:
+            self._first_with_sha[sha] = index
+            row.duplicate_of = ""
+
+    def restore_rows(self, rows: list[ResultRow]) -> None:
+        """Appends rows that already carry results (a reopened case)."""
+        rows = [row for row in rows if row.path not in self._row_of]
+        if not rows:
+            return
+        first = len(self.rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
+        for offset, row in enumerate(rows):
+            self._row_of[row.path] = first + offset
+            self.rows.append(row)
+            if row.result is not None:
+                self._note_content(first + offset)
+        self.endInsertRows()
+
+    def duplicates_of(self, path: str) -> list[str]:
+        return [row.path for row in self.rows if row.duplicate_of == path]
 
     def set_state(self, paths, state: str) -> None:
         touched = []
@@ -220,6 +362,8 @@ class ResultsModel(QAbstractTableModel):
             if index is not None:
                 row = self.rows[index]
                 row.state, row.result, row.boxes, row.low_entropy = state, None, None, None
+                row.entropies, row.checkpoint_sha256, row.device = None, "", ""
+                row.duplicate_of, row.warning = "", ""
                 touched.append(index)
         if touched:
             self.dataChanged.emit(self.index(min(touched), 0), self.index(max(touched), len(COLUMNS) - 1))
@@ -232,13 +376,14 @@ class ResultsModel(QAbstractTableModel):
             return
         self.threshold = threshold
         if self.rows:
-            self.dataChanged.emit(self.index(0, VERDICT_COL), self.index(len(self.rows) - 1, VERDICT_COL))
+            self.dataChanged.emit(self.index(0, PROB_COL), self.index(len(self.rows) - 1, VERDICT_COL))
 
     def clear(self) -> None:
         self.beginResetModel()
         self.rows.clear()
         self._row_of.clear()
-        self._identities.clear()
+        self._found.clear()
+        self._first_with_sha.clear()
         self.selections.clear()
         self.endResetModel()
 
@@ -284,13 +429,20 @@ class ResultsFilter(QSortFilterProxyModel):
         self._verdict = "All"
         self._text = ""
 
+    def _refilter(self, change) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9: invalidateRowsFilter is deprecated
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateRowsFilter()
+
     def set_verdict_filter(self, verdict: str) -> None:
-        self._verdict = verdict
-        self.invalidateRowsFilter()
+        self._refilter(lambda: setattr(self, "_verdict", verdict))
 
     def set_text_filter(self, text: str) -> None:
-        self._text = text.strip().lower()
-        self.invalidateRowsFilter()
+        self._refilter(lambda: setattr(self, "_text", text.strip().lower()))
 
     def filterAcceptsRow(self, source_row, source_parent) -> bool:
         model = self.sourceModel()

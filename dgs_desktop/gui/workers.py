@@ -16,7 +16,6 @@ queued across threads automatically. Callers keep a reference to a worker until 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import traceback
@@ -32,12 +31,13 @@ EMIT_INTERVAL_S = 0.1
 
 def plain_error(exc: BaseException) -> str:
     """One line for a dialog. Our own errors already speak plainly; others get their type name."""
-    known = {"CheckpointError", "DecodeError", "DeviceError", "CsvError", "BackboneError", "OSError",
-             "PermissionError", "FileNotFoundError"}
+    from ..errors import DGSError
+    from ..scan.decode import DecodeError
+
     message = str(exc).strip() or type(exc).__name__
-    if type(exc).__name__ in known or any(base.__name__ in known for base in type(exc).__mro__):
-        if isinstance(exc, OSError) and exc.strerror:
-            return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    if isinstance(exc, (DGSError, DecodeError, OSError)):
         return message
     if isinstance(exc, MemoryError):
         return "the computer ran out of memory"
@@ -77,6 +77,8 @@ class Task(QRunnable):
             if pass_hooks:
                 kwargs = dict(kwargs, report=self.signals.progress.emit, cancelled=self.cancel_event.is_set)
             value = fn(*args, **kwargs)
+        except InterruptedError:  # the task saw cancelled(): not a failure
+            self.signals.failed.emit("cancelled")
         except BaseException as exc:  # noqa: BLE001 - reported in plain words; details to the log
             log.warning("background task failed:\n%s", traceback.format_exc())
             self.signals.failed.emit(plain_error(exc))
@@ -111,10 +113,76 @@ class ScanSignals(QObject):
     finished = Signal(int, bool)  # scan id, whether it was cancelled
 
 
-class ScanWorker(QRunnable):
-    """Runs `Scanner.scan` over `paths` and emits the results in batches."""
+def content_sha256(path: str) -> str | None:
+    """sha256 of the file's bytes, read with the scan's safe reader; None when it cannot be read
+    (the scan itself then reports why)."""
+    import hashlib
+    from pathlib import Path
 
-    def __init__(self, scan_id: int, scanner, paths: list[str], emit_interval_s: float = EMIT_INTERVAL_S):
+    from ..scan.decode import DecodeError, read_file
+
+    try:
+        return hashlib.sha256(read_file(Path(path))).hexdigest()
+    except (DecodeError, OSError):
+        return None
+
+
+class SameContent:
+    """Scores each content once: the scanner gets one path per sha256, and every other path with
+    the same bytes gets a copy of that result (identical bytes give the identical score).
+
+    Hashing first reads each file one more time (from the page cache, just before the scan
+    reads it); that costs milliseconds per image against the model's hundreds.
+    """
+
+    def __init__(self, paths: list[str], cancelled: Callable[[], bool], hash_file: Callable = content_sha256):
+        self._paths = paths
+        self._cancelled = cancelled
+        self._hash = hash_file
+        self._first_by_sha: dict[str, str] = {}
+        self._waiting: dict[str, list[str]] = {}  # first path -> copies that wait for its result
+        self._done: dict[str, object] = {}  # first path -> its result, without the mosaic
+
+    def unique_paths(self):
+        """The paths to scan, lazily (the scanner pulls them as it goes)."""
+        for path in self._paths:
+            if self._cancelled():
+                return
+            sha = self._hash(path)
+            first = path if sha is None else self._first_by_sha.setdefault(sha, path)
+            if first == path:
+                yield path
+            else:
+                self._waiting.setdefault(first, []).append(path)
+
+    def scored(self, result) -> None:
+        import dataclasses
+
+        selection = result.selection
+        light = None if selection is None else dataclasses.replace(selection, mosaic=None)
+        self._done[result.path] = dataclasses.replace(result, selection=light)
+
+    def ready_copies(self) -> list:
+        """Results for copies whose first file has been scored."""
+        import dataclasses
+        from pathlib import Path
+
+        from ..scan.decode import suffix_note
+
+        copies = []
+        for first in [f for f in self._waiting if f in self._done]:
+            original = self._done[first]
+            for path in self._waiting.pop(first):
+                notes = [n for n in original.notes if not n.startswith("file suffix")]
+                note = suffix_note(Path(path), original.format) if original.format else None
+                copies.append(dataclasses.replace(original, path=path, notes=notes + ([note] if note else [])))
+        return copies
+
+
+class ScanWorker(QRunnable):
+    """Runs `Scanner.scan` over `paths` (each content once) and emits the results in batches."""
+
+    def __init__(self, scan_id: int, scanner, paths: list, emit_interval_s: float = EMIT_INTERVAL_S):
         super().__init__()
         self.setAutoDelete(True)
         self.scan_id = scan_id
@@ -131,6 +199,12 @@ class ScanWorker(QRunnable):
         from ..scan.engine import ScanProgress
 
         progress = ScanProgress(total=len(self._paths))
+        targets = {str(path): path for path in self._paths}  # discovery's found paths, by name
+
+        def content_of(path: str):  # a refused link is never read, not even to hash it
+            return None if getattr(targets[path], "refusal", "") else content_sha256(path)
+
+        same = SameContent(list(targets), self.cancel_event.is_set, content_of)
         batch: list = []
         last_emit = time.monotonic()
 
@@ -142,14 +216,24 @@ class ScanWorker(QRunnable):
                     progress.done, len(self._paths), progress.failed, progress.rate, progress.eta_s))
             batch, last_emit = [], time.monotonic()
 
+        def add(result) -> None:
+            progress.update(result)
+            batch.append(result)
+
         try:
-            for result in self._scanner.scan(self._paths, cancel=self.cancel_event, keep_selection=True):
+            unique = (targets[path] for path in same.unique_paths())
+            for result in self._scanner.scan(unique, cancel=self.cancel_event, keep_selection=True):
                 if self.cancel_event.is_set():
                     break
-                progress.update(result)
-                batch.append(result)
+                same.scored(result)
+                add(result)
+                for copy in same.ready_copies():
+                    add(copy)
                 if time.monotonic() - last_emit >= self._emit_interval_s:
                     flush()
+            if not self.cancel_event.is_set():
+                for copy in same.ready_copies():
+                    add(copy)
             flush()
         except BaseException as exc:  # noqa: BLE001
             log.warning("scan failed:\n%s", traceback.format_exc())
@@ -159,17 +243,10 @@ class ScanWorker(QRunnable):
 
 
 # ------------------------------------------------------------------------------- discovery
-def file_identity(path: str):
-    """(device, inode) so hard links and symlinks to one file count once; the path otherwise."""
-    try:
-        stat = os.stat(path)
-        return (stat.st_dev, stat.st_ino)
-    except OSError:
-        return ("path", path)
-
-
-def discover_files(paths: list[str]) -> list[tuple[str, object]]:
-    """Every file under `paths` (the scan engine's own discovery) with its identity."""
+def discover_files(paths: list[str]) -> list:
+    """Every file under `paths`, found by the scan engine's own discovery: the found paths
+    carry its verdicts (a link out of the scanned folders is refused, another name of a file
+    already listed is noted), which the scan then applies exactly as the headless scan does."""
     from ..scan.discover import expand_paths
 
-    return [(str(path), file_identity(str(path))) for path in expand_paths(paths)]
+    return list(expand_paths(paths))

@@ -2,9 +2,15 @@
 
 Every regular file found is returned (whether it is an image is decided later, by its
 content, not its suffix), so each one gets a result row. Folders are walked recursively in
-sorted order; the same file reached twice (duplicates, hard links, symlinks) is returned once;
-symlink loops are detected and not followed twice; broken symlinks are returned so they get
-an error row.
+sorted order. Each path gets one row (README "Reliability"):
+
+- a symbolic link whose target lies outside the given roots is not followed (unless
+  `follow_links`): it is returned with a `refusal` that becomes its error row, and a linked
+  folder outside the roots is not walked;
+- another name of a file already listed (hard link, symlink inside the roots) is returned
+  with `same_as` = the first name, which becomes a note "same file as …";
+- a path given twice, or a folder reached twice (symlink loops), is listed once; broken
+  symlinks are returned so they get an error row; `exclude` (the results CSV) is skipped.
 """
 
 from __future__ import annotations
@@ -15,6 +21,22 @@ from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif",
                             ".tiff", ".heic", ".heif", ".hif", ".avif", ".jxl", ".ppm", ".pgm", ".pbm", ".tga", ".jp2", ".ico"})
+
+
+class FoundPath(type(Path())):
+    """A path to scan, with what discovery found out about it (a plain Path otherwise)."""
+
+    refusal = ""  # not read, and why (a link that leads out of the scanned folders)
+    same_as = ""  # the first name of the same file (hard link or symlink)
+
+
+def _found(path: Path, refusal: str = "", same_as: str = "") -> FoundPath:
+    found = FoundPath(path)
+    if refusal:
+        found.refusal = refusal
+    if same_as:
+        found.same_as = same_as
+    return found
 
 
 def _identity(path: Path):
@@ -33,12 +55,36 @@ def _list_folder(directory: Path) -> list[os.DirEntry] | None:
         return None
 
 
-def _walk(directory: Path, seen_dirs: set) -> Iterator[Path]:
+class _Roots:
+    """The real locations of the given paths; a link may only lead inside them."""
+
+    def __init__(self, paths: list[Path]):
+        self.real = [os.path.realpath(p) for p in paths]
+
+    def contain(self, real: str) -> bool:
+        for root in self.real:
+            try:
+                if os.path.commonpath([real, root]) == root:
+                    return True
+            except ValueError:  # different drives
+                continue
+        return False
+
+    def refusal(self, path: Path) -> str:
+        """Why the symlink `path` is not followed ("" when it leads inside the roots)."""
+        target = os.path.realpath(path)
+        if self.contain(target):
+            return ""
+        return (f"symbolic link to {target}, outside the scanned folders: not followed "
+                f"(--follow-links follows it)")
+
+
+def _walk(directory: Path, seen_dirs: set, roots: _Roots | None) -> Iterator[FoundPath]:
     """Depth-first, sorted, with an explicit stack: trees deeper than Python's recursion
     limit (1000) are walked like any other, and only one folder listing per level is held."""
     entries = _list_folder(directory)
     if entries is None:
-        yield directory  # unreadable folder: reported as an error row
+        yield _found(directory)  # unreadable folder: reported as an error row
         return
     stack = [iter(entries)]
     while stack:
@@ -47,12 +93,17 @@ def _walk(directory: Path, seen_dirs: set) -> Iterator[Path]:
             stack.pop()
             continue
         path = Path(entry.path)
+        if roots is not None and entry.is_symlink():
+            refusal = roots.refusal(path)
+            if refusal:
+                yield _found(path, refusal)  # neither read nor walked
+                continue
         try:
             is_dir = entry.is_dir(follow_symlinks=True)
         except OSError:
             is_dir = False
         if not is_dir:
-            yield path
+            yield _found(path)
             continue
         identity = _identity(path)
         if identity in seen_dirs:
@@ -60,29 +111,47 @@ def _walk(directory: Path, seen_dirs: set) -> Iterator[Path]:
         seen_dirs.add(identity)
         children = _list_folder(path)
         if children is None:
-            yield path  # unreadable folder: reported as an error row
+            yield _found(path)  # unreadable folder: reported as an error row
         else:
             stack.append(iter(children))
 
 
-def expand_paths(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Absolute paths of all files under `paths`, each file once, in a stable order."""
-    seen_files: set = set()
+def expand_paths(paths: Iterable[str | os.PathLike], follow_links: bool = False,
+                 exclude: Iterable[tuple[int, int]] = ()) -> Iterator[FoundPath]:
+    """Absolute paths of all files under `paths`, each path once, in a stable order.
+
+    `exclude`: (device, inode) of files never to list (the results CSV being written).
+    """
+    given = [Path(os.path.abspath(os.path.expanduser(os.fspath(raw)))) for raw in paths]
+    roots = None if follow_links else _Roots(given)
+    excluded = set(exclude)
+    first_name: dict = {}  # file identity -> the first path listed for it
+    listed: set[str] = set()
     seen_dirs: set = set()
-    for raw in paths:
-        path = Path(os.path.abspath(os.path.expanduser(os.fspath(raw))))
-        candidates: Iterable[Path]
+    for path in given:
+        candidates: Iterable[FoundPath]
         if path.is_dir():
             identity = _identity(path)
             if identity in seen_dirs:
                 continue
             seen_dirs.add(identity)
-            candidates = _walk(path, seen_dirs)
+            candidates = _walk(path, seen_dirs, roots)
         else:
-            candidates = (path,)  # missing files too: they get an error row
+            candidates = (_found(path),)  # missing files too: they get an error row
         for candidate in candidates:
-            identity = _identity(candidate)
-            if identity in seen_files:
+            name = str(candidate)
+            if name in listed:
                 continue
-            seen_files.add(identity)
+            if candidate.refusal:
+                listed.add(name)
+                yield candidate
+                continue
+            identity = _identity(candidate)
+            if identity in excluded:
+                continue
+            listed.add(name)
+            if identity[0] != "unresolvable":
+                first = first_name.setdefault(identity, name)
+                if first != name:
+                    candidate.same_as = first
             yield candidate

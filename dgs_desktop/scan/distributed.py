@@ -13,7 +13,6 @@ Only a gloo process group is used, for two barriers: rows never travel between p
 
 from __future__ import annotations
 
-import csv
 import datetime
 import glob
 import hashlib
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_path
-from .csvio import COLUMNS, CsvResultWriter, RunInfo
+from .csvio import COLUMNS, CsvResultWriter, RunInfo, csv_line, read_results_csv, utf8_text
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +49,9 @@ def existing_parts(out: Path) -> list[Path]:
                   if pattern.fullmatch(p.name) and p.is_file())
 
 
-def _data_rows(path: Path) -> list[list[str]]:
-    """The complete rows of a scan CSV written by this program (header skipped)."""
-    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        rows = list(csv.reader(handle))
-    return [row for row in rows[1:] if len(row) == len(COLUMNS)]
-
-
 def merge_parts(out: Path, parts: list[Path], run: RunInfo) -> int:
-    """Folds `parts` into OUT: OUT's rows first, then each part row whose path is not in OUT.
+    """Folds `parts` into OUT: OUT's rows first (with any columns the analyst added), then
+    each part row whose file is not in OUT, written by csvio's rules.
 
     OUT is replaced in one rename, so a kill during the merge leaves OUT and the parts as
     they were; the parts are removed only afterwards (a second merge skips rows already in
@@ -68,18 +61,23 @@ def merge_parts(out: Path, parts: list[Path], run: RunInfo) -> int:
     for source in sources:
         # Validates that the file is one of ours and cuts a half-written last row (power cut).
         CsvResultWriter(source, run, resume=True).close()
-    seen: set[str] = set()
+    tables = [read_results_csv(source) for source in sources]
+    header = list(tables[0].header) if tables else list(COLUMNS)
+    for table in tables:
+        header += [column for column in table.header if column not in header]
+    seen: set[bytes] = set()
     added = 0
     with atomic_path(out) as tmp:
-        CsvResultWriter(tmp, run).close()  # the header, exactly as csvio writes it
-        with open(tmp, "a", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            for index, source in enumerate(sources):
-                for row in _data_rows(source):
-                    if row[0] in seen:
+        with open(tmp, "wb") as handle:
+            handle.write(csv_line(header).encode("utf-8"))
+            for index, table in enumerate(tables):
+                where = [table.header.index(c) if c in table.header else None for c in header]
+                for row, key in zip(table.rows, table.keys):
+                    if key in seen:
                         continue
-                    seen.add(row[0])
-                    writer.writerow(row)
+                    seen.add(key)
+                    cells = ("" if at is None else utf8_text(row[at]) for at in where)
+                    handle.write(csv_line(cells).encode("utf-8"))
                     added += index >= len(sources) - len(parts)
             handle.flush()
             os.fsync(handle.fileno())

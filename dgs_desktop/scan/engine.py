@@ -14,12 +14,15 @@ ops on the model's device (`device_select`), choosing the same patches as the ho
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +32,11 @@ import torch
 from ..detector.device import autocast_for, resolve_precision
 from ..detector.patches import PatchSelection, mosaics_to_tensor, select_patches
 from ..provenance.summary import provenance_line
-from ..verdict import verdict
+from ..verdict import NON_FINITE_SCORE, verdict
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
+from .memory import DEFAULT_MEMORY_BUDGET_MIB, MIB, MemoryBudget
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,16 +72,40 @@ class _Prepared:
         return self.selection is not None or self.decoded is not None
 
 
-def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
-    """Read, hash, decode and patch-select one file. Never raises for a bad file."""
-    result = ScanResult(path=str(path), status="ok")
+def _provenance(decoded) -> str:
+    """The one-line provenance from the bytes the decoder already read (never a second read of
+    the file); beside the score, never in it."""
+    data = getattr(decoded, "data", b"")
+    return provenance_line(data) if data else ""
+
+
+def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, budget: MemoryBudget | None = None) -> _Prepared:
+    """Read, hash, decode and patch-select one file, or one image held elsewhere (anything with
+    `name` and `decode(max_pixels)`, such as a dataset row of the trainer: same decoder on its
+    bytes). Never raises for a bad file.
+
+    `path` may carry discovery's verdict on it (scan.discover.FoundPath): a `refusal` (a link
+    out of the scanned folders: not read) or `same_as` (another name of a file already listed).
+    `budget`: decoding a file waits until the image's estimated size fits (scan.memory).
+    """
+    held = hasattr(path, "decode")
+    result = ScanResult(path=path.name if held else str(path), status="ok")
+    refusal, same_as = getattr(path, "refusal", ""), getattr(path, "same_as", "")
+    if refusal:
+        result.status, result.error = "error", refusal
+        return _Prepared(result, None)
     try:
-        decoded = decode_image(path, max_pixels=max_pixels)
-        result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
-        result.format, result.notes = decoded.format, decoded.notes
-        result.provenance = provenance_line(decoded.data)  # from the bytes already read; beside the score
-        selection = select_patches(decoded.image)
-        result.notes = [*result.notes, *selection.reliability_notes]
+        with budget.claim() if budget is not None else nullcontext() as claim:
+            decoded = path.decode(max_pixels) if held else \
+                decode_image(path, max_pixels=max_pixels, reserve=claim.reserve if claim else None)
+            result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
+            result.format, result.notes = decoded.format, decoded.notes
+            result.provenance = _provenance(decoded)
+            if same_as:
+                result.notes.append(f"same file as {same_as}")
+            selection = select_patches(decoded.image)
+            result.notes = [*result.notes, *selection.reliability_notes]
+            del decoded  # freed before the budget is given back
         return _Prepared(result, selection)
     except DecodeError as exc:
         result.status, result.error, result.sha256 = "error", str(exc), exc.sha256 or ""
@@ -86,17 +116,44 @@ def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> _Prepared:
     return _Prepared(result, None)
 
 
-def read_and_decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_on_device: bool = False) -> _Prepared:
+# Decoded images up to this size wait in the look-ahead for batched selection on the device;
+# larger ones are selected in the worker, within the memory budget, and freed at once.
+DEVICE_HOLD_MAX_PIXELS = 16_000_000
+
+
+def read_and_decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_on_device: bool = False,
+                    budget: MemoryBudget | None = None) -> _Prepared:
     """The device path's worker step: read, hash and decode (or only check a JPEG for the
-    device decoder); patch selection happens later, batched on the device. Never raises."""
+    device decoder); patch selection happens later, batched on the device. Never raises.
+
+    Links and hard links as in `prepare`. An image over DEVICE_HOLD_MAX_PIXELS is selected here
+    on the host (the same patches), so the look-ahead never holds large decoded images."""
     from .gpu_decode import plan_decode
 
-    result = ScanResult(path=str(path), status="ok")
+    held = hasattr(path, "decode")  # an image held elsewhere (see prepare): decoded on the host
+    result = ScanResult(path=path.name if held else str(path), status="ok")
+    refusal, same_as = getattr(path, "refusal", ""), getattr(path, "same_as", "")
+    if refusal:
+        result.status, result.error = "error", refusal
+        return _Prepared(result, None)
     try:
-        decoded = plan_decode(path, max_pixels) if jpeg_on_device else decode_image(path, max_pixels=max_pixels)
-        result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
-        result.format, result.notes = getattr(decoded, "format", "JPEG"), list(decoded.notes)
-        result.provenance = provenance_line(decoded.data)  # from the bytes already read; beside the score
+        with budget.claim() if budget is not None else nullcontext() as claim:
+            if held:
+                decoded = path.decode(max_pixels)
+            elif jpeg_on_device:
+                decoded = plan_decode(path, max_pixels)
+            else:
+                decoded = decode_image(path, max_pixels=max_pixels, reserve=claim.reserve if claim else None)
+            result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
+            result.format, result.notes = getattr(decoded, "format", "JPEG"), list(decoded.notes)
+            result.provenance = _provenance(decoded)
+            if same_as:
+                result.notes.append(f"same file as {same_as}")
+            if getattr(decoded, "image", None) is not None and decoded.width * decoded.height > DEVICE_HOLD_MAX_PIXELS:
+                selection = select_patches(decoded.image)
+                result.notes.extend(selection.reliability_notes)
+                del decoded  # freed before the budget is given back
+                return _Prepared(result, selection)
         return _Prepared(result, None, decoded)
     except DecodeError as exc:
         result.status, result.error, result.sha256 = "error", str(exc), exc.sha256 or ""
@@ -123,7 +180,9 @@ class ModelRunner:
     forward pass has exactly `batch_size` rows: a short batch is padded with zeros. Rows do
     not interact, so with the same device type and batch size the same file gets the
     identical probability in any folder, position or company. On GPU out-of-memory the
-    forward size is halved and the chunk retried (scores then differ in the last bits).
+    forward size is halved and the chunk retried (scores then differ in the last bits, so
+    `last_forward_sizes` tells the caller which rows were scored at the smaller size).
+    A non-finite logit gives NaN, never a probability (sigmoid(inf) would read as 1.0).
     `precision` is `auto`, `fp32` or `bf16` (see `resolve_precision`); `self.precision` holds
     what it resolved to.
     """
@@ -132,7 +191,9 @@ class ModelRunner:
                  precision: str = "auto"):
         self.detector = detector
         self.device = device
-        self.forward_size = max(1, batch_size)
+        self.batch_size = max(1, batch_size)
+        self.forward_size = self.batch_size
+        self.last_forward_sizes: list[int] = []
         self.precision = resolve_precision(device, precision)
 
     @torch.inference_mode()
@@ -143,21 +204,28 @@ class ModelRunner:
             inputs = torch.cat([inputs, padding])
         with autocast_for(self.device, self.precision):
             logits = self.detector(inputs)
-        return torch.sigmoid(logits.float())[: len(chunk)].cpu().tolist()
+        logits = logits.float()
+        probabilities = torch.where(torch.isfinite(logits), torch.sigmoid(logits), torch.nan)
+        return probabilities[: len(chunk)].cpu().tolist()
 
     def score(self, mosaics) -> list[float]:
         """P(fake) per mosaic: a list of (224, 224, 3) uint8 arrays or a (B, 224, 224, 3) uint8 tensor."""
         scores: list[float] = []
+        self.last_forward_sizes = []
         start = 0
         while start < len(mosaics):
             chunk = mosaics[start:start + self.forward_size]
             try:
                 scores.extend(self._forward(chunk))
+                self.last_forward_sizes.extend([self.forward_size] * len(chunk))
                 start += len(chunk)
             except torch.OutOfMemoryError:
                 if self.forward_size == 1:
                     raise
                 self.forward_size = max(1, self.forward_size // 2)
+                log.warning("out of memory on %s: forward passes of %d images now (asked for %d); "
+                            "scores from now on may differ in the last digits", self.device,
+                            self.forward_size, self.batch_size)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
         return scores
@@ -173,13 +241,15 @@ class Scanner:
 
     def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int | None = None,
                  workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, precision: str = "auto",
-                 select_on: str = "auto", jpeg_decoder: str = "auto"):
+                 select_on: str = "auto", jpeg_decoder: str = "auto", memory_budget: int | None = None):
         from .gpu_decode import resolve_jpeg_decoder
 
         self.batch_size = max(1, int(batch_size or default_batch_size(device)))
         self.runner = ModelRunner(detector.eval(), device, self.batch_size, precision)
         self.workers = max(1, workers or min(4, os.cpu_count() or 1))
         self.max_pixels = max_pixels
+        # bytes that decoding may hold at once across workers (see scan.memory)
+        self.budget = MemoryBudget(memory_budget or DEFAULT_MEMORY_BUDGET_MIB * MIB)
         self.device = device
         if select_on not in ("auto", "host", "device"):
             raise ValueError(f"select_on must be auto, host or device, not {select_on!r}")
@@ -196,9 +266,9 @@ class Scanner:
         # Decoded images wait for the device path, mosaics for the host path: keep fewer of the former.
         lookahead = self.workers * 2 + self.batch_size * (1 if on_device else 2)
         if on_device:
-            work = (read_and_decode, self.jpeg_decoder == "torchvision")
+            work = (read_and_decode, self.jpeg_decoder == "torchvision", self.budget)
         else:
-            work = (prepare,)
+            work = (prepare, self.budget)
         pending: deque[Future] = deque()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="dgs-prepare") as pool:
             def refill() -> None:
@@ -206,7 +276,9 @@ class Scanner:
                     path = next(path_iter, None)
                     if path is None:
                         return
-                    pending.append(pool.submit(work[0], Path(path), self.max_pixels, *work[1:]))
+                    # a file (a Path keeps discovery's notes), or an image held elsewhere
+                    item = path if isinstance(path, Path) or hasattr(path, "decode") else Path(path)
+                    pending.append(pool.submit(work[0], item, self.max_pixels, *work[1:]))
 
             try:
                 refill()
@@ -254,6 +326,8 @@ class Scanner:
             if note:
                 item.result.notes.append(note)
         ready = [item for item in waiting if item.decoded is not None]
+        # Large images were selected in their worker: then the batch scores host mosaics.
+        selected_in_worker = any(item.selection is not None for item in batch)
         images = [item.decoded if isinstance(item.decoded, torch.Tensor) else item.decoded.image for item in ready]
         try:
             mosaics, selections = select_batch(images, self.device)
@@ -264,7 +338,7 @@ class Scanner:
         for item, selection in zip(ready, selections):
             item.selection, item.decoded = selection, None
             item.result.notes.extend(selection.reliability_notes)
-        return mosaics
+        return None if selected_in_worker else mosaics
 
     def _score(self, batch: list[_Prepared], keep_selection: bool,
                mosaics: torch.Tensor | None = None) -> Iterator[ScanResult]:
@@ -278,9 +352,17 @@ class Scanner:
                 for item in ready:
                     item.result.status = "error"
                     item.result.error = f"model failed: {type(exc).__name__}: {exc}"
-            for item, score in zip(ready, scores):
-                if score is not None:
-                    item.result.fake_probability = float(score)
+            sizes = self.runner.last_forward_sizes
+            for index, (item, score) in enumerate(zip(ready, scores)):
+                if score is None:
+                    continue
+                if not math.isfinite(score):
+                    item.result.status, item.result.error = "error", NON_FINITE_SCORE
+                    continue
+                item.result.fake_probability = float(score)
+                if index < len(sizes) and sizes[index] != self.runner.batch_size:
+                    item.result.notes.append(f"scored in forward passes of {sizes[index]} after running out of "
+                                             f"memory (asked for {self.runner.batch_size}): last digits may differ")
         for item in batch:
             if keep_selection:
                 item.result.selection = item.selection

@@ -1,0 +1,154 @@
+"""The metrics a published checkpoint's model card states (GUI-free; for the model manager).
+
+`dgs-desktop-train publish` writes a hub model card (`README.md`) whose YAML metadata has a
+`dgs_desktop` block with the evaluation tables it was given, besides the hub's standard
+`model-index`. `card_metrics(readme)` reads them back; `hub_card_metrics("hf:org/name@rev")`
+fetches the card of a hub checkpoint (the download itself only fetches the manifest's files)
+and reads it. A card is text from a stranger: parsed with a safe YAML loader, size-limited,
+and every number checked; anything unusable is left out, never an error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CARD_NAME = "README.md"
+CARD_KEY = "dgs_desktop"  # the card metadata block written by `dgs-desktop-train publish`
+METRIC_KEYS = ("acc", "r_acc", "f_acc", "ap")
+MAX_CARD_BYTES = 1 << 20
+
+
+@dataclass
+class CardEvaluation:
+    """One evaluation table of a card; metric values are fractions (0-1), None when absent."""
+
+    name: str
+    rows: list[dict] = field(default_factory=list)  # {"subset", "n_real", "n_fake", "acc", "r_acc", "f_acc", "ap"}
+    mean: dict | None = None  # plain mean of the rows (the authors' test.py "Mean")
+    paper_table: dict | None = None  # the paper's mAcc / mA.P. (one R.Acc column + each F.Acc)
+    perturbation: str = ""
+    note: str = ""
+
+    @property
+    def headline(self) -> dict:
+        """The row to show first: the paper's mAcc/mAP when known, else the mean."""
+        return self.paper_table or self.mean or {}
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _count(value) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _row(raw) -> dict | None:
+    if not isinstance(raw, dict):
+        return None
+    row = {"subset": str(raw.get("subset", ""))[:200], "n_real": _count(raw.get("n_real")),
+           "n_fake": _count(raw.get("n_fake"))}
+    for key in METRIC_KEYS:
+        value = _number(raw.get(key))
+        row[key] = value if value is None or 0.0 <= value <= 1.0 else None
+    return row
+
+
+def _read_metadata(readme: Path) -> dict:
+    try:
+        with open(readme, "rb") as handle:
+            raw = handle.read(MAX_CARD_BYTES + 1)
+    except OSError:
+        return {}
+    if len(raw) > MAX_CARD_BYTES:
+        return {}
+    text = raw.decode("utf-8", errors="replace")
+    if not text.startswith("---"):
+        return {}
+    end = text.find("\n---", 3)
+    if end < 0:
+        return {}
+    try:
+        import yaml
+
+        data = yaml.safe_load(text[3:end])
+    except Exception:  # noqa: BLE001 - a malformed card has no metrics, it is not an error
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def card_metrics(readme: str | os.PathLike) -> list[CardEvaluation]:
+    """The evaluation tables a model card states (a README.md, or a folder holding one)."""
+    path = Path(readme)
+    if path.is_dir():
+        path = path / CARD_NAME
+    metadata = _read_metadata(path)
+    block = metadata.get(CARD_KEY)
+    evaluations = block.get("evaluations") if isinstance(block, dict) else None
+    out: list[CardEvaluation] = []
+    if isinstance(evaluations, list):
+        for raw in evaluations[:100]:
+            if not isinstance(raw, dict):
+                continue
+            rows = [r for r in (_row(x) for x in (raw.get("rows") or [])[:1000]) if r is not None]
+            out.append(CardEvaluation(name=str(raw.get("name", "evaluation"))[:200], rows=rows,
+                                      mean=_row(raw.get("mean")), paper_table=_row(raw.get("paper_table")),
+                                      perturbation=str(raw.get("perturbation") or "")[:200],
+                                      note=str(raw.get("note") or "")[:500]))
+        return out
+    return _model_index_metrics(metadata)
+
+
+def _model_index_metrics(metadata: dict) -> list[CardEvaluation]:
+    """Cards from elsewhere: the hub's standard `model-index` accuracy / AP values (in % or 0-1)."""
+    out = []
+    index = metadata.get("model-index")
+    for model in index if isinstance(index, list) else []:
+        for result in (model.get("results") or []) if isinstance(model, dict) else []:
+            if not isinstance(result, dict):
+                continue
+            dataset = result.get("dataset") if isinstance(result.get("dataset"), dict) else {}
+            summary: dict = {"subset": "mean", "n_real": None, "n_fake": None,
+                             **{k: None for k in METRIC_KEYS}}
+            for metric in result.get("metrics") or []:
+                if not isinstance(metric, dict):
+                    continue
+                value = _number(metric.get("value"))
+                kind = str(metric.get("type", "")).lower()
+                key = "acc" if kind == "accuracy" else "ap" if kind in ("average_precision", "ap") else None
+                if key and value is not None:
+                    summary[key] = value / 100.0 if value > 1.0 else value
+            if any(summary[k] is not None for k in METRIC_KEYS):
+                out.append(CardEvaluation(name=str(dataset.get("name", "evaluation"))[:200], mean=summary))
+    return out
+
+
+def hub_card_metrics(spec: str, *, cache_dir: str | os.PathLike | None = None) -> list[CardEvaluation]:
+    """The card metrics of a hub checkpoint `hf:org/name[@rev]` (from the cache when offline).
+
+    Returns [] when the repository has no card or it cannot be fetched: the card is optional.
+    """
+    from .hub import parse_hub_spec
+
+    repo_id, revision = parse_hub_spec(spec)
+    try:
+        from huggingface_hub import constants, hf_hub_download
+
+        offline = bool(constants.is_offline_mode() if hasattr(constants, "is_offline_mode")
+                       else constants.HF_HUB_OFFLINE)
+        path = hf_hub_download(repo_id, CARD_NAME, revision=revision, cache_dir=cache_dir,
+                               local_files_only=offline)
+    except Exception:  # noqa: BLE001 - no card, no network, not in the cache: no metrics to show
+        return []
+    return card_metrics(path)
+
+
+def format_percent(value: float | None) -> str:
+    """0.976 -> '97.6' (the paper's tables), None -> 'n/a'."""
+    return "n/a" if value is None else f"{100.0 * value:.1f}"

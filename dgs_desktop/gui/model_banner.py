@@ -1,0 +1,59 @@
+"""The banner above the table: what the model is doing; with no model, the three ways to get one."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
+
+from .model_controller import FAILED, LOADING_LIBRARIES, LOADING_MODEL, NO_MODEL, READY
+
+
+class ModelBanner(QFrame):
+    """Says what the model is doing; with no model, the three ways to get one."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setObjectName("modelBanner")
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setTextFormat(Qt.TextFormat.RichText)
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumWidth(160)
+        self.load_button = QPushButton("Load checkpoint folder…")
+        self.load_button.setToolTip("A folder with dgs_checkpoint.json, e.g. made by dgs-desktop-train")
+        self.import_button = QPushButton("Import authors' weights (.pth)…")
+        self.import_button.setToolTip("Convert the DGS-Net authors' released model_epoch_step2.pth (never unpickled)")
+        self.hub_button = QPushButton("Download from the hub…")
+        self.hub_button.setToolTip("Download a lab's checkpoint from the Hugging Face hub by repo id and revision")
+        self.load_button.clicked.connect(window.choose_checkpoint_folder)
+        self.import_button.clicked.connect(lambda: window.open_model_manager("import"))
+        self.hub_button.clicked.connect(lambda: window.open_model_manager("hub"))
+        buttons = QHBoxLayout()
+        for button in (self.load_button, self.import_button, self.hub_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        top = QHBoxLayout()
+        top.addWidget(self.busy)
+        top.addWidget(self.message, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(buttons)
+        self._buttons = (self.load_button, self.import_button, self.hub_button)
+
+    def show_state(self, state: str, message: str) -> None:
+        self.busy.setVisible(state in (LOADING_LIBRARIES, LOADING_MODEL))
+        needs_model = state in (NO_MODEL, FAILED)
+        for button in self._buttons:
+            button.setVisible(needs_model)
+        if state == NO_MODEL:
+            detail = "" if message == "No model loaded." else f"<br><span style='color:#b71c1c'>{message}</span>"
+            self.message.setText(
+                "<b>No detector model yet.</b> Get one in one of three ways: load a checkpoint folder "
+                "(for example one trained with <code>dgs-desktop-train</code>), import the DGS-Net authors' "
+                "released weights, or download a lab's checkpoint from the Hugging Face hub. "
+                "Files you add now are scanned as soon as a model is ready." + detail)
+        else:
+            self.message.setText(message)
+        self.setVisible(state != READY)

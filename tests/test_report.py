@@ -276,7 +276,6 @@ def test_pdf_through_qt(scanned, tmp_path):
         assert len(pages) == 4
         assert (pages[0] < 200).any(axis=2).mean() > 0.01  # the first page has text, not blank
         colourful = [((a.max(axis=2) - a.min(axis=2)) > 80).mean() for a in pages]
-        assert colourful[0] > 0.005  # the histogram's bars
         assert max(colourful[1:]) > 0.02  # an image's page: thumbnail, overlay and mosaic
 
 

@@ -90,6 +90,7 @@ class ProvenancePanel(QWidget):
         self.tree.setHeaderLabels(["Field", "Value"])
         self.tree.setColumnWidth(0, 220)
         self.tree.setUniformRowHeights(True)
+        self.tree.setMinimumHeight(180)  # usable when the tab scrolls in a small window
 
         top = QHBoxLayout()
         boxes = QVBoxLayout()

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _images import write_jpegs  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # shared image generators
+from imagegen import write_jpegs  # noqa: E402
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _images import write_jpegs  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # shared image generators
+from imagegen import write_jpegs  # noqa: E402
 
 
 def rows(path: Path) -> dict[str, dict]:
@@ -23,14 +23,12 @@ def rows(path: Path) -> dict[str, dict]:
 
 
 def main() -> None:
-    from dgs_desktop.detector.checkpoint import save_checkpoint
-    from dgs_desktop.detector.model import build_detector
+    from dgs_desktop.detector.demo import save_demo_checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_jpegs(tmp / "images", 64, size=512)
-        checkpoint = save_checkpoint(tmp / "ckpt", build_detector("test-tiny", None), architecture="test-tiny",
-                                     base_weights="random-init")
+        checkpoint = save_demo_checkpoint(tmp / "ckpt", seed=None)
         scan = ["-m", "dgs_desktop", "scan", str(tmp / "images"), "--checkpoint", str(checkpoint), "--no-progress"]
         subprocess.run([sys.executable, *scan, "--csv", str(tmp / "one.csv")], check=True)
         subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *scan,

@@ -18,25 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # shared image generators
+from gui_helpers import make_images  # noqa: E402
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def make_images(folder: Path, count: int, height: int, width: int) -> None:
-    import numpy as np
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(folder / f"img{i:04d}.png")
-
-
 def make_tiny_checkpoint(path: Path) -> Path:
-    from dgs_desktop.detector.checkpoint import save_checkpoint
-    from dgs_desktop.detector.model import build_detector
+    from dgs_desktop.detector.demo import save_demo_checkpoint
 
-    save_checkpoint(path, build_detector("test-tiny", None), architecture="test-tiny", base_weights="random-init")
-    return path
+    return save_demo_checkpoint(path, seed=None)
 
 
 def main() -> int:
@@ -58,7 +49,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         images = tmp_path / "images"
-        make_images(images, args.images, height, width)
+        make_images(images, args.images, size=(height, width))
         checkpoint = args.checkpoint or str(make_tiny_checkpoint(tmp_path / "tiny"))
         window = MainWindow(AppSettings(str(tmp_path / "settings.ini")))
         window.show()

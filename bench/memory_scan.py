@@ -22,22 +22,16 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # shared image generators
 import numpy as np
+from gui_helpers import make_images  # noqa: E402
 from PIL import Image
 
 
-def make_images(folder: Path, count: int, size: int) -> None:
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(count)
-    for i in range(count):
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"img{i:05d}.png")
-
-
 def make_checkpoint(path: Path) -> None:
-    from dgs_desktop.detector.checkpoint import save_checkpoint
-    from dgs_desktop.detector.model import build_detector
+    from dgs_desktop.detector.demo import save_demo_checkpoint
 
-    save_checkpoint(path, build_detector("test-tiny", None), architecture="test-tiny", base_weights="random-init")
+    save_demo_checkpoint(path, seed=None)
 
 
 def make_big_images(folder: Path, count: int, side: int) -> None:
@@ -88,7 +82,7 @@ def main() -> None:
         results = {}
         for count in (args.small, args.large):
             folder = tmp / f"images-{count}"
-            make_images(folder, count, args.size)
+            make_images(folder, count, size=(args.size, args.size), seed=count)
             rss, seconds, rows = peak_rss_of_scan(folder, tmp / "ckpt", tmp / f"scan-{count}.csv")
             assert rows == count, (rows, count)
             results[count] = rss
@@ -100,7 +94,7 @@ def main() -> None:
 
 def big_images(tmp: Path, args) -> None:
     tiny, big = tmp / "tiny", tmp / "big"
-    make_images(tiny, args.big, args.size)
+    make_images(tiny, args.big, size=(args.size, args.size), seed=args.big)
     make_big_images(big, args.big, args.big_side)
     baseline, _, _ = peak_rss_of_scan(tiny, tmp / "ckpt", tmp / "tiny.csv")
     print(f"{args.big} tiny images: peak RSS {baseline:7.1f} MiB (baseline: libraries + model)")

@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
-from _images import photo_like  # noqa: E402
+from imagegen import photo_like  # noqa: E402
 
 
 def best_of(function, repeats: int = 3) -> float:

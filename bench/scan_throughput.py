@@ -23,8 +23,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _images import write_jpegs  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # shared image generators
+from imagegen import write_jpegs  # noqa: E402
 
 
 def timed_scan(paths_root: Path, checkpoint: Path, out: Path, *extra: str) -> float:
@@ -55,8 +55,9 @@ def main() -> None:
 
     import torch
 
-    from dgs_desktop.detector.checkpoint import load_detector, read_checkpoint, save_checkpoint
-    from dgs_desktop.detector.model import build_detector
+    from dgs_desktop.detector.checkpoint import load_detector
+    from dgs_desktop.detector.demo import save_demo_checkpoint
+    from dgs_desktop.detector.manifest import read_checkpoint
     from dgs_desktop.detector.patches import select_patches
     from dgs_desktop.scan.decode import decode_image
     from dgs_desktop.scan.device_select import select_batch
@@ -69,8 +70,7 @@ def main() -> None:
         (tmp / "small").mkdir()
         for path in paths[: args.small]:
             (tmp / "small" / path.name).symlink_to(path)
-        checkpoint = save_checkpoint(tmp / "ckpt", build_detector("test-tiny", None), architecture="test-tiny",
-                                     base_weights="random-init")
+        checkpoint = save_demo_checkpoint(tmp / "ckpt", seed=None)
 
         # (a) + (b): one thread, same files
         torch.set_num_threads(1)

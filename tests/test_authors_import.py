@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from dgs_desktop.detector.authors import import_authors_weights
-from dgs_desktop.detector.checkpoint import CheckpointError, load_detector, load_head_tensors, read_checkpoint
+from dgs_desktop.detector.checkpoint import load_detector, load_head_tensors
+from dgs_desktop.detector.manifest import read_checkpoint
+from dgs_desktop.errors import CheckpointError
 
 RANK = 4  # not 6, so alpha/sqrt(r) and alpha/r differ clearly
 ALPHA = 6.0  # the authors' default

@@ -11,8 +11,8 @@ import torch
 from open_clip.transformer import QuickGELU
 
 from dgs_desktop.detector.backbone import backbone_record
-from dgs_desktop.detector.checkpoint import backbone_of, load_detector, read_checkpoint, save_checkpoint
-from dgs_desktop.detector.manifest import BASE_FILE, MANIFEST_NAME, CheckpointError
+from dgs_desktop.detector.checkpoint import backbone_of, load_detector, save_checkpoint
+from dgs_desktop.detector.manifest import BASE_FILE, MANIFEST_NAME, CheckpointError, read_checkpoint
 from dgs_desktop.detector.model import LoraSettings, detector_from_record
 from dgs_desktop.detector.patches import mosaics_to_tensor, select_patches
 

@@ -7,16 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from dgs_desktop.detector.checkpoint import (
-    HEADS_FILE,
-    MANIFEST_NAME,
-    CheckpointError,
-    load_detector,
-    read_checkpoint,
-    resolve_checkpoint,
-    save_checkpoint,
-)
+from dgs_desktop.detector.checkpoint import load_detector, save_checkpoint
+from dgs_desktop.detector.manifest import HEADS_FILE, MANIFEST_NAME, read_checkpoint
 from dgs_desktop.detector.patches import mosaics_to_tensor, select_patches
+from dgs_desktop.detector.resolve import resolve_checkpoint
+from dgs_desktop.errors import CheckpointError
 
 
 def _inputs():

@@ -16,13 +16,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from dgs_desktop.detector.checkpoint import (
-    CheckpointError,
-    load_detector,
-    read_checkpoint,
-    resolve_checkpoint,
-    sha256_file,
-)
+from dgs_desktop.detector.checkpoint import load_detector
+from dgs_desktop.detector.manifest import read_checkpoint, sha256_file
+from dgs_desktop.detector.resolve import resolve_checkpoint
+from dgs_desktop.errors import CheckpointError
 
 
 class RunsCode:

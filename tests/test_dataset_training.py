@@ -16,6 +16,8 @@ import pytest
 import torch
 from parquetgen import write_dataset
 
+pytestmark = pytest.mark.slow  # subprocesses / end to end: `pytest -m 'not slow'` skips them
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_ARGS = ["--arch", "test-tiny", "--captioner", "test-tiny", "--batch-size", "8", "--workers", "0",
               "--no-progress", "--device", "cpu"]
@@ -54,7 +56,7 @@ def _hub_env(endpoint: str, home: Path, cache: Path) -> dict:
 
 def test_train_evaluate_publish_from_a_hub_dataset(dataset, tmp_path, capsys):
     from dgs_desktop.cli import main as app_main
-    from dgs_desktop.detector.checkpoint import read_checkpoint
+    from dgs_desktop.detector.manifest import read_checkpoint
     from trainer.cli import main
 
     out = tmp_path / "ckpt"

@@ -18,7 +18,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from dgs_desktop.gui.detail_pane import HIGH_ENTROPY_COLOR, LOW_ENTROPY_COLOR, rebuild_mosaic  # noqa: E402
+from dgs_desktop.detector.patches import mosaic_from_boxes  # noqa: E402
+from dgs_desktop.gui.detail_pane import HIGH_ENTROPY_COLOR, LOW_ENTROPY_COLOR  # noqa: E402
 from dgs_desktop.gui.main_window import MainWindow  # noqa: E402
 from dgs_desktop.gui.model_controller import NO_MODEL, READY  # noqa: E402
 from dgs_desktop.gui.results_model import ERROR, NOT_SCANNED, OK, PROB_COL, ROW_ROLE, VERDICT_COL  # noqa: E402
@@ -233,7 +234,7 @@ def test_detail_pane_shows_patch_overlay_and_mosaic(qtbot, make_window, tiny_che
     decoded = decode_image(path)
     selection = select_patches(decoded.image)
     assert selection.boxes == row.boxes
-    assert np.array_equal(rebuild_mosaic(np.asarray(decoded.image), row.boxes), selection.mosaic)
+    assert np.array_equal(mosaic_from_boxes(np.asarray(decoded.image), row.boxes), selection.mosaic)
     mosaic = window.detail.mosaic_pixmap.toImage()
     assert (mosaic.width(), mosaic.height()) == (224, 224)
     centre = QColor(mosaic.pixel(16, 16))
@@ -288,7 +289,7 @@ def test_model_manager_shows_manifest_and_devices(qtbot, make_window, tiny_check
 
 def test_offline_download_shows_plain_message(qtbot, make_window, monkeypatch):
     hub = pytest.importorskip("dgs_desktop.detector.hub", reason="dgs_desktop.detector.hub is not written yet")
-    from dgs_desktop.detector.checkpoint import CheckpointError
+    from dgs_desktop.errors import CheckpointError
 
     try:
         hub.download_checkpoint("hf:some-lab/dgs-model@main")

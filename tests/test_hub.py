@@ -29,7 +29,7 @@ from pathlib import Path
 
 steps = json.loads(sys.argv[1])
 for step in steps:
-    from dgs_desktop.detector.checkpoint import CheckpointError
+    from dgs_desktop.errors import CheckpointError
     from dgs_desktop.detector.hub import download_checkpoint
     events = []
     limit = step.get("cancel_after")
@@ -76,7 +76,8 @@ def _probs(checkpoint) -> list[float]:
     """Scores of a fixed batch (computed in this process: the runners only download)."""
     import torch
 
-    from dgs_desktop.detector.checkpoint import load_detector, read_checkpoint
+    from dgs_desktop.detector.checkpoint import load_detector
+    from dgs_desktop.detector.manifest import read_checkpoint
 
     if not hasattr(checkpoint, "manifest"):
         checkpoint = read_checkpoint(checkpoint)
@@ -145,8 +146,8 @@ def _one_line(message: str) -> None:
 
 # ------------------------------------------------------------------------------------ spec
 def test_parse_hub_spec():
-    from dgs_desktop.detector.checkpoint import CheckpointError
     from dgs_desktop.detector.hub import parse_hub_spec
+    from dgs_desktop.errors import CheckpointError
 
     assert parse_hub_spec("hf:org/name") == ("org/name", None)
     assert parse_hub_spec("hf:org/name@v1.2") == ("org/name", "v1.2")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from dgs_desktop.detector.checkpoint import read_checkpoint
+from dgs_desktop.detector.manifest import read_checkpoint
 from dgs_desktop.detector.modelcard import card_metrics
 from trainer.errors import TrainError
 from trainer.publish import card_text, read_eval_csv

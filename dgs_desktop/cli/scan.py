@@ -51,8 +51,11 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_scan(args: argparse.Namespace) -> int:
-    from ..detector.checkpoint import NO_MODEL_HELP, CheckpointError, load_detector, resolve_checkpoint
+    from ..detector.checkpoint import load_detector
     from ..detector.device import DeviceError, describe_device, resolve_device, resolve_precision
+    from ..detector.manifest import NO_MODEL_HELP
+    from ..detector.resolve import resolve_checkpoint
+    from ..errors import CheckpointError
     from ..scan.csvio import CsvError, CsvResultWriter, RunInfo, check_output, read_results_csv, run_mismatch, same_file
     from ..scan.discover import expand_paths
     from ..scan.distributed import ScanRank, discard_leftover_parts, fold_leftover_parts

@@ -28,11 +28,9 @@ from .manifest import (
     HEADS_FILE,
     LORA_FILE,
     MANIFEST_NAME,
-    NO_MODEL_HELP,
     Checkpoint,
     LoraSettings,
     check_output_folder,
-    read_checkpoint,
     safe_member,
     sha256_file,
 )
@@ -223,15 +221,3 @@ def check_finite_scores(detector: DGSDetector) -> None:
     if not bool(torch.isfinite(bound)):
         raise CheckpointError("the head h_img has weights so large that its logit overflows; "
                               "this checkpoint cannot give a finite score")
-
-
-def resolve_checkpoint(spec: str | Path, progress=None) -> Checkpoint:
-    """Compatibility name: see `resolve.resolve_checkpoint`."""
-    from .resolve import resolve_checkpoint as resolve
-
-    return resolve(spec, progress=progress)
-
-
-__all__ = ["NO_MODEL_HELP", "Checkpoint", "CheckpointError", "read_checkpoint", "resolve_checkpoint",
-           "save_checkpoint", "load_detector", "load_tensors", "load_head_tensors", "check_finite_scores",
-           "sha256_file"]

@@ -81,10 +81,9 @@ def test_precision_column_and_bit_identical_scores_per_precision(tiny_checkpoint
 
 def test_window_rebuilds_small_image_mosaics_with_black_cells():
     pytest.importorskip("PySide6")
-    from dgs_desktop.detector.patches import select_patches
-    from dgs_desktop.gui.detail_pane import rebuild_mosaic
+    from dgs_desktop.detector.patches import mosaic_from_boxes, select_patches
 
     for shape in [(20, 24, 3), (64, 96, 3), (150, 170, 3), (300, 300, 3)]:
         rgb = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
         selection = select_patches(rgb)
-        assert np.array_equal(rebuild_mosaic(rgb, selection.boxes), selection.mosaic), shape
+        assert np.array_equal(mosaic_from_boxes(rgb, selection.boxes), selection.mosaic), shape

@@ -18,17 +18,23 @@ cells are shuffled and the remaining 49 - 2n cells, the last ones, stay black wi
 less reliable and is flagged on the selection (`distinct_patches`, `padded`).
 Boxes always stay inside the image.
 
-Only numpy, Pillow and torch (for the batched FFT) are used here: no model code, no Qt.
+Only numpy, Pillow and torch (for the batched FFT, imported when first needed, so the window
+can use the constants and `mosaic_from_boxes` without loading torch) are used here: no model
+code, no Qt.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 PATCH_SIZE = 32
 GRID = 7
@@ -95,6 +101,8 @@ def spectral_entropy(gray_patches: torch.Tensor, gray_scale: float = 1.0) -> tor
     Every reduction runs along the last axis of one patch, so a patch's entropy does not
     depend on how many patches share the call (the host and device paths rely on it).
     """
+    import torch
+
     width = gray_patches.shape[-1]
     parts = torch.view_as_real(torch.fft.rfft2(gray_patches)).square()
     power = torch.add(parts[..., 0], parts[..., 1])  # |X|^2 = re^2 + im^2, no square root
@@ -122,6 +130,8 @@ def patch_entropies(image) -> np.ndarray:
 
     Returns a (rows, cols) float32 array, row-major like the patches.
     """
+    import torch
+
     image = as_rgb_image(image)
     rows, cols = image.height // PATCH_SIZE, image.width // PATCH_SIZE
     # Bands of whole patch rows: a large image never gets a full-size gray copy or FFT buffer
@@ -178,7 +188,7 @@ def arrange_cells(entropies: np.ndarray, image_size: tuple[int, int],
     return chosen[permutation], low[permutation]
 
 
-def build_selection(mosaic: np.ndarray, chosen: np.ndarray, low: np.ndarray, entropies: np.ndarray,
+def build_selection(mosaic: np.ndarray | None, chosen: np.ndarray, low: np.ndarray, entropies: np.ndarray,
                     image_size: tuple[int, int], padded: bool) -> PatchSelection:
     """The PatchSelection for cells arranged by `arrange_cells` (boxes clipped to the image)."""
     width, height = image_size
@@ -215,13 +225,30 @@ def select_patches(image, seed: int | None = None) -> PatchSelection:
     padded = _pad_to_patch(image)
     entropies = patch_entropies(padded)
     chosen, low = arrange_cells(entropies, image.size, seed)
-    rows_idx, cols_idx = np.divmod(chosen, entropies.shape[1])
-    mosaic = Image.new("RGB", (MOSAIC_SIZE, MOSAIC_SIZE))
-    for cell, (r, c) in enumerate(zip(rows_idx.tolist(), cols_idx.tolist())):
-        x, y = c * PATCH_SIZE, r * PATCH_SIZE
-        tile = padded.crop((x, y, x + PATCH_SIZE, y + PATCH_SIZE))
-        mosaic.paste(tile, ((cell % GRID) * PATCH_SIZE, (cell // GRID) * PATCH_SIZE))
-    return build_selection(np.array(mosaic), chosen, low, entropies, image.size, padded is not image)
+    selection = build_selection(None, chosen, low, entropies, image.size, padded is not image)
+    return dataclasses.replace(selection, mosaic=mosaic_from_boxes(image, selection.boxes))
+
+
+def mosaic_from_boxes(image, boxes) -> np.ndarray:
+    """The (224, 224, 3) uint8 mosaic: cell i (row-major 7x7) shows `boxes[i]` of the image.
+
+    A box smaller than a patch (a side under 32 px) is padded by repeating its last row or
+    column; an empty box (0, 0, 0, 0) is a black cell. `image` is an RGB PIL image (only the
+    boxes are cropped, no full-size copy) or an (H, W, 3) array. The scan and the window
+    (which rebuilds mosaics from stored boxes) both assemble mosaics here.
+    """
+    mosaic = np.zeros((MOSAIC_SIZE, MOSAIC_SIZE, 3), dtype=np.uint8)
+    pixels = image if isinstance(image, np.ndarray) else None
+    for cell, (x, y, w, h) in enumerate(boxes):
+        if w <= 0 or h <= 0:
+            continue
+        patch = pixels[y:y + h, x:x + w] if pixels is not None else np.asarray(image.crop((x, y, x + w, y + h)))
+        if patch.shape[:2] != (PATCH_SIZE, PATCH_SIZE):
+            patch = np.pad(patch, ((0, PATCH_SIZE - patch.shape[0]), (0, PATCH_SIZE - patch.shape[1]), (0, 0)),
+                           mode="edge")
+        row, col = divmod(cell, GRID)
+        mosaic[row * PATCH_SIZE:(row + 1) * PATCH_SIZE, col * PATCH_SIZE:(col + 1) * PATCH_SIZE] = patch
+    return mosaic
 
 
 def mosaics_to_tensor(mosaics, mean=IMAGENET_MEAN, std=IMAGENET_STD, device=None) -> torch.Tensor:
@@ -230,6 +257,8 @@ def mosaics_to_tensor(mosaics, mean=IMAGENET_MEAN, std=IMAGENET_STD, device=None
     With `device`, the uint8 pixels travel there first (4x less to copy) and are normalised
     there; every step is a correctly rounded float op, so the result is the same on any device.
     """
+    import torch
+
     if isinstance(mosaics, torch.Tensor):
         batch = mosaics
     else:

@@ -36,15 +36,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..detector.patches import GRID, PATCH_SIZE, mosaic_from_boxes
 from .evidence_view import HIGH_ENTROPY_COLOR, HIGHLIGHT_COLOR, LOW_ENTROPY_COLOR, EvidenceView, PatchInfo, patch_infos
 from .results_model import ERROR, FAKE_COLOR, OK, REAL_COLOR, WARNING_COLOR, ResultRow
 from .thumbnails import pil_to_qimage
 from .workers import Task, start_task
 
 PREVIEW_MAX_SIDE = 2048
-PATCH = 32
-GRID = 7
-MOSAIC_CELL_PX = 32
+MOSAIC_CELL_PX = 32  # on-screen size of one mosaic cell
 
 
 @dataclass
@@ -62,33 +61,14 @@ class DetailData:
     warning: str = ""
 
 
-def rebuild_mosaic(rgb: np.ndarray, boxes) -> np.ndarray:
-    """The 224x224 mosaic from the image and the scan's boxes (cell i = boxes[i], row-major).
-
-    Boxes narrower than 32 px (images smaller than a patch) are padded by repeating the
-    last row/column, as `select_patches` does; an empty box (0, 0, 0, 0) is a black cell.
-    """
-    grid = int(round(len(boxes) ** 0.5))
-    mosaic = np.zeros((grid * PATCH, grid * PATCH, 3), dtype=np.uint8)
-    for i, (x, y, w, h) in enumerate(boxes):
-        if w <= 0 or h <= 0:  # a black cell (small images: the authors' rule leaves them empty)
-            continue
-        patch = rgb[y:y + h, x:x + w]
-        if patch.shape[0] < PATCH or patch.shape[1] < PATCH:
-            patch = np.pad(patch, ((0, PATCH - patch.shape[0]), (0, PATCH - patch.shape[1]), (0, 0)), mode="edge")
-        r, c = divmod(i, grid)
-        mosaic[r * PATCH:(r + 1) * PATCH, c * PATCH:(c + 1) * PATCH] = patch
-    return mosaic
-
-
 def box_entropies(image, boxes) -> tuple:
     """Spectral entropy of each box's patch, recomputed (rows restored from a case keep theirs)."""
-    from ..detector.patches import patch_entropies
+    from ..detector.patches import patch_entropies  # imports torch: only when needed
 
-    if image.width < PATCH or image.height < PATCH:
+    if image.width < PATCH_SIZE or image.height < PATCH_SIZE:
         return ()
     grid = patch_entropies(image)
-    return tuple(float(grid[y // PATCH, x // PATCH]) if w > 0 and h > 0 else float("nan")
+    return tuple(float(grid[y // PATCH_SIZE, x // PATCH_SIZE]) if w > 0 and h > 0 else float("nan")
                  for x, y, w, h in boxes)
 
 
@@ -146,7 +126,7 @@ def load_detail(path: str, sha256: str, boxes, low_entropy, entropies, selection
         data.mosaic = array_to_qimage(selection.mosaic)
         data.entropies = tuple(float(e) for e in selection.entropies)
     elif data.boxes:
-        data.mosaic = array_to_qimage(rebuild_mosaic(np.asarray(image), data.boxes))
+        data.mosaic = array_to_qimage(mosaic_from_boxes(image, data.boxes))
     if not data.entropies:
         data.entropies = tuple(entropies) if entropies is not None and len(entropies) else box_entropies(image, data.boxes)
     data.full_image = image

@@ -11,7 +11,6 @@ import csv
 import io
 import re
 import shutil
-import sqlite3
 import subprocess
 
 import numpy as np
@@ -139,7 +138,8 @@ def test_model_and_run_on_the_first_page(scanned, tiny_checkpoint):
 def test_validation_metrics_from_the_manifest(tiny_checkpoint, tmp_path):
     import torch
 
-    from dgs_desktop.detector.checkpoint import read_checkpoint, save_checkpoint
+    from dgs_desktop.detector.checkpoint import save_checkpoint
+    from dgs_desktop.detector.manifest import read_checkpoint
     from dgs_desktop.detector.model import build_detector
 
     torch.manual_seed(0)
@@ -202,26 +202,10 @@ def test_refuses_inputs_that_are_not_scans(tmp_path, capsys):
     assert not (tmp_path / "r.html").exists()
 
 
-def _case_module_available() -> bool:
-    try:
-        import dgs_desktop.case  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(_case_module_available(), reason="dgs_desktop.case is present")
-def test_case_file_without_case_support_is_a_clear_error(tmp_path, capsys):
-    case = tmp_path / "case.dgscase"
-    sqlite3.connect(case).execute("CREATE TABLE t (x)").connection.commit()
-    assert main(["report", str(case), "--html", str(tmp_path / "r.html")]) == 2
-    assert "case files need dgs_desktop.case" in capsys.readouterr().err
-
-
 def test_case_file_input(tiny_checkpoint, tmp_path, capsys):
-    case_module = pytest.importorskip("dgs_desktop.case")
     import torch
 
+    from dgs_desktop import case as case_module
     from dgs_desktop.detector.checkpoint import load_detector
     from dgs_desktop.scan.engine import Scanner
 

@@ -6,27 +6,14 @@ analyst's notes and tags go into the report. Rows never scanned are listed witho
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from ..errors import InputError
-from .inputs import ReportItem, ReportSource, RunDetails, _add
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+from ..case import read_case as read_case_file
+from ..detector.manifest import sha256_file
+from .inputs import ReportItem, ReportSource, RunDetails, add_unique
 
 
 def read_case(path: Path) -> ReportSource:
-    try:
-        from ..case import read_case as read_case_file
-    except ImportError:
-        raise InputError(f"{path} is a case file; case files need dgs_desktop.case, which this installation "
-                         "lacks: export the case to CSV and give that") from None
     info, files = read_case_file(path)  # CaseError is an InputError: one line for the user
     run = RunDetails(thresholds=[info.threshold], versions=[info.created_with] if info.created_with else [])
     items = []
@@ -42,13 +29,13 @@ def read_case(path: Path) -> ReportSource:
             height="" if file.height is None else str(file.height), format=file.format, notes="; ".join(file.notes),
             provenance=file.provenance, note=note))
         if scanned:
-            _add(run.checkpoints, file.checkpoint)
-            _add(run.checkpoint_sha256s, file.checkpoint_sha256)
-            _add(run.devices, file.device)
+            add_unique(run.checkpoints, file.checkpoint)
+            add_unique(run.checkpoint_sha256s, file.checkpoint_sha256)
+            add_unique(run.devices, file.device)
     if not run.checkpoints:
-        _add(run.checkpoints, info.checkpoint)
-        _add(run.checkpoint_sha256s, info.checkpoint_sha256)
-        _add(run.devices, info.device)
-    return ReportSource(path=Path(path), kind="case file", sha256=_sha256_file(Path(path)),
+        add_unique(run.checkpoints, info.checkpoint)
+        add_unique(run.checkpoint_sha256s, info.checkpoint_sha256)
+        add_unique(run.devices, info.device)
+    return ReportSource(path=Path(path), kind="case file", sha256=sha256_file(Path(path)),
                         modified=Path(path).stat().st_mtime, items=items, run=run, case_name=info.name,
                         time_meaning=f"the case file's last change; case created {info.created}")

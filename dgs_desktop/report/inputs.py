@@ -9,13 +9,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..detector.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES
+from ..detector.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, sha256_file
 from ..errors import InputError
-from ..verdict import DEFAULT_THRESHOLD
+from ..verdict import DEFAULT_THRESHOLD, is_valid_probability
 
 CSV_REQUIRED = ("path", "sha256", "status", "fake_probability", "verdict", "threshold", "error")
 
@@ -60,7 +59,8 @@ class ReportSource:
     time_meaning: str = "the scan CSV's modification time"  # what `modified` is
 
 
-def _add(values: list, value) -> None:
+def add_unique(values: list, value) -> None:
+    """Appends a non-empty value not already listed (the run details a report names)."""
     if value not in ("", None) and value not in values:
         values.append(value)
 
@@ -71,20 +71,12 @@ def parse_probability(text: str) -> float | None:
         value = float(text)
     except (TypeError, ValueError):
         return None
-    return value if math.isfinite(value) and 0.0 <= value <= 1.0 else None
+    return value if is_valid_probability(value) else None
 
 
 def _threshold(text: str) -> float:
     value = parse_probability(text)
     return DEFAULT_THRESHOLD if value is None else value
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_scan_csv(path: Path) -> ReportSource:
@@ -109,16 +101,16 @@ def read_scan_csv(path: Path) -> ReportSource:
                                   height=get("height"), format=get("format"), notes=get("notes"),
                                   provenance=get("provenance"))
                 items.append(item)
-                _add(run.checkpoints, get("checkpoint"))
-                _add(run.checkpoint_sha256s, get("checkpoint_sha256"))
-                _add(run.devices, get("device"))
-                _add(run.precisions, get("precision"))
-                _add(run.versions, get("dgs_desktop_version"))
-                _add(run.thresholds, item.threshold)
+                add_unique(run.checkpoints, get("checkpoint"))
+                add_unique(run.checkpoint_sha256s, get("checkpoint_sha256"))
+                add_unique(run.devices, get("device"))
+                add_unique(run.precisions, get("precision"))
+                add_unique(run.versions, get("dgs_desktop_version"))
+                add_unique(run.thresholds, item.threshold)
         except csv.Error as exc:
             raise InputError(f"{path} is not a readable CSV: {exc}") from None
     info = path.stat()
-    return ReportSource(path=path, kind="scan CSV", sha256=_sha256_file(path), modified=info.st_mtime,
+    return ReportSource(path=path, kind="scan CSV", sha256=sha256_file(path), modified=info.st_mtime,
                         items=items, run=run)
 
 

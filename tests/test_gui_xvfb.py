@@ -13,7 +13,7 @@ import pytest
 from gui_helpers import make_mixed_folder
 from PIL import Image
 
-pytestmark = [pytest.mark.xvfb, pytest.mark.skipif(shutil.which("xvfb-run") is None,
+pytestmark = [pytest.mark.xvfb, pytest.mark.slow, pytest.mark.skipif(shutil.which("xvfb-run") is None,
                                                    reason="xvfb-run is not installed (apt-get install xvfb xauth)")]
 
 

@@ -131,6 +131,7 @@ def test_good_files_score_the_same_as_when_scanned_alone(hostile, engine_results
         assert by_path[str(case.path)].fake_probability == alone, case.path
 
 
+@pytest.mark.slow
 def test_cli_scans_the_hostile_folder_with_exit_0_and_no_traceback(hostile, engine_results, tiny_checkpoint,
                                                                    tmp_path):
     out = tmp_path / "hostile.csv"

@@ -18,6 +18,8 @@ import torch
 
 from dgs_desktop.scan.csvio import COLUMNS
 
+pytestmark = pytest.mark.slow  # subprocesses / end to end: `pytest -m 'not slow'` skips them
+
 N_IMAGES = 400
 
 

@@ -20,6 +20,8 @@ from dgs_desktop.cli import main
 from dgs_desktop.scan.csvio import COLUMNS
 from dgs_desktop.scan.distributed import existing_parts, rank_of
 
+pytestmark = pytest.mark.slow  # subprocesses / end to end: `pytest -m 'not slow'` skips them
+
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE_LABEL = re.compile(r"cpu rank ([01])/2 \S+")
 

@@ -145,6 +145,7 @@ def test_train_options_are_generated_from_the_config_dataclass():
         parser.parse_args(["--data", "d", "--out", "o", "--lr", "0"])
 
 
+@pytest.mark.slow
 def test_reference_step_is_the_same_for_processes_and_accumulation(tmp_path):
     """One step on a global batch of 8: 1 process, --accum 2, and 2 gloo processes give the
     same LoRA gradient (lambda/B with the global B); the old per-micro-batch B does not."""
@@ -365,6 +366,7 @@ def trees(tmp_path_factory):
     return train, test
 
 
+@pytest.mark.slow
 def test_end_to_end_train_evaluate_scan(trees, tmp_path, capsys):
     from dgs_desktop.detector.manifest import read_checkpoint
     from trainer.cli import main
@@ -415,6 +417,7 @@ def test_end_to_end_train_evaluate_scan(trees, tmp_path, capsys):
     assert len(rows) == 1 + 32 and all(",ok," in r for r in rows[1:])
 
 
+@pytest.mark.slow
 def test_interrupt_then_resume_equals_uninterrupted(trees, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
@@ -498,6 +501,7 @@ def test_run_dir_with_files_we_did_not_write_is_refused(trees, tmp_path, capsys)
     assert main(quick + ["--out", str(tmp_path / "b"), "--run-dir", str(empty)]) == 0  # ours: reused
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(trees, tmp_path):
     train, _ = trees
     out = tmp_path / "ddp"

@@ -10,7 +10,7 @@ packages="libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0 f
   libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 libx11-xcb1"
 extras=""
 if [ "${1:-}" = "--test" ]; then
-  packages="$packages xvfb xauth"
+  packages="$packages xvfb xauth chromium poppler-utils"  # real window; report checks (HTML, PDF)
   extras="[test]"
 fi
 

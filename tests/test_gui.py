@@ -374,3 +374,34 @@ def test_named_pipe_in_folder_neither_blocks_thumbnails_nor_quitting(tmp_path, t
     assert rows[str(pipe)] == ["error", False]
     others = {path: value for path, value in rows.items() if path != str(pipe)}
     assert len(others) == 5 and all(value == ["ok", True] for value in others.values())
+
+
+def test_model_manager_shows_a_hub_models_published_metrics(qtbot, make_window, tiny_checkpoint, monkeypatch):
+    """The lab-to-analyst loop: the card's evaluation (read off the GUI thread) beside the manifest."""
+    import dataclasses
+
+    from dgs_desktop.detector import modelcard
+
+    asked = []
+
+    def fake_card(spec, **kwargs):
+        asked.append(spec)
+        return [modelcard.CardEvaluation(
+            name="GenImage", rows=[{"subset": "Midjourney", "n_real": 10, "n_fake": 10, "acc": 0.95, "r_acc": 0.9,
+                                    "f_acc": 1.0, "ap": 0.99}],
+            paper_table={"subset": "paper_table", "n_real": 10, "n_fake": 10, "acc": 0.976, "r_acc": None,
+                         "f_acc": None, "ap": 0.998})]
+
+    monkeypatch.setattr(modelcard, "hub_card_metrics", fake_card)
+    window = make_window()
+    hub_model = dataclasses.replace(tiny_checkpoint, source="hf:some-lab/dgs-model@main")
+    window.load_model(hub_model, "cpu")
+    qtbot.waitUntil(lambda: window.controller.state == READY, timeout=SCAN_TIMEOUT_MS)
+    window.open_model_manager()
+    dialog = window._model_dialog
+    qtbot.waitUntil(lambda: "Published evaluation" in dialog.manifest_view.toPlainText(), timeout=SCAN_TIMEOUT_MS)
+    text = dialog.manifest_view.toPlainText()
+    assert asked and asked[0] == "hf:some-lab/dgs-model@main"
+    assert "GenImage: acc 97.6, AP 99.8 (paper_table, 1 subsets)" in text
+    assert "Midjourney: acc 95.0" in text and tiny_checkpoint.sha256 in text
+    dialog.close()

@@ -68,16 +68,10 @@ def _read_metadata(readme: Path) -> dict:
         return {}
     if len(raw) > MAX_CARD_BYTES:
         return {}
-    text = raw.decode("utf-8", errors="replace")
-    if not text.startswith("---"):
-        return {}
-    end = text.find("\n---", 3)
-    if end < 0:
-        return {}
-    try:
-        import yaml
+    try:  # huggingface_hub's own card parser (a safe YAML loader)
+        from huggingface_hub import RepoCard
 
-        data = yaml.safe_load(text[3:end])
+        data = RepoCard(raw.decode("utf-8", errors="replace"), ignore_metadata_errors=True).data.to_dict()
     except Exception:  # noqa: BLE001 - a malformed card has no metrics, it is not an error
         return {}
     return data if isinstance(data, dict) else {}
@@ -152,3 +146,19 @@ def hub_card_metrics(spec: str, *, cache_dir: str | os.PathLike | None = None) -
 def format_percent(value: float | None) -> str:
     """0.976 -> '97.6' (the paper's tables), None -> 'n/a'."""
     return "n/a" if value is None else f"{100.0 * value:.1f}"
+
+
+def format_card_metrics(evaluations: list[CardEvaluation]) -> str:
+    """The card's tables as a few text lines (the model manager shows them under the manifest)."""
+    if not evaluations:
+        return "Published evaluation: none stated on the model card."
+    lines = ["Published evaluation (from the model card, as stated by its publisher):"]
+    for evaluation in evaluations:
+        head = evaluation.headline
+        kind = "paper_table" if evaluation.paper_table else "mean"
+        extra = f" [{evaluation.perturbation}]" if evaluation.perturbation else ""
+        lines.append(f"  {evaluation.name}{extra}: acc {format_percent(head.get('acc'))}, "
+                     f"AP {format_percent(head.get('ap'))} ({kind}, {len(evaluation.rows)} subsets)")
+        lines += [f"    {row['subset']}: acc {format_percent(row['acc'])}, r_acc {format_percent(row['r_acc'])}, "
+                  f"f_acc {format_percent(row['f_acc'])}, AP {format_percent(row['ap'])}" for row in evaluation.rows[:30]]
+    return "\n".join(lines)

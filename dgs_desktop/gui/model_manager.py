@@ -65,7 +65,16 @@ def import_pth(pth: str, out_dir: str):
     return str(import_authors_weights(Path(pth), Path(out_dir)))
 
 
-def manifest_summary(checkpoint) -> str:
+def card_text(spec: str) -> str:
+    """The published evaluation a hub checkpoint's model card states (runs on a pool thread)."""
+    from ..detector.modelcard import format_card_metrics, hub_card_metrics
+
+    return format_card_metrics(hub_card_metrics(spec))
+
+
+def manifest_summary(checkpoint, card: str = "") -> str:
+    """What the manifest records; a hub model's published evaluation (`card`) comes first after
+    the threshold, where it is seen without scrolling."""
     manifest = checkpoint.manifest
     lora = manifest.get("lora", {})
     provenance = manifest.get("provenance", {})
@@ -78,6 +87,7 @@ def manifest_summary(checkpoint) -> str:
         f"Base weights:  {base.get('id')}{' (bundled)' if base.get('bundled') else ''}",
         f"LoRA:          {', '.join(f'{k}={v}' for k, v in lora.items())}",
         f"Threshold:     {checkpoint.threshold:g}",
+        *([card] if card else []),
         "Training / provenance:",
     ]
     lines += [f"  {key}: {json.dumps(value) if not isinstance(value, str) else value}"
@@ -224,6 +234,8 @@ class ModelManagerDialog(QDialog):
             f" — {session.checkpoint.short_id} on {session.device_label}" if session is not None else ""))
         self.manifest_view.setPlainText(manifest_summary(session.checkpoint) if session is not None
                                         else "No model is active.")
+        if session is not None and session.checkpoint.source.startswith("hf:"):
+            self._fetch_card(session.checkpoint)
         self.device_combo.clear()
         for spec, label in self.controller.devices:
             self.device_combo.addItem(label, spec)
@@ -232,6 +244,17 @@ class ModelManagerDialog(QDialog):
         if not self.controller.libraries_ready:
             self.device_combo.setToolTip("CUDA devices are listed once the libraries have loaded")
         self._refresh_recent()
+
+    def _fetch_card(self, checkpoint) -> None:
+        """A hub model's card metrics, fetched off the GUI thread (from the cache when offline)."""
+        task = Task(card_text, checkpoint.source)
+        task.signals.succeeded.connect(lambda text: self._show_card(checkpoint, text))
+        start_task(task, self._jobs)
+
+    def _show_card(self, checkpoint, text: str) -> None:
+        session = self.controller.session
+        if session is not None and session.checkpoint is checkpoint:
+            self.manifest_view.setPlainText(manifest_summary(checkpoint, card=text))
 
     def _refresh_recent(self) -> None:
         self.recent_list.clear()

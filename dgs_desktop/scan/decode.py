@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .discover import SUFFIX_FORMATS
 from .memory import decoded_bytes_estimate
 
 # Keeping freed blocks around instead of returning them to the OS after each image roughly
@@ -207,22 +208,12 @@ _UNDECODABLE = {
 }
 
 
-# Pillow formats each common suffix may hold.
-_SUFFIX_FORMATS = {
-    ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".jpe": {"JPEG", "MPO"}, ".jfif": {"JPEG", "MPO"},
-    ".png": {"PNG"}, ".webp": {"WEBP"}, ".bmp": {"BMP", "DIB"}, ".gif": {"GIF"}, ".tif": {"TIFF"},
-    ".tiff": {"TIFF"}, ".heic": {"HEIF"}, ".avif": {"AVIF"}, ".ppm": {"PPM"}, ".pgm": {"PPM"},
-    ".pbm": {"PPM"}, ".tga": {"TGA"}, ".jp2": {"JPEG2000"}, ".ico": {"ICO"},
-    ".heif": {"HEIF"}, ".hif": {"HEIF"}, ".jxl": {"JPEG XL"},
-}
-
-
 def suffix_note(path: Path, fmt: str) -> str | None:
     """A note when the file name's suffix does not match what the content turned out to be."""
     suffix = path.suffix.lower()
     if not suffix or len(suffix) > 6:
         return None
-    expected = _SUFFIX_FORMATS.get(suffix)
+    expected = SUFFIX_FORMATS.get(suffix)
     if expected is None:
         return f"file suffix {suffix} is not an image suffix, content is {fmt}"
     if fmt not in expected:

@@ -19,8 +19,17 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif",
-                            ".tiff", ".heic", ".heif", ".hif", ".avif", ".jxl", ".ppm", ".pgm", ".pbm", ".tga", ".jp2", ".ico"})
+# The image file suffixes, each with the Pillow formats it may hold (the decoder notes a file
+# whose content does not match its suffix). Only the file dialogs and the trainer's folder
+# index go by suffix; the scan decides by content and gives every file a row.
+SUFFIX_FORMATS = {
+    ".jpg": {"JPEG", "MPO"}, ".jpeg": {"JPEG", "MPO"}, ".jpe": {"JPEG", "MPO"}, ".jfif": {"JPEG", "MPO"},
+    ".png": {"PNG"}, ".webp": {"WEBP"}, ".bmp": {"BMP", "DIB"}, ".gif": {"GIF"}, ".tif": {"TIFF"},
+    ".tiff": {"TIFF"}, ".heic": {"HEIF"}, ".heif": {"HEIF"}, ".hif": {"HEIF"}, ".avif": {"AVIF"},
+    ".jxl": {"JPEG XL"}, ".ppm": {"PPM"}, ".pgm": {"PPM"}, ".pbm": {"PPM"}, ".tga": {"TGA"},
+    ".jp2": {"JPEG2000"}, ".ico": {"ICO"},
+}
+IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
 
 
 class FoundPath(type(Path())):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from dgs_desktop.scan.csvio import CsvError, RunInfo, csv_text, parse_results_csv
-from dgs_desktop.scan.engine import ScanResult
+from dgs_desktop.scan.result import ScanResult
 
 RUN = RunInfo(checkpoint="/models/dgs", checkpoint_sha256="ab" * 32, device="cpu", threshold=0.5)
 

@@ -303,7 +303,7 @@ def test_report_from_window_results_with_analyst_notes(tmp_path):
     from dgs_desktop.report import build_html, find_model
     from dgs_desktop.report.inputs import source_from_results
     from dgs_desktop.scan.csvio import RunInfo
-    from dgs_desktop.scan.engine import ScanResult
+    from dgs_desktop.scan.result import ScanResult
 
     path = tmp_path / "a.png"
     path.write_bytes(encoded(picture(seed=50), "PNG"))
@@ -333,7 +333,7 @@ def test_window_export_runs_on_a_pool_thread(qtbot, tmp_path):
     from dgs_desktop.gui.workers import Task, start_task
     from dgs_desktop.report.inputs import source_from_results
     from dgs_desktop.scan.csvio import RunInfo
-    from dgs_desktop.scan.engine import ScanResult
+    from dgs_desktop.scan.result import ScanResult
 
     path = tmp_path / "a.jpg"
     path.write_bytes(encoded(picture(seed=51), "JPEG"))

@@ -23,7 +23,7 @@ from dgs_desktop.scan.csvio import (
     run_mismatch,
     safe_cell,
 )
-from dgs_desktop.scan.engine import ScanResult
+from dgs_desktop.scan.result import ScanResult
 
 RUN = RunInfo(checkpoint="/models/dgs", checkpoint_sha256="ab" * 32, device="cpu", threshold=0.5)
 ATTACK = "=cmd|' -C calc'!A0"

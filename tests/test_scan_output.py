@@ -195,7 +195,7 @@ def test_an_empty_existing_file_may_be_the_output(folder, tiny_checkpoint, tmp_p
 
 def test_old_results_are_replaced_only_when_the_first_new_row_is_written(tmp_path):
     from dgs_desktop.scan.csvio import CsvResultWriter, RunInfo, check_output
-    from dgs_desktop.scan.engine import ScanResult
+    from dgs_desktop.scan.result import ScanResult
 
     run = RunInfo("c", "0" * 64, "cpu", 0.5)
     out = tmp_path / "results.csv"

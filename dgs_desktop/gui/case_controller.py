@@ -11,7 +11,8 @@ import os
 
 from PySide6.QtCore import QObject, Signal
 
-from .results_model import ERROR, OK, QUEUED, ResultRow, ResultsModel, StoredResult, reliability_warning
+from ..scan.result import ScanResult
+from .results_model import ERROR, OK, QUEUED, ResultRow, ResultsModel, reliability_warning
 
 
 def row_from_case_file(stored) -> ResultRow:
@@ -19,10 +20,10 @@ def row_from_case_file(stored) -> ResultRow:
     row = ResultRow(path=stored.path, name=os.path.basename(stored.path), folder=os.path.dirname(stored.path),
                     analyst_note=stored.analyst_note, tags=tuple(stored.tags))
     if stored.status in (OK, ERROR):
-        row.result = StoredResult(path=stored.path, status=stored.status, sha256=stored.sha256,
-                                  fake_probability=stored.fake_probability, error=stored.error, width=stored.width,
-                                  height=stored.height, format=stored.format, notes=list(stored.notes),
-                                  provenance=stored.provenance)
+        row.result = ScanResult(path=stored.path, status=stored.status, sha256=stored.sha256,
+                                fake_probability=stored.fake_probability, error=stored.error, width=stored.width,
+                                height=stored.height, format=stored.format, notes=list(stored.notes),
+                                provenance=stored.provenance)
         row.state = stored.status
         row.checkpoint_sha256, row.device = stored.checkpoint_sha256, stored.device
         row.boxes = tuple(stored.boxes) or None

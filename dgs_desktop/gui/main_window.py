@@ -655,7 +655,7 @@ class MainWindow(QMainWindow):
 
     def copy_selected_rows(self) -> None:
         from ..scan.csvio import csv_text
-        from ..scan.engine import ScanResult
+        from ..scan.result import ScanResult
 
         rows = [self.proxy.index(index.row(), 0).data(ROW_ROLE) for index in self.table.selectionModel().selectedRows()]
         if not rows:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
@@ -37,31 +37,6 @@ HEADER_TIPS = {
     STATUS_COL: "ok, the reason a file failed, or whether it still waits for the scan",
     PROVENANCE_COL: "Metadata, C2PA and generator signals, beside the score (they never change it)",
 }
-
-
-@dataclass
-class StoredResult:
-    """A result read back from a case file: the fields of `scan.engine.ScanResult` the table,
-    the CSV export and the detail pane use, without importing the scan engine (and torch)."""
-
-    path: str
-    status: str
-    sha256: str = ""
-    fake_probability: float | None = None
-    error: str = ""
-    width: int | None = None
-    height: int | None = None
-    format: str = ""
-    notes: list = field(default_factory=list)
-    provenance: str = ""
-    selection: object | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == OK
-
-    def verdict(self, threshold: float) -> str:
-        return verdict(self.fake_probability, threshold)
 
 
 @dataclass

@@ -32,7 +32,7 @@ from pathlib import Path
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import InputError
-from .engine import ScanResult
+from .result import ScanResult
 
 log = logging.getLogger(__name__)
 

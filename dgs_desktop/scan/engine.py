@@ -32,33 +32,12 @@ import torch
 from ..detector.device import autocast_for, resolve_precision
 from ..detector.patches import PatchSelection, mosaics_to_tensor, select_patches
 from ..provenance.summary import provenance_line
-from ..verdict import NON_FINITE_SCORE, verdict
+from ..verdict import NON_FINITE_SCORE
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
 from .memory import DEFAULT_MEMORY_BUDGET_MIB, MIB, MemoryBudget
+from .result import ScanResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ScanResult:
-    path: str
-    status: str  # "ok" or "error"
-    sha256: str = ""
-    fake_probability: float | None = None
-    error: str = ""
-    width: int | None = None
-    height: int | None = None
-    format: str = ""
-    notes: list[str] = field(default_factory=list)
-    provenance: str = ""  # one-line metadata / C2PA / generator signals, shown beside the score
-    selection: PatchSelection | None = None  # kept only when the caller asks for it
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def verdict(self, threshold: float) -> str:
-        return verdict(self.fake_probability, threshold)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from .. import __version__
+from ..scan.csvio import FORMULA_STARTS
 from ..verdict import FAKE, RULE_TEXT, verdict
 from . import images
 from .inputs import ModelInfo, ReportItem, ReportSource
@@ -130,37 +131,13 @@ def model_rows(model: ModelInfo) -> list[tuple[str, str]]:
     if isinstance(backbone, dict):  # the image tower; the text tower plays no part in a score
         rows.append(("Backbone", _compact(_without_text_tower(backbone))[:MAX_FIELD_CHARS]))
     return rows
-    lora = manifest.get("lora") or {}
-    base = manifest.get("base_weights") or {}
-    rows += [("Architecture", str(manifest.get("architecture", "—"))),
-             ("Base weights", f"{base.get('id', '—')}" + (" (bundled)" if base.get("bundled") else "")),
-             ("LoRA", ", ".join(f"{k}={lora[k]}" for k in sorted(lora) if not isinstance(lora[k], dict | list))),
-             ("Checkpoint threshold", str(manifest.get("threshold", "—")))]
-    backbone_rows: list[tuple[str, str]] = []
-    _flatten("", manifest.get("backbone") or {}, backbone_rows)
-    rows += [(f"Backbone: {key}", value) for key, value in backbone_rows[:12]]
-    provenance = dict(manifest.get("provenance") or {})
-    metrics = provenance.pop("final_metrics", None)
-    provenance_rows: list[tuple[str, str]] = []
-    _flatten("", provenance, provenance_rows)
-    rows += [(f"Provenance: {key}", value) for key, value in provenance_rows[:40]]
-    if isinstance(metrics, dict) and metrics.get("val"):
-        metric_rows: list[tuple[str, str]] = []
-        _flatten("", metrics["val"], metric_rows)
-        rows += [(f"Validation: {key}", value) for key, value in metric_rows[:40]]
-    else:
-        rows.append(("Validation metrics", "none recorded in the checkpoint"))
-    return rows
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def file_path(text_from_csv: str) -> Path:
     """The file a row names. A CSV writer that defuses spreadsheet formulas prefixes such cells
     with a quote; that quote is dropped when the name without it is the file that exists."""
     path = Path(text_from_csv)
-    if text_from_csv.startswith("'") and text_from_csv[1:2] in _FORMULA_START and not os.path.lexists(path):
+    if text_from_csv.startswith("'") and text_from_csv[1:].startswith(FORMULA_STARTS) and not os.path.lexists(path):
         return Path(text_from_csv[1:])
     return path
 

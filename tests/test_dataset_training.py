@@ -13,25 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from parquetgen import write_dataset
 
-pytestmark = pytest.mark.slow  # subprocesses / end to end: `pytest -m 'not slow'` skips them
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tiny_training_env")]  # end to end
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_ARGS = ["--arch", "test-tiny", "--captioner", "test-tiny", "--batch-size", "8", "--workers", "0",
               "--no-progress", "--device", "cpu"]
 EVAL_ARGS = ["--no-progress", "--workers", "1", "--device", "cpu"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch, tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("DGS_DESKTOP_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

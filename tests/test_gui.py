@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from gui_helpers import cli_csv, discard_on_close, make_images, make_mixed_folder, read_csv  # noqa: E402
+from gui_helpers import cli_csv, make_images, make_mixed_folder, open_window, read_csv  # noqa: E402
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -47,17 +47,7 @@ def many_folder(tmp_path_factory):
 
 @pytest.fixture
 def make_window(qtbot):
-    def make(checkpoint=None) -> MainWindow:
-        window = MainWindow(AppSettings())
-        qtbot.addWidget(window, before_close_func=discard_on_close)
-        window.show()
-        window.controller.start()
-        if checkpoint is not None:
-            window.load_model(str(checkpoint.directory), "cpu")
-            qtbot.waitUntil(lambda: window.controller.state == READY, timeout=SCAN_TIMEOUT_MS)
-        return window
-
-    return make
+    return lambda checkpoint=None: open_window(qtbot, checkpoint)
 
 
 def scan(qtbot, window: MainWindow, paths) -> None:

@@ -6,12 +6,10 @@ The files come from tests/imagegen.py (see its docstring for the list of cases).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +18,7 @@ from pathlib import Path
 import imagegen
 import pytest
 import torch
+from guards import time_limit
 
 from dgs_desktop.scan.csvio import format_probability
 from dgs_desktop.scan.decode import decode_image
@@ -27,21 +26,6 @@ from dgs_desktop.scan.discover import expand_paths
 from dgs_desktop.scan.engine import ModelRunner, Scanner, prepare
 
 CPU = torch.device("cpu")
-
-
-@contextlib.contextmanager
-def time_limit(seconds: int, what: str):
-    """Fails (instead of hanging the suite) when the block runs longer than `seconds`."""
-    def expire(signum, frame):
-        raise TimeoutError(f"{what} took longer than {seconds} s (hang?)")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")

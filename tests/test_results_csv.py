@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
-import signal
 
 import pytest
+from guards import time_limit
 
 from dgs_desktop.scan.csvio import (
     COLUMNS,
@@ -27,21 +26,6 @@ from dgs_desktop.scan.result import ScanResult
 
 RUN = RunInfo(checkpoint="/models/dgs", checkpoint_sha256="ab" * 32, device="cpu", threshold=0.5)
 ATTACK = "=cmd|' -C calc'!A0"
-
-
-@contextlib.contextmanager
-def time_limit(seconds: int, what: str):
-    """Fails instead of hanging the suite (a hang guard, not a speed assertion)."""
-    def expire(signum, frame):
-        raise TimeoutError(f"{what} took longer than {seconds} s (hang?)")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def ok(path: str, p: float = 0.25, **fields) -> ScanResult:

@@ -14,17 +14,7 @@ import torch
 from test_trainer_support import make_tree
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch, tmp_path):
-    # 2 shared cores: one intra-op thread is ~20x faster for these tiny models.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("DGS_DESKTOP_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("tiny_training_env")
 
 
 def tiny_detector(dropout=0.0):

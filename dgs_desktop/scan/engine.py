@@ -67,32 +67,7 @@ def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, budget: MemoryBudg
     out of the scanned folders: not read) or `same_as` (another name of a file already listed).
     `budget`: decoding a file waits until the image's estimated size fits (scan.memory).
     """
-    held = hasattr(path, "decode")
-    result = ScanResult(path=path.name if held else str(path), status="ok")
-    refusal, same_as = getattr(path, "refusal", ""), getattr(path, "same_as", "")
-    if refusal:
-        result.status, result.error = "error", refusal
-        return _Prepared(result, None)
-    try:
-        with budget.claim() if budget is not None else nullcontext() as claim:
-            decoded = path.decode(max_pixels) if held else \
-                decode_image(path, max_pixels=max_pixels, reserve=claim.reserve if claim else None)
-            result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
-            result.format, result.notes = decoded.format, decoded.notes
-            result.provenance = _provenance(decoded)
-            if same_as:
-                result.notes.append(f"same file as {same_as}")
-            selection = select_patches(decoded.image)
-            result.notes = [*result.notes, *selection.reliability_notes]
-            del decoded  # freed before the budget is given back
-        return _Prepared(result, selection)
-    except DecodeError as exc:
-        result.status, result.error, result.sha256 = "error", str(exc), exc.sha256 or ""
-    except MemoryError:
-        result.status, result.error = "error", "out of memory while decoding this image"
-    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the scan
-        result.status, result.error = "error", f"unexpected error: {type(exc).__name__}: {exc}"
-    return _Prepared(result, None)
+    return _read_decode(path, max_pixels, budget, decode_image, select_now=lambda decoded: True)
 
 
 # Decoded images up to this size wait in the look-ahead for batched selection on the device;
@@ -109,7 +84,20 @@ def read_and_decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_on_de
     on the host (the same patches), so the look-ahead never holds large decoded images."""
     from .gpu_decode import plan_decode
 
-    held = hasattr(path, "decode")  # an image held elsewhere (see prepare): decoded on the host
+    def decode(file: Path, max_pixels: int, reserve=None):
+        return plan_decode(file, max_pixels) if jpeg_on_device else decode_image(file, max_pixels, reserve=reserve)
+
+    def too_large_to_hold(decoded) -> bool:
+        return getattr(decoded, "image", None) is not None and decoded.width * decoded.height > DEVICE_HOLD_MAX_PIXELS
+
+    return _read_decode(path, max_pixels, budget, decode, select_now=too_large_to_hold)
+
+
+def _read_decode(path, max_pixels: int, budget: MemoryBudget | None, decode: Callable,
+                 select_now: Callable) -> _Prepared:
+    """Both paths' worker step: the row for `path`, its decoded image, and its patches when
+    `select_now(decoded)` (else the decoded image waits for selection on the device)."""
+    held = hasattr(path, "decode")  # an image held elsewhere: decoded from its own bytes
     result = ScanResult(path=path.name if held else str(path), status="ok")
     refusal, same_as = getattr(path, "refusal", ""), getattr(path, "same_as", "")
     if refusal:
@@ -117,18 +105,14 @@ def read_and_decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_on_de
         return _Prepared(result, None)
     try:
         with budget.claim() if budget is not None else nullcontext() as claim:
-            if held:
-                decoded = path.decode(max_pixels)
-            elif jpeg_on_device:
-                decoded = plan_decode(path, max_pixels)
-            else:
-                decoded = decode_image(path, max_pixels=max_pixels, reserve=claim.reserve if claim else None)
+            decoded = path.decode(max_pixels) if held else \
+                decode(path, max_pixels, reserve=claim.reserve if claim else None)
             result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
             result.format, result.notes = getattr(decoded, "format", "JPEG"), list(decoded.notes)
             result.provenance = _provenance(decoded)
             if same_as:
                 result.notes.append(f"same file as {same_as}")
-            if getattr(decoded, "image", None) is not None and decoded.width * decoded.height > DEVICE_HOLD_MAX_PIXELS:
+            if select_now(decoded):
                 selection = select_patches(decoded.image)
                 result.notes.extend(selection.reliability_notes)
                 del decoded  # freed before the budget is given back

@@ -114,3 +114,32 @@ def test_window_without_a_display_says_so(tmp_path):
     done = subprocess.run([sys.executable, "-m", "dgs_desktop"], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 2
     assert "no display" in done.stderr and "dgs-desktop scan" in done.stderr
+
+
+def test_both_programs_list_their_commands_and_refuse_a_mistyped_one(tmp_path, capsys):
+    from dgs_desktop.cli import main
+    from trainer.cli import main as train_main
+
+    folder = tmp_path / "scna"  # a mistyped command never opens a window, even on a real folder name
+    assert main(["scna", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown command 'scna'" in err
+    assert all(name in err for name in ("scan", "import-weights", "report", "window"))
+    assert not folder.exists()
+    assert train_main(["evaluat", "--checkpoint", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'evaluat'" in err and "evaluate" in err and "publish" in err
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("scan", "import-weights", "report", "window"))
+
+
+@pytest.mark.parametrize("argv", [["scan", ".", "--csv", "o.csv", "--workers", "x"],
+                                  ["scan", ".", "--csv", "o.csv", "--threshold", "1.5"],
+                                  ["scan", "."]])
+def test_argument_errors_are_one_line_with_exit_2(argv, capsys):
+    from dgs_desktop.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dgs-desktop scan: error:") and "--help" in err

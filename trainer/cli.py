@@ -15,13 +15,13 @@ import logging
 import os
 import sys
 
-from dgs_desktop.cli.shell import Command, run_cli, with_default_command
+from dgs_desktop.cli.shell import Command, non_negative_float, positive_int, run_cli, threshold, with_default_command
 from dgs_desktop.errors import UsageError
 from dgs_desktop.verdict import DEFAULT_THRESHOLD
 
 from . import config as train_config
 from . import publish
-from .config import default_workers, non_negative_float, positive_int
+from .config import default_workers
 
 PROG = "dgs-desktop-train"
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", help="write one row per image (path, subset, category, label, probability) here")
     p.add_argument("--jpeg-quality", type=_quality, help="re-encode each image as JPEG at this quality first")
     p.add_argument("--blur-sigma", type=non_negative_float, help="Gaussian-blur each image with this sigma first")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p.add_argument("--threshold", type=threshold, default=DEFAULT_THRESHOLD,
                    help=f"fake when P(fake) > threshold (default {DEFAULT_THRESHOLD})")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),

@@ -12,6 +12,7 @@ import argparse
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
+from dgs_desktop.cli.shell import non_negative_float, non_negative_int, positive_float, positive_int, probability
 from dgs_desktop.detector.backbone import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from dgs_desktop.detector.manifest import LoraSettings
 from dgs_desktop.errors import UsageError
@@ -21,51 +22,6 @@ from .surgery import MODES
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 _LORA = LoraSettings()
-
-
-# ---------------------------------------------------------------- value parsers (argparse types)
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = non_negative_float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    value = non_negative_float(text)
-    if not value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
 
 
 def weights_tag(text: str) -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ..scan.memory import DEFAULT_MEMORY_BUDGET_MIB, MIB
-from .shell import Command
+from .shell import Command, positive_int, threshold
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,12 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
                              "device (default: device on CUDA, host on CPU); both choose the same patches")
     parser.add_argument("--jpeg-decoder", default="auto", choices=("auto", "pillow", "torchvision"),
                         help="JPEG decoder of the device path (default: nvJPEG on CUDA, Pillow elsewhere)")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="images per forward pass (default 8 on CPU, 32 on CUDA); scores are "
                              "bit-identical across runs with the same device type and batch size")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help="threads for decoding and patch selection (default: CPU count, max 4)")
-    parser.add_argument("--threshold", type=float, default=None,
+    parser.add_argument("--threshold", type=threshold, default=None,
                         help="fake if probability > threshold (default: the checkpoint's, usually 0.5)")
     parser.add_argument("--resume", action="store_true", help="keep OUT's rows and scan only files not in it")
     parser.add_argument("--force", action="store_true",
@@ -44,7 +44,7 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--follow-links", action="store_true",
                         help="follow symbolic links that lead outside the given files and folders "
                              "(default: such a link gets an error row and is not read)")
-    parser.add_argument("--memory-budget", type=int, default=None, metavar="MIB",
+    parser.add_argument("--memory-budget", type=positive_int, default=None, metavar="MIB",
                         help="memory that decoding may take at once across workers, in MiB (default "
                              f"{DEFAULT_MEMORY_BUDGET_MIB}); one larger image still runs, alone")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -61,14 +61,6 @@ def run_scan(args: argparse.Namespace) -> int:
     from ..scan.distributed import ScanRank, discard_leftover_parts, fold_leftover_parts
     from ..scan.engine import Scanner, ScanProgress
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise UsageError("--threshold must be between 0 and 1")
-    if args.memory_budget is not None and args.memory_budget < 1:
-        raise UsageError("--memory-budget must be at least 1 (MiB)")
     if args.force and not args.resume:
         raise UsageError("--force only applies to --resume")
     if not args.checkpoint:

@@ -18,9 +18,71 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .. import __version__
-from ..errors import EXIT_INTERRUPTED, DGSError
+from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, DGSError
 
 EXIT_OS_ERROR = 1
+
+
+# ------------------------------------------------- value parsers (argparse types), both CLIs
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = non_negative_float(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def threshold(text: str) -> float:
+    """A verdict threshold: a probability in [0, 1] (the verdict is fake when p > threshold)."""
+    from ..verdict import check_threshold
+
+    try:
+        return check_threshold(non_negative_float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}") from None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors in one line (`prog: error: ...`), like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 @dataclass(frozen=True)
@@ -33,7 +95,7 @@ class Command:
 
 
 def _verbosity_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     group = common.add_mutually_exclusive_group()
     group.add_argument("-v", "--verbose", action="count", default=0, help="more log messages (-vv: debug)")
     group.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
@@ -42,7 +104,7 @@ def _verbosity_options() -> argparse.ArgumentParser:
 
 def build_parser(prog: str, description: str, commands: Sequence[Command]) -> argparse.ArgumentParser:
     common = _verbosity_options()
-    parser = argparse.ArgumentParser(prog=prog, description=description, parents=[common])
+    parser = OneLineParser(prog=prog, description=description, parents=[common])
     parser.add_argument("--version", action="version", version=f"{prog} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND",
                                 title="commands", description=", ".join(c.name for c in commands))
@@ -89,7 +151,10 @@ def run_cli(prog: str, description: str, commands: Sequence[Command], argv: Sequ
             argv = default(argv)
     except DGSError as exc:
         return fail(prog, str(exc), exc.exit_code)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad argument (already reported in one line)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if getattr(args, "_run", None) is None:
         parser.print_help(sys.stderr)
         return fail(prog, f"choose a command: {', '.join(c.name for c in commands)}", 2)

@@ -395,3 +395,28 @@ def test_model_manager_shows_a_hub_models_published_metrics(qtbot, make_window, 
     assert "GenImage: acc 97.6, AP 99.8 (paper_table, 1 subsets)" in text
     assert "Midjourney: acc 95.0" in text and tiny_checkpoint.sha256 in text
     dialog.close()
+
+
+def test_precision_is_chosen_in_the_model_manager_and_recorded(qtbot, make_window, tiny_checkpoint, mixed_folder,
+                                                               tmp_path):
+    """--precision of the headless scan, in the window: the choice reloads the model, rescoring
+    the rows (scores differ in the last bits), and the export records it."""
+    window = make_window(tiny_checkpoint)
+    scan(qtbot, window, [mixed_folder])
+    window.open_model_manager()
+    dialog = window._model_dialog
+    for choice in ("fp32", "bf16"):
+        with qtbot.waitSignal(window.controller.session_changed, timeout=SCAN_TIMEOUT_MS):
+            dialog.precision_combo.setCurrentIndex(dialog.precision_combo.findData(choice))
+            dialog.precision_combo.activated.emit(dialog.precision_combo.currentIndex())
+        assert window.controller.session.scanner.precision == choice
+        assert choice in window.controller.session.scored_on
+        qtbot.waitUntil(lambda: not window.scanning and all(
+            row.device == window.controller.session.scored_on for row in window.model.rows if row.result is not None),
+            timeout=SCAN_TIMEOUT_MS)
+        assert window.settings.precision == choice
+        out = tmp_path / f"{choice}.csv"
+        assert window.export_csv(str(out))
+        _, rows = read_csv(out)
+        assert {row["precision"] for row in rows if row["status"] == "ok"} == {choice}
+    dialog.close()

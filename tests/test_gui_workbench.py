@@ -390,23 +390,24 @@ def test_reopened_rows_from_another_model_or_device_are_scored_again(qtbot, tiny
 
     from dgs_desktop.case import Case
 
+    window = open_window(qtbot, tiny_checkpoint)
+    here = window.controller.session.scored_on  # device and precision, e.g. "cpu bf16"
     path = tmp_path / "mixed-models.dgscase"
     same, other_device, other_model = (str(mixed / n) for n in ("sample00.jpg", "sample01.png", "sample02.jpg"))
     with Case.create(path) as case:
         case.add_paths([same, other_device, other_model])
-        case.set_model(str(tiny_checkpoint.directory), tiny_checkpoint.sha256, "cpu")
-        for file, sha, device in ((same, tiny_checkpoint.sha256, "cpu"), (other_device, tiny_checkpoint.sha256, "cuda:0"),
-                                  (other_model, "0" * 64, "cpu")):
+        case.set_model(str(tiny_checkpoint.directory), tiny_checkpoint.sha256, here)
+        for file, sha, device in ((same, tiny_checkpoint.sha256, here), (other_device, tiny_checkpoint.sha256, "cuda:0"),
+                                  (other_model, "0" * 64, here)):
             case.record_results([SimpleNamespace(path=file, sha256="", status="ok", fake_probability=0.123456, error="",
                                                  width=256, height=256, format="JPEG", notes=[], provenance="")],
                                 str(tiny_checkpoint.directory), sha, device)
-    window = open_window(qtbot, tiny_checkpoint)
     with qtbot.waitSignal(window.scan_finished, timeout=60_000):
         assert window.open_case(str(path))
     rows = {row.path: row for row in window.model.rows}
     assert rows[same].probability == 0.123456  # scored by this model on this device: kept
     for rescored in (other_device, other_model):  # never mixed into the table or an export
-        assert rows[rescored].probability != 0.123456 and rows[rescored].device == "cpu"
+        assert rows[rescored].probability != 0.123456 and rows[rescored].device == here
         assert rows[rescored].checkpoint_sha256 == tiny_checkpoint.sha256
 
 

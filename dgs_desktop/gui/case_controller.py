@@ -63,7 +63,7 @@ class CaseController(QObject):
         self.case = case
         case.add_paths(row.path for row in self.model.rows)
         if session is not None:
-            case.set_model(session.spec, session.checkpoint.sha256, session.device_label)
+            case.set_model(session.spec, session.checkpoint.sha256, session.scored_on)
         case.set_threshold(threshold)
         for row in self.model.rows:
             if row.note_or_tags:
@@ -124,7 +124,7 @@ class CaseController(QObject):
             return None
         info = self.case.info()
         threshold = info.threshold if info.checkpoint_sha256 == session.checkpoint.sha256 else None
-        self.case.set_model(session.spec, session.checkpoint.sha256, session.device_label)
+        self.case.set_model(session.spec, session.checkpoint.sha256, session.scored_on)
         return threshold
 
     def annotate(self, path: str, note: str, tags) -> None:

@@ -380,19 +380,20 @@ class MainWindow(QMainWindow):
                            else session.checkpoint.threshold if stored is None else stored)
         # Rows another model scored are scanned again so the table and exports never mix models.
         self.model.selections.clear()
-        self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.device_label)
+        self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on)
         self._refresh_detail(force=True)
 
     def _model_load_failed(self, message: str) -> None:
         show_error(self, "Model not loaded", message)
         session = self.controller.session
         if session is not None:  # rows from another model (e.g. a reopened case) are re-scored
-            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.device_label)
+            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on)
 
-    def load_model(self, spec, device: str | None = None) -> None:
+    def load_model(self, spec, device: str | None = None, precision: str | None = None) -> None:
         device = device or self.settings.device
-        self.settings.device = device
-        self.controller.load(spec, device)
+        precision = precision or self.settings.precision
+        self.settings.device, self.settings.precision = device, precision
+        self.controller.load(spec, device, precision)
 
     def choose_checkpoint_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a checkpoint folder", self.settings.last_folder)
@@ -609,7 +610,7 @@ class MainWindow(QMainWindow):
         if info.checkpoint and (session is None or session.checkpoint.sha256 != info.checkpoint_sha256):
             self.load_model(info.checkpoint)  # the model that made these scores; rows it scored stay
         elif session is not None:
-            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.device_label)
+            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on)
         if rows and self.table.currentIndex().row() < 0:
             self.table.selectRow(0)
         self.case_changed.emit(str(path))

@@ -40,6 +40,12 @@ class ModelSession:
     device: object  # torch.device
     device_label: str  # describe_device(device), as the CSV records it
 
+    @property
+    def scored_on(self) -> str:
+        """Device and precision. Scores from another device or precision differ in the last
+        bits, so rows that were scored elsewhere are scored again (never mixed in one table)."""
+        return f"{self.device_label} {self.scanner.precision}"
+
 
 def load_ml_stack() -> list[tuple[str, str]]:
     """Imports torch and the detector code (seconds); returns the device choices."""
@@ -57,17 +63,18 @@ def load_ml_stack() -> list[tuple[str, str]]:
     return list_devices()
 
 
-def load_session(spec, device_spec: str) -> ModelSession:
+def load_session(spec, device_spec: str, precision: str = "auto") -> ModelSession:
     from ..detector.checkpoint import load_detector
-    from ..detector.device import describe_device, resolve_device
+    from ..detector.device import describe_device, resolve_device, resolve_precision
     from ..detector.manifest import Checkpoint
     from ..detector.resolve import resolve_checkpoint
     from ..scan.engine import Scanner
 
     device = resolve_device(device_spec or "auto")
+    resolve_precision(device, precision)  # an impossible choice is refused before the model loads
     checkpoint = spec if isinstance(spec, Checkpoint) else resolve_checkpoint(spec)
     detector = load_detector(checkpoint, device)
-    scanner = Scanner(detector, device)  # default batch size: the same scores as the CLI
+    scanner = Scanner(detector, device, precision=precision)  # default batch size: the same scores as the CLI
     return ModelSession(spec=checkpoint.source, checkpoint=checkpoint, scanner=scanner, device=device,
                         device_label=describe_device(device))
 
@@ -102,22 +109,21 @@ class ModelController(QObject):
         self.libraries_ready = True
         self.devices = devices
         if self._pending is not None:
-            spec, device = self._pending
-            self._pending = None
-            self.load(spec, device)
+            pending, self._pending = self._pending, None
+            self.load(*pending)
         elif self.session is None:
             self._set_state(NO_MODEL, "No model loaded.")
 
-    def load(self, spec, device: str = "auto") -> None:
+    def load(self, spec, device: str = "auto", precision: str = "auto") -> None:
         """Loads a checkpoint (folder, hf: spec or a Checkpoint) on a device, in the background."""
         if not self.libraries_ready:
-            self._pending = (spec, device)
+            self._pending = (spec, device, precision)
             return
         self._load_id += 1
         load_id = self._load_id
         name = getattr(spec, "source", spec)
         self._set_state(LOADING_MODEL, f"Loading the model {name}…")
-        task = Task(load_session, spec, device)
+        task = Task(load_session, spec, device, precision)
         task.signals.succeeded.connect(lambda session: self._loaded(load_id, session))
         task.signals.failed.connect(lambda message: self._load_failed(load_id, message))
         start_task(task, self._jobs)
@@ -126,7 +132,7 @@ class ModelController(QObject):
         if load_id != self._load_id:
             return  # a newer load request superseded this one
         self.session = session
-        self._set_state(READY, f"Model {session.checkpoint.short_id} on {session.device_label}")
+        self._set_state(READY, f"Model {session.checkpoint.short_id} on {session.device_label} ({session.scanner.precision})")
         self.session_changed.emit(session)
 
     def _load_failed(self, load_id: int, message: str) -> None:
@@ -134,7 +140,7 @@ class ModelController(QObject):
             return
         self.load_failed.emit(message)
         if self.session is not None:  # keep using the model that worked
-            self._set_state(READY, f"Model {self.session.checkpoint.short_id} on {self.session.device_label}")
+            self._set_state(READY, f"Model {self.session.checkpoint.short_id} on {self.session.device_label} ({self.session.scanner.precision})")
         else:
             self._set_state(NO_MODEL, f"The model could not be loaded: {message}")
 

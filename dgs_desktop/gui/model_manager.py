@@ -65,6 +65,11 @@ def import_pth(pth: str, out_dir: str):
     return str(import_authors_weights(Path(pth), Path(out_dir)))
 
 
+# The headless scan's --precision choices; auto resolves per device (dgs_desktop.detector.device).
+PRECISION_CHOICES = (("auto", "Auto (bf16 on CUDA and AMX/AVX512-BF16 CPUs)"), ("fp32", "fp32"),
+                     ("bf16", "bf16 autocast"))
+
+
 def card_text(spec: str) -> str:
     """The published evaluation a hub checkpoint's model card states (runs on a pool thread)."""
     from ..detector.modelcard import format_card_metrics, hub_card_metrics
@@ -148,9 +153,17 @@ class ModelManagerDialog(QDialog):
         self.device_combo = QComboBox()
         self.device_combo.setToolTip("Where the model runs: Auto picks a CUDA GPU when there is one, else the CPU")
         self.device_combo.activated.connect(self._device_chosen)
+        self.precision_combo = QComboBox()
+        for spec, label in PRECISION_CHOICES:
+            self.precision_combo.addItem(label, spec)
+        self.precision_combo.setToolTip("What the model computes in; recorded in the CSV precision column. Scores are "
+                                        "bit-identical for the same device type, precision and batch size")
+        self.precision_combo.activated.connect(self._precision_chosen)
         device_row = QHBoxLayout()
         device_row.addWidget(QLabel("Device:"))
         device_row.addWidget(self.device_combo, 1)
+        device_row.addWidget(QLabel("Precision:"))
+        device_row.addWidget(self.precision_combo)
         layout = QVBoxLayout(box)
         layout.addWidget(self.state_label)
         layout.addWidget(self.manifest_view)
@@ -231,7 +244,8 @@ class ModelManagerDialog(QDialog):
     def _refresh_active(self, *args) -> None:
         session = self.controller.session
         self.state_label.setText(f"State: {self.controller.state}" + (
-            f" — {session.checkpoint.short_id} on {session.device_label}" if session is not None else ""))
+            f" — {session.checkpoint.short_id} on {session.device_label} ({session.scanner.precision})"
+            if session is not None else ""))
         self.manifest_view.setPlainText(manifest_summary(session.checkpoint) if session is not None
                                         else "No model is active.")
         if session is not None and session.checkpoint.source.startswith("hf:"):
@@ -241,6 +255,7 @@ class ModelManagerDialog(QDialog):
             self.device_combo.addItem(label, spec)
         index = self.device_combo.findData(self.settings.device)
         self.device_combo.setCurrentIndex(max(0, index))
+        self.precision_combo.setCurrentIndex(max(0, self.precision_combo.findData(self.settings.precision)))
         if not self.controller.libraries_ready:
             self.device_combo.setToolTip("CUDA devices are listed once the libraries have loaded")
         self._refresh_recent()
@@ -262,6 +277,12 @@ class ModelManagerDialog(QDialog):
 
     def _request(self, spec) -> None:
         self.load_requested.emit(spec, self.device_combo.currentData() or "auto")
+
+    def _precision_chosen(self, index: int) -> None:
+        self.settings.precision = self.precision_combo.itemData(index)
+        session = self.controller.session
+        if session is not None and self.controller.state == READY:
+            self.load_requested.emit(session.checkpoint, self.settings.device)  # reload in the new precision
 
     def _device_chosen(self, index: int) -> None:
         spec = self.device_combo.itemData(index)

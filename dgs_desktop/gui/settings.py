@@ -57,6 +57,15 @@ class AppSettings:
         self._qs.setValue("model/device", spec)
 
     @property
+    def precision(self) -> str:
+        """auto, fp32 or bf16 (`--precision` of the headless scan)."""
+        return self._get_str("model/precision", "auto") or "auto"
+
+    @precision.setter
+    def precision(self, spec: str) -> None:
+        self._qs.setValue("model/precision", spec)
+
+    @property
     def recent_models(self) -> list[str]:
         value = self._qs.value("model/recent", [])
         if isinstance(value, str):  # QSettings returns a bare string for a one-item list

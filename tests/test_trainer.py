@@ -506,3 +506,25 @@ def test_torchrun_two_processes(trees, tmp_path):
     manifest = read_checkpoint(out).manifest
     assert manifest["provenance"]["processes"] == 2
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ddp")) == ["ddp", "ddp.run"]
+
+
+@pytest.mark.slow
+def test_evaluate_under_torchrun_equals_one_process(trees, tiny_checkpoint, tmp_path):
+    """Each process scores a share of the images; the table and every score equal a single
+    process's (scores do not depend on batching), and only the first process writes."""
+    _, test = trees
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    common = ["evaluate", "--checkpoint", str(tiny_checkpoint.directory), "--data", str(test), "--device", "cpu",
+              "--no-progress", "--workers", "1"]
+    outputs = {}
+    for name, launcher in (("one", [sys.executable, "-m", "trainer"]),
+                           ("two", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                    "--nproc_per_node=2", "-m", "trainer"])):
+        table, scores = tmp_path / f"{name}.csv", tmp_path / f"{name}-scores.csv"
+        done = subprocess.run(launcher + common + ["--csv", str(table), "--scores", str(scores)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.count("paper table:") == 1, done.stdout  # one report, from the first process
+        outputs[name] = (table.read_text(), scores.read_text())
+    assert outputs["two"] == outputs["one"]
+    assert outputs["one"][1].count("\n") > 30  # every image of the test tree has a score row

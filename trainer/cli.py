@@ -69,11 +69,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
     from dgs_desktop.detector.checkpoint import load_detector
     from dgs_desktop.detector.device import resolve_device
     from dgs_desktop.detector.resolve import resolve_checkpoint
 
     from .data import format_unreadable
+    from .distributed import init_distributed
     from .evaluate import evaluate_detector, write_metrics_csv, write_scores_csv
     from .metrics import format_log_lines
     from .sources import DataOptions, load_dataset, parse_classes
@@ -85,12 +88,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if dataset.unreadable:
         log.warning("warning: %d dataset row(s) left out (no usable label):\n%s", len(dataset.unreadable),
                     format_unreadable(dataset.unreadable))
-    device = resolve_device(args.device)
-    checkpoint = resolve_checkpoint(args.checkpoint)
-    detector = load_detector(checkpoint, device)
-    result = evaluate_detector(detector, dataset, device, threshold=args.threshold, batch_size=args.batch_size,
-                               workers=args.workers, jpeg_quality=args.jpeg_quality, blur_sigma=args.blur_sigma,
-                               progress=not args.no_progress, precision=args.precision)
+    dist = init_distributed(args.device)  # torchrun: each process scores a share, on its own GPU
+    try:
+        device = resolve_device(args.device)
+        if dist.enabled and device.type == "cuda":
+            device = torch.device("cuda", dist.local_rank)
+        checkpoint = resolve_checkpoint(args.checkpoint)
+        detector = load_detector(checkpoint, device)
+        result = evaluate_detector(detector, dataset, device, threshold=args.threshold, batch_size=args.batch_size,
+                                   workers=args.workers, jpeg_quality=args.jpeg_quality, blur_sigma=args.blur_sigma,
+                                   progress=not args.no_progress, precision=args.precision, dist=dist)
+    finally:
+        dist.close()
+    if not dist.is_main:
+        return 0  # the first process reports
     if result.errors:
         log.warning("warning: %d image(s) could not be scored and are left out:\n%s", len(result.errors),
                     format_unreadable(result.errors))

@@ -69,14 +69,19 @@ def perturb_bytes(path, jpeg_quality: int | None, blur_sigma: float | None) -> t
 def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = DEFAULT_THRESHOLD, batch_size: int = 32,
                       workers: int | None = None, jpeg_quality: int | None = None,
                       blur_sigma: float | None = None, progress: bool = True,
-                      precision: str = "auto") -> EvalResult:
+                      precision: str = "auto", dist=None) -> EvalResult:
+    """Scores every image and builds the table. Under torchrun (`dist`, a `trainer.distributed.Dist`)
+    each process scores every world-th image and the scores are gathered in dataset order: an
+    image's score does not depend on its batch, so the table equals a single process's."""
     from tqdm import tqdm
 
     from dgs_desktop.scan.decode import DecodeError
     from dgs_desktop.scan.engine import Scanner
 
     was_training = detector.training
-    samples = dataset.samples
+    rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
+    mine = list(range(len(dataset.samples)))[rank::world]
+    samples = [dataset.samples[i] for i in mine]
     tmp = None
     paths: list = list(samples)  # the engine decodes a sample itself (file or dataset row)
     perturb_errors: dict[int, str] = {}
@@ -95,7 +100,8 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
                 paths.append(target)
         scanner = Scanner(detector, device, batch_size=batch_size, workers=workers, precision=precision)
         scores: list[tuple[Sample, float | None, str]] = []
-        bar = tqdm(total=len(samples), desc="evaluating", unit="img", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(total=len(samples), desc="evaluating", unit="img", disable=not progress or rank != 0,
+                   dynamic_ncols=True)
         for sample, result in zip(samples, scanner.scan(paths)):
             i = len(scores)
             if i in perturb_errors:
@@ -110,6 +116,10 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
         detector.train(was_training)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+    if world > 1:  # every process gets all scores, in dataset order
+        gathered = dist.all_gather_object([(i, prob, error) for i, (_, prob, error) in zip(mine, scores)])
+        by_index = {i: (prob, error) for part in gathered for i, prob, error in part}
+        scores = [(sample, *by_index[i]) for i, sample in enumerate(dataset.samples)]
 
     # One row per subset; where real images form their own subset (a dataset's `Real`
     # generator), every generator's row pairs its fakes with all real images.

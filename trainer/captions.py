@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dgs_desktop.atomic import atomic_path
 from dgs_desktop.detector.backbone import TEST_TINY
+from dgs_desktop.errors import one_line
 
 from .errors import TrainError
 
@@ -100,7 +101,7 @@ class Captioner:
             except OSError as exc:
                 raise TrainError(f"cannot load the captioner {name!r} (no network or not in the Hugging Face "
                                  f"cache?); pass --captions FILE with precomputed captions instead: "
-                                 f"{str(exc).splitlines()[0]}") from None
+                                 f"{one_line(exc)}") from None
             self.tokenizer = self.processor.tokenizer
             self.processor = self.processor.image_processor
         dtype = torch.float16 if getattr(device, "type", "cpu") == "cuda" else torch.float32

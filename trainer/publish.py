@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dgs_desktop.detector.manifest import MANIFEST_NAME, Checkpoint, read_checkpoint
 from dgs_desktop.detector.modelcard import CARD_KEY, CARD_NAME, METRIC_KEYS, format_percent
-from dgs_desktop.errors import CheckpointError, UsageError
+from dgs_desktop.errors import CheckpointError, UsageError, one_line
 
 from .errors import TrainError
 
@@ -291,8 +291,8 @@ def _upload_error(exc: BaseException, repo_id: str, endpoint: str) -> TrainError
         return TrainError(f"repository {repo_id} was not found on {endpoint} and could not be created")
     if isinstance(exc, errors.HfHubHTTPError):
         return TrainError(f"the hub at {endpoint} refused the upload to {repo_id}: "
-                          f"{str(exc).splitlines()[0]}")
-    return TrainError(f"uploading to {repo_id} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                          f"{one_line(exc)}")
+    return TrainError(f"uploading to {repo_id} failed ({type(exc).__name__}: {one_line(exc)}); "
                       f"run the command again: files already uploaded are not sent twice")
 
 
@@ -306,7 +306,7 @@ def publish(checkpoint_dir: str | os.PathLike, repo_id: str, *, revision: str | 
     try:
         huggingface_hub.utils.validate_repo_id(repo_id)
     except ValueError as exc:
-        raise UsageError(f"--repo {repo_id!r} is not a valid repository name: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"--repo {repo_id!r} is not a valid repository name: {one_line(exc)}") from None
     if repo_id.count("/") != 1:
         raise UsageError(f"--repo {repo_id!r}: write it as ORG/NAME")
     try:

@@ -32,6 +32,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dgs_desktop.errors import one_line
 from dgs_desktop.scan.decode import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode_bytes, read_file
 
 from .errors import TrainError
@@ -560,7 +561,7 @@ def parse_hub_dataset(spec: str) -> tuple[str, str | None]:
 
         validate_repo_id(repo_id)
     except ValueError as exc:
-        raise TrainError(f"{spec!r} is not a valid dataset name ({str(exc).splitlines()[0]}); "
+        raise TrainError(f"{spec!r} is not a valid dataset name ({one_line(exc)}); "
                          f"write {HUB_SCHEME}ORG/NAME[@REVISION]") from None
     if repo_id.count("/") != 1:
         raise TrainError(f"{spec!r} is not a valid dataset name; write {HUB_SCHEME}ORG/NAME[@REVISION]")
@@ -706,10 +707,9 @@ def download_split(repo_id: str, revision: str | None, split: str | None, *,
             f"(downloads resume)" if unreachable else
             " and offline mode is on (HF_HUB_OFFLINE=1); download it once without HF_HUB_OFFLINE")) from None
     except errors.HfHubHTTPError as exc:
-        raise TrainError(f"{what}: the hub answered {str(exc).splitlines()[0]}") from None
+        raise TrainError(f"{what}: the hub answered {one_line(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - network, disk and client errors: one line, never a traceback
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise TrainError(f"{what}: download failed ({type(exc).__name__}: {first}); run the command again to "
+        raise TrainError(f"{what}: download failed ({type(exc).__name__}: {one_line(exc)}); run the command again to "
                          f"resume") from None
     missing = [f for f in files if not (snapshot / f).is_file()]
     if missing:

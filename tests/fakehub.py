@@ -41,6 +41,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -591,3 +594,19 @@ class _Handler(BaseHTTPRequestHandler):
         prefix = "" if repo_type == "model" else f"{repo_type}s/"
         self._json({"commitUrl": f"{self.fake.endpoint}/{prefix}{repo_id}/commit/{commit}", "commitOid": commit,
                     "success": True, "pullRequestUrl": None})
+
+
+def run_steps(runner: str, steps: list, *, endpoint: str, hf_home: Path, offline: bool, root: Path,
+              timeout: float = 180) -> tuple[list[dict], str]:
+    """Runs `runner` (a script that prints one `RESULT <json>` line per step) in a fresh
+    process: huggingface_hub reads HF_ENDPOINT/HF_HUB_OFFLINE when it is first imported, so a
+    test that switches hubs or offline mode needs a new interpreter. Returns (results, stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1" if offline else "0",
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
+               PYTHONPATH=str(root) + os.pathsep + env.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", runner, json.dumps(steps)], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=timeout)
+    results = [json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and len(results) == len(steps), proc.stdout[-2000:] + proc.stderr[-4000:]
+    return results, proc.stderr

@@ -9,17 +9,13 @@ closed port. Scores are computed in this process from the directories the runner
 
 from __future__ import annotations
 
-import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from fakehub import FakeHub
+from fakehub import FakeHub, run_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,15 +57,7 @@ def _closed_port() -> int:
 
 
 def _run(steps: list[dict], *, endpoint: str, hf_home: Path, offline: bool) -> tuple[list[dict], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
-    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1" if offline else "0",
-               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(steps)], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    results = [json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and len(results) == len(steps), proc.stdout[-2000:] + proc.stderr[-4000:]
-    return results, proc.stderr
+    return run_steps(RUNNER, steps, endpoint=endpoint, hf_home=hf_home, offline=offline, root=ROOT, timeout=120)
 
 
 def _probs(checkpoint) -> list[float]:

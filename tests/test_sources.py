@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -219,15 +215,9 @@ for spec, split in json.loads(sys.argv[1]):
 
 
 def _run(steps, endpoint: str, hf_home: Path, offline: bool) -> list[dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
-    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1" if offline else "0",
-               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(steps)], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=180)
-    results = [json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and len(results) == len(steps), proc.stdout[-2000:] + proc.stderr[-4000:]
-    return results
+    from fakehub import run_steps
+
+    return run_steps(RUNNER, steps, endpoint=endpoint, hf_home=hf_home, offline=offline, root=ROOT)[0]
 
 
 def test_hub_dataset_split_download_resume_and_offline(parquet_dataset, tmp_path):

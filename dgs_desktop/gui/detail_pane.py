@@ -13,8 +13,6 @@ size, metadata, the analyst's note and tags). Other panels (e.g. provenance) are
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,28 +76,21 @@ def array_to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
 
 
-def read_metadata(data: bytes) -> list[tuple[str, str]]:
-    """A few facts a reviewer looks at (camera, software, dates, PNG text such as generator
-    prompts), parsed from the bytes the safe reader already read: the file is not opened again."""
-    from PIL import ExifTags, Image
+def key_facts(data: bytes) -> list[tuple[str, str]]:
+    """The few facts a reviewer looks at first (camera, software, date, ICC profile, JPEG
+    quality, PNG text such as generator prompts), from the provenance metadata reader on the
+    bytes the safe reader already read: the file is not opened again. The Provenance tab
+    shows everything."""
+    from ..provenance.metadata import read_metadata
 
-    facts = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as image:
-                exif = image.getexif()
-                for tag in (0x010F, 0x0110, 0x0131, 0x0132):  # Make, Model, Software, DateTime
-                    if tag in exif:
-                        facts.append((ExifTags.TAGS.get(tag, str(tag)), str(exif[tag]).strip("\x00 ")[:120]))
-                for key, value in image.info.items():
-                    if isinstance(value, str) and key.lower() not in ("icc_profile",):
-                        text = " ".join(value.split())
-                        facts.append((key, text[:160] + ("…" if len(text) > 160 else "")))
-                if image.info.get("icc_profile"):
-                    facts.append(("ICC profile", "present"))
-    except Exception:  # noqa: BLE001 - metadata is a bonus; the decode error is shown elsewhere
-        pass
+    meta = read_metadata(data)
+    facts = [(name, value) for name, value in (
+        ("Camera", meta.camera), ("Lens", meta.lens), ("Software", meta.software), ("Date taken", meta.date_taken),
+        ("ICC profile", meta.icc_profile),
+        ("JPEG quality", "" if meta.jpeg_quality is None else f"about {meta.jpeg_quality} (estimated)")) if value]
+    for key, value in meta.png_text.items():
+        text = " ".join(value.split())
+        facts.append((key, text[:160] + ("…" if len(text) > 160 else "")))
     return facts[:12]
 
 
@@ -141,7 +132,7 @@ def load_detail(path: str, sha256: str, boxes, low_entropy, entropies, selection
                   ("Format", f"{decoded.format}, {decoded.mode}")]
     if decoded.notes:
         data.facts.append(("Notes", "; ".join(decoded.notes)))
-    data.facts += read_metadata(data_bytes)
+    data.facts += key_facts(data_bytes)
     return data
 
 

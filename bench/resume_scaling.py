@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 
+from dgs_desktop.record import ScanRecord
 from dgs_desktop.scan.csvio import CsvError, RunInfo, csv_text, parse_results_csv
-from dgs_desktop.scan.result import ScanResult
 
 RUN = RunInfo(checkpoint="/models/dgs", checkpoint_sha256="ab" * 32, device="cpu", threshold=0.5)
 
 
 def results_csv(rows: int, bad_last_row: bool) -> bytes:
-    results = (ScanResult(path=f"/evidence/folder/img{i:06d}.jpg", status="ok", sha256="0" * 64,
+    results = (ScanRecord(path=f"/evidence/folder/img{i:06d}.jpg", status="ok", sha256="0" * 64,
                           fake_probability=(i % 997) / 997, width=1024, height=768, format="JPEG")
                for i in range(rows))
     text = csv_text(results, RUN)

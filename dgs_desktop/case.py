@@ -253,7 +253,7 @@ class Case:
 
     def record_results(self, results: Iterable, checkpoint: str, checkpoint_sha256: str, device: str,
                        selections: dict | None = None) -> None:
-        """Stores scan results (`scan.engine.ScanResult`-like objects) with the model that made them.
+        """Stores scan results (`scan.engine.ScanRecord`-like objects) with the model that made them.
 
         `selections` maps a path to its patch boxes, low/high flags and entropies
         (`(boxes, low_entropy, entropies)`), so the evidence can be shown again without a rescan.

@@ -10,6 +10,7 @@ No Qt: the window runs `order_scores` on a worker thread; a CLI can call it as i
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -63,6 +64,14 @@ class Stability:
                 f"as the table ({fakes} fake, {k - fakes} real at threshold {threshold:.3f}).")
 
 
+def order_mosaics(selection, k: int = DEFAULT_ORDERS) -> list:
+    """The selection's 49 patches in the orders of seeds 1..K (`select_patches(image, seed)`'s
+    mosaics, rebuilt from the selection without recomputing anything)."""
+    from .detector.patches import reordered_mosaic
+
+    return [reordered_mosaic(selection, seed) for seed in order_seeds(k)]
+
+
 def order_scores(image, score_mosaics, reference: float, k: int = DEFAULT_ORDERS, cancelled=None) -> Stability:
     """Scores `image`'s 49 patches in K other orders.
 
@@ -71,13 +80,17 @@ def order_scores(image, score_mosaics, reference: float, k: int = DEFAULT_ORDERS
     """
     from .detector.patches import select_patches
 
-    mosaics = []
-    for seed in order_seeds(k):
-        if cancelled is not None and cancelled():
-            raise InterruptedError("cancelled")
-        mosaics.append(select_patches(image, seed=seed).mosaic)
-    scores = score_mosaics(mosaics)
+    if cancelled is not None and cancelled():
+        raise InterruptedError("cancelled")
+    scores = score_mosaics(order_mosaics(select_patches(image), k))
     return Stability(reference=float(reference), others=tuple(float(p) for p in scores))
+
+
+def averaged_over_orders(reference: float, others) -> float:
+    """`--tta K`: the mean P(fake) over the content-seeded order and K-1 others (the authors'
+    test shuffles at random, so any one order is a single sample of this mean)."""
+    values = [float(reference), *map(float, others)]
+    return math.fsum(values) / len(values)
 
 
 def file_stability(path: str, expected_sha256: str, reference: float, score_mosaics, k: int = DEFAULT_ORDERS,

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QToolBar  # noqa: E402
 
 from dgs_desktop.gui.results_model import OK, VERDICT_COL, ResultsModel  # noqa: E402
 from dgs_desktop.gui.settings import SETTINGS_ENV  # noqa: E402
-from dgs_desktop.scan.result import ScanResult  # noqa: E402
+from dgs_desktop.record import ScanRecord  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -43,8 +43,8 @@ def ready_window(qtbot, tiny_checkpoint):
 def test_table_uses_the_one_verdict_rule_at_the_boundary(qtbot):
     model = ResultsModel()
     model.add_files(["/ev/edge.png", "/ev/above.png"])
-    model.apply_results([ScanResult(path="/ev/edge.png", status="ok", fake_probability=1.0),
-                         ScanResult(path="/ev/above.png", status="ok", fake_probability=0.75)])
+    model.apply_results([ScanRecord(path="/ev/edge.png", status="ok", fake_probability=1.0),
+                         ScanRecord(path="/ev/above.png", status="ok", fake_probability=0.75)])
     model.set_threshold(1.0)
     assert model.index(0, VERDICT_COL).data() == "real"  # p = threshold: real, as in the CSV
     assert "fake when P(fake) > threshold" in model.index(0, VERDICT_COL).data(Qt.ItemDataRole.ToolTipRole)

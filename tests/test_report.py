@@ -300,17 +300,17 @@ def test_histogram_bins_and_colours():
 
 
 def test_report_from_window_results_with_analyst_notes(tmp_path):
+    from dgs_desktop.record import ScanRecord
     from dgs_desktop.report import build_html, find_model
     from dgs_desktop.report.inputs import source_from_results
     from dgs_desktop.scan.csvio import RunInfo
-    from dgs_desktop.scan.result import ScanResult
 
     path = tmp_path / "a.png"
     path.write_bytes(encoded(picture(seed=50), "PNG"))
     decoded = decode_image(path)
-    results = [ScanResult(path=str(path), status="ok", sha256=decoded.sha256, fake_probability=0.73,
+    results = [ScanRecord(path=str(path), status="ok", sha256=decoded.sha256, fake_probability=0.73,
                           width=decoded.width, height=decoded.height, format="PNG", provenance="no metadata"),
-               ScanResult(path=str(tmp_path / "b.png"), status="error", error="file not found")]
+               ScanRecord(path=str(tmp_path / "b.png"), status="error", error="file not found")]
     run = RunInfo(checkpoint="hf:lab/model@v1", checkpoint_sha256="ab" * 32, device="cuda:0 (H200)",
                   threshold=0.6, precision="bf16")
     source = source_from_results(results, run, notes={str(path): "Seen on <b>forum</b>\nsecond line"},
@@ -331,14 +331,14 @@ def test_window_export_runs_on_a_pool_thread(qtbot, tmp_path):
     the PDF writer off the GUI thread), refusing a foreign file before any work."""
     from dgs_desktop.gui.report_pdf import export_report
     from dgs_desktop.gui.workers import Task, start_task
+    from dgs_desktop.record import ScanRecord
     from dgs_desktop.report.inputs import source_from_results
     from dgs_desktop.scan.csvio import RunInfo
-    from dgs_desktop.scan.result import ScanResult
 
     path = tmp_path / "a.jpg"
     path.write_bytes(encoded(picture(seed=51), "JPEG"))
     decoded = decode_image(path)
-    source = source_from_results([ScanResult(path=str(path), status="ok", sha256=decoded.sha256,
+    source = source_from_results([ScanRecord(path=str(path), status="ok", sha256=decoded.sha256,
                                              fake_probability=0.2, width=decoded.width, height=decoded.height)],
                                  RunInfo(checkpoint="x", checkpoint_sha256="", device="cpu", threshold=0.5))
     jobs: set = set()

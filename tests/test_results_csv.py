@@ -10,6 +10,7 @@ import os
 import pytest
 from guards import time_limit
 
+from dgs_desktop.record import ScanRecord
 from dgs_desktop.scan.csvio import (
     COLUMNS,
     CsvError,
@@ -22,14 +23,13 @@ from dgs_desktop.scan.csvio import (
     run_mismatch,
     safe_cell,
 )
-from dgs_desktop.scan.result import ScanResult
 
 RUN = RunInfo(checkpoint="/models/dgs", checkpoint_sha256="ab" * 32, device="cpu", threshold=0.5)
 ATTACK = "=cmd|' -C calc'!A0"
 
 
-def ok(path: str, p: float = 0.25, **fields) -> ScanResult:
-    return ScanResult(path=path, status="ok", sha256="0" * 64, fake_probability=p, width=64, height=64,
+def ok(path: str, p: float = 0.25, **fields) -> ScanRecord:
+    return ScanRecord(path=path, status="ok", sha256="0" * 64, fake_probability=p, width=64, height=64,
                       format="PNG", **fields)
 
 
@@ -86,7 +86,7 @@ def test_tab_delimited_copy_uses_the_same_rules():
 
 
 def test_a_result_without_a_model_has_no_verdict_or_threshold():
-    row = dict(zip(COLUMNS, parse(csv_text([ScanResult(path="/e/x.png", status="queued")], None))[1]))
+    row = dict(zip(COLUMNS, parse(csv_text([ScanRecord(path="/e/x.png", status="queued")], None))[1]))
     assert row["status"] == "queued" and row["verdict"] == "" and row["threshold"] == ""
 
 

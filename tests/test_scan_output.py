@@ -194,13 +194,13 @@ def test_an_empty_existing_file_may_be_the_output(folder, tiny_checkpoint, tmp_p
 
 
 def test_old_results_are_replaced_only_when_the_first_new_row_is_written(tmp_path):
+    from dgs_desktop.record import ScanRecord
     from dgs_desktop.scan.csvio import CsvResultWriter, RunInfo, check_output
-    from dgs_desktop.scan.result import ScanResult
 
     run = RunInfo("c", "0" * 64, "cpu", 0.5)
     out = tmp_path / "results.csv"
     with CsvResultWriter(out, run) as writer:
-        writer.write(ScanResult(path="/old/a.png", status="error", error="old"))
+        writer.write(ScanRecord(path="/old/a.png", status="error", error="old"))
     old = out.read_bytes()
 
     check_output(out)  # our own results file: may be replaced
@@ -210,7 +210,7 @@ def test_old_results_are_replaced_only_when_the_first_new_row_is_written(tmp_pat
 
     writer = CsvResultWriter(out, run)
     assert out.read_bytes() == old  # header written to the temporary file only
-    writer.write(ScanResult(path="/new/b.png", status="error", error="new"))
+    writer.write(ScanRecord(path="/new/b.png", status="error", error="new"))
     assert [row["path"] for row in rows_of(out)] == ["/new/b.png"]  # swapped in with the first row
     writer.close()
     assert sorted(os.listdir(tmp_path)) == ["results.csv"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ..scan.memory import DEFAULT_MEMORY_BUDGET_MIB, MIB
+from ..stability import DEFAULT_ORDERS
 from .shell import Command, positive_int, threshold
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
                              "is replaced once the new scan writes its first row; any other file is refused")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                        help="auto: bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else fp32 "
-                             "(default auto); recorded in the CSV")
+                        help="auto: fp32 on every device, the same score on every machine; bf16: faster autocast "
+                             "(scores move by ~1e-3). Default auto; recorded in the CSV")
     parser.add_argument("--select-on", default="auto", choices=("auto", "host", "device"),
                         help="where patches are chosen: worker threads (host) or batched on the model's "
                              "device (default: device on CUDA, host on CPU); both choose the same patches")
@@ -37,7 +38,16 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int, default=None,
                         help="threads for decoding and patch selection (default: CPU count, max 4)")
     parser.add_argument("--threshold", type=threshold, default=None,
-                        help="fake if probability > threshold (default: the checkpoint's, usually 0.5)")
+                        help="fake if probability > threshold (default: the calibration's, else the checkpoint's, "
+                             "usually 0.5)")
+    parser.add_argument("--calibration", metavar="CAL.json",
+                        help="a calibration made by `dgs-desktop calibrate` with this checkpoint: its threshold "
+                             "is used and every row gets reference_fpr")
+    parser.add_argument("--stability", type=positive_int, nargs="?", const=DEFAULT_ORDERS, default=0, metavar="K",
+                        help=f"also score K other patch orders per image (default K {DEFAULT_ORDERS}); a spread "
+                             "across the threshold makes the verdict inconclusive")
+    parser.add_argument("--tta", type=positive_int, default=1, metavar="K",
+                        help="report the mean P(fake) over K patch orders (default 1: the content-seeded order)")
     parser.add_argument("--resume", action="store_true", help="keep OUT's rows and scan only files not in it")
     parser.add_argument("--force", action="store_true",
                         help="with --resume: continue a CSV written with another checkpoint or threshold")
@@ -50,38 +60,87 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
-def run_scan(args: argparse.Namespace) -> int:
-    from ..detector.checkpoint import load_detector
-    from ..detector.device import DeviceError, describe_device, resolve_device, resolve_precision
+def warn(message: str) -> None:
+    print(f"dgs-desktop: warning: {message}", file=sys.stderr)
+
+
+def check_inputs(paths: list[str]) -> None:
+    """Refuses a run none of whose paths exist; warns of each missing one (it gets an error row)."""
+    missing = [p for p in paths if not Path(p).expanduser().exists() and not Path(p).is_symlink()]
+    if len(missing) == len(paths):
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
+    for path in missing:
+        warn(f"{path} does not exist (recorded as an error row)")
+
+
+def open_model(args: argparse.Namespace, rank=None):
+    """(checkpoint, device, precision) for `--checkpoint`, `--device`, `--precision`; bad values
+    are one-line usage errors. The scan and calibrate share it, so both score alike."""
+    from ..detector.device import DeviceError, resolve_device, resolve_precision
     from ..detector.manifest import NO_MODEL_HELP
     from ..detector.resolve import resolve_checkpoint
     from ..errors import CheckpointError
-    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo, check_output, read_results_csv, run_mismatch, same_file
-    from ..scan.discover import expand_paths
-    from ..scan.distributed import ScanRank, discard_leftover_parts, fold_leftover_parts
-    from ..scan.engine import Scanner, ScanProgress
 
-    if args.force and not args.resume:
-        raise UsageError("--force only applies to --resume")
     if not args.checkpoint:
         raise UsageError(NO_MODEL_HELP)
-    missing = [p for p in args.paths if not Path(p).expanduser().exists() and not Path(p).is_symlink()]
-    if len(missing) == len(args.paths):
-        raise UsageError(f"no such file or folder: {', '.join(missing)}")
-    for path in missing:
-        print(f"dgs-desktop: warning: {path} does not exist (recorded as an error row)", file=sys.stderr)
-    rank = ScanRank.from_env()  # under torchrun: this process scores its share into a part file
     try:
         device = resolve_device(rank.device_spec(args.device) if rank else args.device)
         precision = resolve_precision(device, args.precision)
         checkpoint = resolve_checkpoint(args.checkpoint)
     except (DeviceError, CheckpointError) as exc:
         raise UsageError(str(exc)) from None
-    threshold = checkpoint.threshold if args.threshold is None else args.threshold
+    return checkpoint, device, precision
+
+
+def load_model(checkpoint, device):
+    from ..detector.checkpoint import load_detector
+    from ..errors import CheckpointError
+
+    try:
+        return load_detector(checkpoint, device)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def open_calibration(path: str, checkpoint_sha256: str, precision: str):
+    """The calibration for this checkpoint (refused for another one), with its warnings on stderr."""
+    from ..calibration import CalibrationError, load_calibration
+
+    try:
+        calibration = load_calibration(path)
+        calibration.check_checkpoint(checkpoint_sha256)
+    except CalibrationError as exc:
+        raise UsageError(str(exc)) from None
+    if calibration.warning():
+        warn(calibration.warning())
+    if calibration.precision and calibration.precision != precision:
+        warn(f"the calibration was scored in {calibration.precision} and this scan runs in {precision}: "
+             f"scores differ by ~1e-3, so the false-positive rate is approximate")
+    return calibration
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from ..detector.device import describe_device
+    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo, check_output, read_results_csv, run_mismatch, same_file
+    from ..scan.discover import expand_paths
+    from ..scan.distributed import ScanRank, discard_leftover_parts, fold_leftover_parts
+    from ..scan.engine import Scanner, ScanProgress
+    from ..verdict import assess
+
+    if args.force and not args.resume:
+        raise UsageError("--force only applies to --resume")
+    if args.calibration and args.threshold is not None:
+        raise UsageError("give --calibration or --threshold, not both (the calibration sets the threshold)")
+    check_inputs(args.paths)
+    rank = ScanRank.from_env()  # under torchrun: this process scores its share into a part file
+    checkpoint, device, precision = open_model(args, rank)
+    calibration = open_calibration(args.calibration, checkpoint.sha256, precision) if args.calibration else None
+    threshold = (calibration.threshold if calibration is not None else
+                 checkpoint.threshold if args.threshold is None else args.threshold)
     device_label = rank.label(describe_device(device)) if rank else describe_device(device)
     run = RunInfo(checkpoint=checkpoint.source, checkpoint_sha256=checkpoint.sha256,
-                  device=device_label, threshold=threshold,
-                  precision=precision)
+                  device=device_label, threshold=threshold, precision=precision, calibration=calibration,
+                  tta_orders=args.tta)
     out = Path(args.csv)
     if args.resume and not rank and args.csv != "-":
         try:
@@ -98,10 +157,7 @@ def run_scan(args: argparse.Namespace) -> int:
                              f"add --force to continue anyway, or write to another --csv")
         if mismatch:
             log.warning("%s holds rows from another run (%s); continuing because of --force", args.csv, mismatch)
-    try:
-        detector = load_detector(checkpoint, device)
-    except CheckpointError as exc:
-        raise UsageError(str(exc)) from None
+    detector = load_model(checkpoint, device)
     output = same_file(args.csv)  # a results file inside a scanned folder is not scanned
     # listed before the output is opened, so a new results file in a scanned folder is not among them
     found = list(expand_paths(args.paths, follow_links=args.follow_links, exclude=[output] if output else []))
@@ -125,9 +181,10 @@ def run_scan(args: argparse.Namespace) -> int:
     try:
         budget = None if args.memory_budget is None else args.memory_budget * MIB
         scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers, precision=precision,
-                          select_on=args.select_on, jpeg_decoder=args.jpeg_decoder, memory_budget=budget)
+                          select_on=args.select_on, jpeg_decoder=args.jpeg_decoder, memory_budget=budget,
+                          stability_orders=args.stability, tta_orders=args.tta)
         progress = ScanProgress(total=len(files))
-        counts = {"fake": 0, "real": 0}
+        counts = {"fake": 0, "real": 0, "inconclusive": 0}
         bar = None
         if not args.no_progress and (rank is None or rank.rank == 0):
             from tqdm import tqdm
@@ -138,7 +195,7 @@ def run_scan(args: argparse.Namespace) -> int:
             for result in scanner.scan(files):
                 writer.write(result)
                 progress.update(result)
-                verdict = result.verdict(threshold)
+                verdict = assess(result, threshold).verdict
                 if verdict:
                     counts[verdict] += 1
                 if bar is not None:
@@ -170,7 +227,8 @@ def run_scan(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         resumed += f" (rank {rank.rank}/{rank.world_size})"
     print(f"Scanned {progress.done} files in {elapsed:.1f} s ({progress.rate:.1f}/s): "
-          f"{counts['fake']} fake, {counts['real']} real, {progress.failed} failed{resumed} -> {args.csv}",
+          f"{counts['fake']} fake, {counts['real']} real, {counts['inconclusive']} inconclusive, "
+          f"{progress.failed} failed{resumed} -> {args.csv}",
           file=sys.stderr)
     return EXIT_OK
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,7 @@ class PatchSelection:
     distinct_patches: int = CELLS  # different patches shown (< 49 for small images)
     filled_cells: int = CELLS  # cells [0, filled_cells) hold a patch; the rest are black, box (0, 0, 0, 0)
     padded: bool = False  # a side shorter than 32 px was padded by repeating its edge
+    shuffle: tuple[int, ...] = ()  # cell i holds the shuffle[i]-th chosen patch (24 low, then 25 high)
 
     @property
     def reliability_notes(self) -> list[str]:
@@ -160,22 +162,43 @@ def content_seed(shape: tuple[int, ...], chosen: np.ndarray) -> int:
     return int.from_bytes(digest, "little")
 
 
+# Entropies are ranked after rounding to 1/4096 bit: FFT and BLAS libraries (Intel, AMD, CUDA)
+# differ in the last bits (~3e-8 measured), which must not change which patches are chosen.
+ENTROPY_RANK_STEP = 1.0 / 4096
+
+
+def entropy_order(entropies: np.ndarray) -> np.ndarray:
+    """Flat patch indices from lowest to highest entropy: by entropy rounded to a multiple of
+    ENTROPY_RANK_STEP, then by patch index (row-major) among equals. Two entropies closer than
+    the step rank by position unless they straddle a rounding boundary, so the host and device
+    paths (and two machines) choose the same patches. The authors rank exact float32 values
+    with numpy's unstable quicksort; exactly tied patches (flat areas) are then in no defined order."""
+    keys = np.rint(np.asarray(entropies, dtype=np.float64).ravel() / ENTROPY_RANK_STEP)
+    return np.argsort(keys, kind="stable")
+
+
 def choose_cells(entropies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flat patch indices of the filled cells (before shuffling) and whether each is 'low'.
 
-    The authors' rule for any patch count n: `order[:24]` then `order[-25:]` of the stable
-    entropy order. n >= 49 gives 49 different patches; 25 <= n < 49 gives 49 cells with the
-    middle patches twice; n < 25 gives 2n cells (every patch once as low, once as high).
+    The authors' rule for any patch count n: `order[:24]` then `order[-25:]` of the entropy
+    order (`entropy_order`). n >= 49 gives 49 different patches; 25 <= n < 49 gives 49 cells
+    with the middle patches twice; n < 25 gives 2n cells (every patch once as low, once as high).
     """
-    order = np.argsort(entropies.ravel(), kind="stable")
+    order = entropy_order(entropies)
     low, high = order[:N_LOW], order[-N_HIGH:]
     chosen = np.concatenate([low, high])
     return chosen, np.arange(chosen.size) < low.size
 
 
+def cell_permutation(count: int, seed: int) -> np.ndarray:
+    """The mosaic shuffle: cell i shows the permutation[i]-th of the `count` chosen patches."""
+    return np.random.default_rng(seed).permutation(count)
+
+
 def arrange_cells(entropies: np.ndarray, image_size: tuple[int, int],
-                  seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Chosen flat patch indices in mosaic order (filled cells only) and their 'low' flags.
+                  seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chosen flat patch indices in mosaic order (filled cells only), their 'low' flags, and
+    the shuffle that put them there.
 
     `seed=None` derives the shuffle from the image content (see `content_seed`).
     """
@@ -184,12 +207,12 @@ def arrange_cells(entropies: np.ndarray, image_size: tuple[int, int],
     if seed is None:
         seed = content_seed((height, width, 3), chosen)
     # Only the filled cells are shuffled: black cells stay last, as in the authors' mosaic.
-    permutation = np.random.default_rng(seed).permutation(chosen.size)
-    return chosen[permutation], low[permutation]
+    permutation = cell_permutation(chosen.size, seed)
+    return chosen[permutation], low[permutation], permutation
 
 
 def build_selection(mosaic: np.ndarray | None, chosen: np.ndarray, low: np.ndarray, entropies: np.ndarray,
-                    image_size: tuple[int, int], padded: bool) -> PatchSelection:
+                    image_size: tuple[int, int], padded: bool, shuffle: np.ndarray | None = None) -> PatchSelection:
     """The PatchSelection for cells arranged by `arrange_cells` (boxes clipped to the image)."""
     width, height = image_size
     rows_idx, cols_idx = np.divmod(chosen, entropies.shape[1])
@@ -210,6 +233,7 @@ def build_selection(mosaic: np.ndarray | None, chosen: np.ndarray, low: np.ndarr
         distinct_patches=int(np.unique(chosen).size),
         filled_cells=int(chosen.size),
         padded=padded,
+        shuffle=() if shuffle is None else tuple(int(i) for i in shuffle),
     )
 
 
@@ -224,9 +248,24 @@ def select_patches(image, seed: int | None = None) -> PatchSelection:
     image = as_rgb_image(image)
     padded = _pad_to_patch(image)
     entropies = patch_entropies(padded)
-    chosen, low = arrange_cells(entropies, image.size, seed)
-    selection = build_selection(None, chosen, low, entropies, image.size, padded is not image)
+    chosen, low, shuffle = arrange_cells(entropies, image.size, seed)
+    selection = build_selection(None, chosen, low, entropies, image.size, padded is not image, shuffle)
     return dataclasses.replace(selection, mosaic=mosaic_from_boxes(image, selection.boxes))
+
+
+def reordered_mosaic(selection: PatchSelection, seed: int) -> np.ndarray:
+    """The mosaic `select_patches(image, seed=seed)` would build, from this selection's mosaic
+    alone: the same 49 patches in the order of another seed (no new entropies, no image)."""
+    if len(selection.shuffle) != selection.filled_cells:
+        raise ValueError("this selection does not record its shuffle")
+    position = np.empty(selection.filled_cells, dtype=np.int64)
+    position[np.asarray(selection.shuffle, dtype=np.int64)] = np.arange(selection.filled_cells)
+    cells = selection.mosaic.reshape(GRID, PATCH_SIZE, GRID, PATCH_SIZE, 3).swapaxes(1, 2).reshape(
+        CELLS, PATCH_SIZE, PATCH_SIZE, 3)
+    out = np.zeros_like(cells)
+    out[: selection.filled_cells] = cells[position[cell_permutation(selection.filled_cells, seed)]]
+    return np.ascontiguousarray(out.reshape(GRID, GRID, PATCH_SIZE, PATCH_SIZE, 3).swapaxes(1, 2).reshape(
+        MOSAIC_SIZE, MOSAIC_SIZE, 3))
 
 
 def mosaic_from_boxes(image, boxes) -> np.ndarray:
@@ -249,6 +288,32 @@ def mosaic_from_boxes(image, boxes) -> np.ndarray:
         row, col = divmod(cell, GRID)
         mosaic[row * PATCH_SIZE:(row + 1) * PATCH_SIZE, col * PATCH_SIZE:(col + 1) * PATCH_SIZE] = patch
     return mosaic
+
+
+def high_frequency_ratio(selection: PatchSelection) -> float | None:
+    """How much of the detail of the most detailed patches sits in the upper half of the
+    spectrum: the median, over the high-entropy cells, of E(max(|fx|, |fy|) > 1/4 cycle/px) /
+    E(0 < max(|fx|, |fy|) <= 1/4) of the Hann-windowed gray patch, mean removed.
+
+    An upscale by 2x or more (or a blur) leaves almost nothing above the source's Nyquist
+    frequency, so the ratio falls far below a camera image's (verdict.MAX_RESAMPLED_RATIO).
+    Computed from the mosaic, which the host and device paths build identically."""
+    cells = [i for i in range(selection.filled_cells) if not selection.low_entropy[i]]
+    if not cells or selection.mosaic is None:
+        return None
+    gray = selection.mosaic.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    patches = gray.reshape(GRID, PATCH_SIZE, GRID, PATCH_SIZE).swapaxes(1, 2).reshape(CELLS, PATCH_SIZE, PATCH_SIZE)
+    patches = patches[cells]
+    window = np.hanning(PATCH_SIZE)
+    windowed = (patches - patches.mean(axis=(1, 2), keepdims=True)) * np.outer(window, window)
+    power = np.abs(np.fft.fft2(windowed)) ** 2
+    frequency = np.abs(np.fft.fftfreq(PATCH_SIZE))
+    band = np.maximum(frequency[:, None], frequency[None, :])
+    upper = power[:, band > 0.25].sum(axis=1)
+    lower = power[:, (band > 0) & (band <= 0.25)].sum(axis=1)
+    ratios = np.where(lower > 0, upper / np.maximum(lower, 1e-300), np.inf)  # a flat patch: no evidence
+    median = float(np.median(ratios))
+    return round(median, 6) if math.isfinite(median) else None
 
 
 def mosaics_to_tensor(mosaics, mean=IMAGENET_MEAN, std=IMAGENET_STD, device=None) -> torch.Tensor:

@@ -11,7 +11,7 @@ import os
 
 from PySide6.QtCore import QObject, Signal
 
-from ..scan.result import ScanResult
+from ..record import ScanRecord
 from .results_model import ERROR, OK, QUEUED, ResultRow, ResultsModel, reliability_warning
 
 
@@ -20,7 +20,7 @@ def row_from_case_file(stored) -> ResultRow:
     row = ResultRow(path=stored.path, name=os.path.basename(stored.path), folder=os.path.dirname(stored.path),
                     analyst_note=stored.analyst_note, tags=tuple(stored.tags))
     if stored.status in (OK, ERROR):
-        row.result = ScanResult(path=stored.path, status=stored.status, sha256=stored.sha256,
+        row.result = ScanRecord(path=stored.path, status=stored.status, sha256=stored.sha256,
                                 fake_probability=stored.fake_probability, error=stored.error, width=stored.width,
                                 height=stored.height, format=stored.format, notes=list(stored.notes),
                                 provenance=stored.provenance)

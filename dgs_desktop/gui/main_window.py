@@ -655,14 +655,14 @@ class MainWindow(QMainWindow):
         return True
 
     def copy_selected_rows(self) -> None:
+        from ..record import ScanRecord
         from ..scan.csvio import csv_text
-        from ..scan.result import ScanResult
 
         rows = [self.proxy.index(index.row(), 0).data(ROW_ROLE) for index in self.table.selectionModel().selectedRows()]
         if not rows:
             return
         run = self.run_info() if self.controller.session is not None else None
-        results = [row.result if row.result is not None and run is not None else ScanResult(row.path, row.state)
+        results = [row.result if row.result is not None and run is not None else ScanRecord(row.path, row.state)
                    for row in rows]
         # The export's writer and rules (quoting, formulas, UTF-8), tab-separated for pasting.
         QApplication.clipboard().setText(csv_text(results, run, delimiter="\t"))

@@ -45,7 +45,7 @@ class ResultRow:
     name: str
     folder: str
     state: str = QUEUED
-    result: object | None = None  # ScanResult (without its mosaic) once scanned
+    result: object | None = None  # ScanRecord (without its mosaic) once scanned
     boxes: tuple | None = None
     low_entropy: tuple | None = None
     entropies: tuple | None = None  # spectral entropy of each mosaic cell's patch
@@ -367,7 +367,7 @@ class ResultsModel(QAbstractTableModel):
         return None if index is None else self.rows[index]
 
     def scanned_results(self) -> list:
-        """ScanResults of every scanned row, in the order the files were added (the CLI's order)."""
+        """ScanRecords of every scanned row, in the order the files were added (the CLI's order)."""
         return [row.result for row in self.rows if row.result is not None]
 
     def counts(self) -> dict[str, int]:

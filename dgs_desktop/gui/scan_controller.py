@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 class ScanController(QObject):
     started = Signal(int)  # number of files in the scan that just started
-    results = Signal(list)  # ScanResults of the current scan, already applied to the model
+    results = Signal(list)  # ScanRecords of the current scan, already applied to the model
     progress = Signal(object)  # ScanStatus
     failed = Signal(str)  # plain words
     cancelled = Signal(int, int, int)  # done, total, rows left not scanned

@@ -107,7 +107,7 @@ class ScanStatus:
 
 
 class ScanSignals(QObject):
-    results = Signal(int, list)  # scan id, list[ScanResult] in input order
+    results = Signal(int, list)  # scan id, list[ScanRecord] in input order
     progress = Signal(int, object)  # scan id, ScanStatus
     failed = Signal(int, str)  # scan id, plain words
     finished = Signal(int, bool)  # scan id, whether it was cancelled

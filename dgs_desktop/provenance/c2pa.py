@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from .fingerprints import AI_SOURCE_TYPES, source_type_code
+from .fingerprints import AI_SOURCE_TYPES, CAPTURE_SOURCE_TYPES, source_type_code
 from .metadata import clip_text
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class C2paInfo:
     claim_generator: str = ""
     title: str = ""
     ai_source_types: list[str] = field(default_factory=list)  # AI digitalSourceType codes declared
+    capture_source_types: list[str] = field(default_factory=list)  # camera digitalSourceType codes declared
     actions: list[str] = field(default_factory=list)
     error: str = ""  # a manifest seems present but could not be read
     manifest_json: str = ""  # the active manifest, for the panel (bounded)
@@ -43,6 +44,15 @@ class C2paInfo:
     @property
     def declares_ai(self) -> bool:
         return bool(self.ai_source_types)
+
+    @property
+    def is_valid(self) -> bool:
+        """c2pa validated the manifest (Valid or Trusted): its claims are what the signer signed."""
+        return self.present and not self.error and self.validation_state.lower() in ("valid", "trusted")
+
+    @property
+    def declares_capture(self) -> bool:
+        return bool(self.capture_source_types) and not self.declares_ai
 
     @property
     def state_text(self) -> str:
@@ -101,6 +111,8 @@ def summarize_manifest_store(store: dict, info: C2paInfo) -> None:
         info.actions.append(clip_text(action.get("action", ""), 80) + (f" [{code}]" if code else ""))
         if code in AI_SOURCE_TYPES and code not in info.ai_source_types:
             info.ai_source_types.append(code)
+        if code in CAPTURE_SOURCE_TYPES and code not in info.capture_source_types:
+            info.capture_source_types.append(code)
     info.manifest_json = clip_text(json.dumps(active, indent=1, ensure_ascii=False), 20000)
 
 

@@ -24,6 +24,7 @@ GENERATOR, EDITOR, DECLARED_AI, CAMERA = "generator", "editor", "declared-ai", "
 IPTC_SOURCE_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 # IPTC Digital Source Type codes that declare the content (partly) made by generative AI.
 AI_SOURCE_TYPES = frozenset({"trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia"})
+CAPTURE_SOURCE_TYPES = frozenset({"digitalCapture", "computationalCapture"})  # a camera took it
 SYNTHETIC_SOURCE_TYPES = frozenset({"algorithmicMedia", "compositeSynthetic"})
 
 

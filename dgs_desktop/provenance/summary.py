@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from ..verdict import CLAIM_AI, CLAIM_CAMERA
 from .c2pa import C2paInfo, read_c2pa
 from .fingerprints import CAMERA, DECLARED_AI, EDITOR, GENERATOR, Signal, generator_signals
 from .metadata import Metadata, read_metadata
@@ -96,10 +97,37 @@ def summary_line(report: ProvenanceReport) -> str:
     return line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS - 1] + "…"
 
 
-def provenance_line(data: bytes, image: Image.Image | None = None) -> str:
-    """The scan's entry point: the one-line summary, never raising."""
+def provenance_claim(report: ProvenanceReport) -> str:
+    """What the file says it is, when that can contradict the detector: `ai` for a valid C2PA
+    manifest, a generator fingerprint or an IPTC DigitalSourceType that declares AI generation;
+    `camera` for a valid C2PA manifest that declares a camera capture; else ""."""
+    c2pa = report.c2pa
+    if (c2pa.is_valid and c2pa.declares_ai) or report.of_kind(GENERATOR) or report.of_kind(DECLARED_AI):
+        return CLAIM_AI
+    if c2pa.is_valid and c2pa.declares_capture:
+        return CLAIM_CAMERA
+    return ""
+
+
+@dataclass(frozen=True)
+class ProvenanceFacts:
+    """What the scan keeps of a file's provenance: the line, and the facts a verdict weighs."""
+
+    line: str = ""
+    jpeg_quality: int | None = None
+    claim: str = ""
+
+
+def provenance_facts(data: bytes, image: Image.Image | None = None) -> ProvenanceFacts:
+    """The scan's entry point: the one-line summary, the JPEG quality and the claim; never raises."""
     try:
-        return analyze(data, image).summary
+        report = analyze(data, image)
+        return ProvenanceFacts(report.summary, report.metadata.jpeg_quality, provenance_claim(report))
     except Exception as exc:  # noqa: BLE001 - provenance is beside the score, never in its way
         log.debug("provenance failed", exc_info=True)
-        return f"provenance unreadable: {type(exc).__name__}"
+        return ProvenanceFacts(f"provenance unreadable: {type(exc).__name__}")
+
+
+def provenance_line(data: bytes, image: Image.Image | None = None) -> str:
+    """The one-line summary alone, never raising."""
+    return provenance_facts(data, image).line

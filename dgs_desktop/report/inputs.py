@@ -175,7 +175,7 @@ def find_model(run: RunDetails, checkpoint_dir: str | Path | None = None) -> Mod
 def source_from_results(results, run, name: str = "window results", notes: dict[str, str] | None = None,
                         case_name: str = "") -> ReportSource:
     """A report source from in-memory scan results (the window's export): `results` are
-    ScanResult objects, `run` the RunInfo the CSV export would record, `notes` the analyst's
+    ScanRecord objects, `run` the RunInfo the CSV export would record, `notes` the analyst's
     note per path."""
     import time
 

@@ -32,13 +32,12 @@ from pathlib import Path
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import InputError
-from .result import ScanResult
+from ..record import CSV_COLUMNS, RunInfo, ScanRecord, csv_values, format_probability, format_threshold
+from ..verdict import assess
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("path", "sha256", "status", "fake_probability", "verdict", "threshold", "error",
-           "width", "height", "format", "notes", "provenance", "checkpoint", "checkpoint_sha256", "device",
-           "precision", "dgs_desktop_version", "path_bytes_hex")
+COLUMNS = CSV_COLUMNS
 # What makes a CSV one of ours (older versions lack the later columns; they are added on resume).
 REQUIRED_COLUMNS = ("path", "sha256", "status", "fake_probability", "verdict", "threshold", "error")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -50,17 +49,6 @@ STDOUT = "-"
 
 class CsvError(InputError, RuntimeError):
     """The results CSV cannot be written or resumed; one line for the user."""
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What every row records about the run that produced it."""
-
-    checkpoint: str
-    checkpoint_sha256: str
-    device: str
-    threshold: float
-    precision: str = "fp32"
 
 
 # ------------------------------------------------------------------------------ cell rules
@@ -104,33 +92,33 @@ def csv_line(fields: Iterable[str], delimiter: str = ",") -> str:
 
 
 # -------------------------------------------------------------------------------- rows
-def format_probability(value: float | None) -> str:
-    return "" if value is None else f"{value:.8f}"
+def result_row(result: ScanRecord, run: RunInfo | None) -> dict[str, str]:
+    """The row's values before the cell rules (see `safe_cell`); `run=None`: unknown model.
 
-
-def result_row(result: ScanResult, run: RunInfo | None) -> dict[str, str]:
-    """The row's values before the cell rules (see `safe_cell`); `run=None`: unknown model."""
-    threshold = None if run is None else run.threshold
-    return {
-        "path": result.path,
-        "sha256": result.sha256,
-        "status": result.status,
-        "fake_probability": format_probability(result.fake_probability),
-        "verdict": "" if threshold is None else result.verdict(threshold),
-        "threshold": "" if threshold is None else f"{threshold:g}",
-        "error": result.error,
-        "width": "" if result.width is None else str(result.width),
-        "height": "" if result.height is None else str(result.height),
-        "format": result.format,
-        "notes": "; ".join(result.notes),
-        "provenance": result.provenance,
-        "checkpoint": "" if run is None else run.checkpoint,
-        "checkpoint_sha256": "" if run is None else run.checkpoint_sha256,
-        "device": "" if run is None else run.device,
-        "precision": "" if run is None else run.precision,
-        "dgs_desktop_version": __version__,
-        "path_bytes_hex": path_bytes_hex(result.path),
-    }
+    The verdict and its reasons are derived here with the run's threshold (the calibration's
+    when one is loaded), by the one rule of `dgs_desktop.verdict.assess`."""
+    row = csv_values(result)
+    row["dgs_desktop_version"] = __version__
+    row["path_bytes_hex"] = path_bytes_hex(result.path)
+    if run is None:
+        return row
+    assessment = assess(result, run.threshold)
+    calibration = run.calibration
+    reference = None if calibration is None or not result.ok else calibration.reference_fpr(result.fake_probability)
+    row.update({
+        "verdict": assessment.verdict,
+        "inconclusive_reasons": "; ".join(assessment.reasons),
+        "threshold": format_threshold(run.threshold),
+        "reference_fpr": "" if reference is None else format_probability(reference),
+        "reference_n": "" if calibration is None else str(calibration.n),
+        "checkpoint": run.checkpoint,
+        "checkpoint_sha256": run.checkpoint_sha256,
+        "calibration_sha256": run.calibration_sha256,
+        "device": run.device,
+        "precision": run.precision,
+        "tta_orders": str(run.tta_orders) if run.tta_orders > 1 else "",
+    })
+    return row
 
 
 def row_line(row: dict[str, str], columns: Sequence[str] = COLUMNS, delimiter: str = ",") -> str:
@@ -138,7 +126,7 @@ def row_line(row: dict[str, str], columns: Sequence[str] = COLUMNS, delimiter: s
     return csv_line((safe_cell(row.get(column, "")) for column in columns), delimiter)
 
 
-def csv_text(results: Iterable[ScanResult], run: RunInfo | None, delimiter: str = ",") -> str:
+def csv_text(results: Iterable[ScanRecord], run: RunInfo | None, delimiter: str = ",") -> str:
     """Header and one line per result, by the same rules as `dgs-desktop scan` (the window's
     Export writes this; Ctrl+C copies it with a tab delimiter)."""
     parts = [csv_line(COLUMNS, delimiter)]
@@ -335,9 +323,16 @@ def run_mismatch(existing: ExistingCsv, run: RunInfo) -> str:
         except ValueError:
             return False
 
-    thresholds = _differs(existing.column("threshold"), f"{run.threshold:g}", same_threshold)
+    thresholds = _differs(existing.column("threshold"), format_threshold(run.threshold), same_threshold)
     if thresholds:
-        problems.append(f"threshold {', '.join(thresholds)} (this run: {run.threshold:g})")
+        problems.append(f"threshold {', '.join(thresholds)} (this run: {format_threshold(run.threshold)})")
+    precisions = _differs(existing.column("precision"), run.precision, str.__eq__)
+    if precisions:  # bf16 and fp32 scores of one file differ by ~1e-3: one CSV holds one precision
+        problems.append(f"precision {', '.join(precisions)} (this run: {run.precision})")
+    calibrations = _differs(existing.column("calibration_sha256"), run.calibration_sha256, str.__eq__)
+    if calibrations or (run.calibration_sha256 and existing.rows and not any(existing.column("calibration_sha256"))):
+        problems.append(f"calibration {', '.join(c[:12] for c in calibrations) or 'none'} (this run: "
+                        f"{run.calibration_sha256[:12] or 'none'})")
     return "; ".join(problems)
 
 
@@ -518,7 +513,7 @@ class CsvResultWriter:
         self._handle.write(line.encode("utf-8"))
         self._handle.flush()
 
-    def write(self, result: ScanResult) -> None:
+    def write(self, result: ScanRecord) -> None:
         if self._handle is None:
             raise CsvError(f"cannot write {self.path}: it is closed")
         try:

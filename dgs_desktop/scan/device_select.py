@@ -123,8 +123,8 @@ def select_batch(images: list, device: torch.device | str = "cpu",
     entropies = batch_entropies([rgb for rgb, _ in padded])
     seeds = seeds or [None] * len(images)
     arranged = [arrange_cells(e, size, seed) for e, size, seed in zip(entropies, sizes, seeds)]
-    mosaics = torch.stack([_gather_mosaic(rgb, chosen) for (rgb, _), (chosen, _) in zip(padded, arranged)])
+    mosaics = torch.stack([_gather_mosaic(rgb, chosen) for (rgb, _), (chosen, _, _) in zip(padded, arranged)])
     host = mosaics.cpu().numpy()
-    selections = [build_selection(host[i].copy(), chosen, low, entropies[i], sizes[i], padded[i][1])
-                  for i, (chosen, low) in enumerate(arranged)]
+    selections = [build_selection(host[i].copy(), chosen, low, entropies[i], sizes[i], padded[i][1], shuffle)
+                  for i, (chosen, low, shuffle) in enumerate(arranged)]
     return mosaics, selections

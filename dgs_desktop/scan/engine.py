@@ -31,18 +31,18 @@ import torch
 
 from ..detector.device import autocast_for, resolve_precision
 from ..detector.patches import PatchSelection, mosaics_to_tensor, select_patches
-from ..provenance.summary import provenance_line
+from ..provenance.summary import ProvenanceFacts, provenance_facts
+from ..record import ScanRecord, Status, reported_probability
 from ..verdict import NON_FINITE_SCORE
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
 from .memory import DEFAULT_MEMORY_BUDGET_MIB, MIB, MemoryBudget
-from .result import ScanResult
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Prepared:
-    result: ScanResult
+    result: ScanRecord
     selection: PatchSelection | None
     decoded: Any = None  # device path: a DecodedImage or PendingJpeg awaiting selection on the device
 
@@ -51,11 +51,11 @@ class _Prepared:
         return self.selection is not None or self.decoded is not None
 
 
-def _provenance(decoded) -> str:
-    """The one-line provenance from the bytes the decoder already read (never a second read of
-    the file); beside the score, never in it."""
-    data = getattr(decoded, "data", b"")
-    return provenance_line(data) if data else ""
+def _take_provenance(result: ScanRecord, data: bytes) -> None:
+    """Provenance from the bytes the decoder already read (never a second read of the file);
+    beside the score, never in it. Read after the decode's memory claim is given back."""
+    facts = provenance_facts(data) if data else ProvenanceFacts()
+    result.provenance, result.jpeg_quality, result.provenance_claim = facts.line, facts.jpeg_quality, facts.claim
 
 
 def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, budget: MemoryBudget | None = None) -> _Prepared:
@@ -98,32 +98,35 @@ def _read_decode(path, max_pixels: int, budget: MemoryBudget | None, decode: Cal
     """Both paths' worker step: the row for `path`, its decoded image, and its patches when
     `select_now(decoded)` (else the decoded image waits for selection on the device)."""
     held = hasattr(path, "decode")  # an image held elsewhere: decoded from its own bytes
-    result = ScanResult(path=path.name if held else str(path), status="ok")
+    result = ScanRecord(path=path.name if held else str(path), status=Status.OK)
     refusal, same_as = getattr(path, "refusal", ""), getattr(path, "same_as", "")
     if refusal:
-        result.status, result.error = "error", refusal
+        result.status, result.error = Status.ERROR, refusal
         return _Prepared(result, None)
     try:
+        prepared = None
         with budget.claim() if budget is not None else nullcontext() as claim:
             decoded = path.decode(max_pixels) if held else \
                 decode(path, max_pixels, reserve=claim.reserve if claim else None)
             result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
             result.format, result.notes = getattr(decoded, "format", "JPEG"), list(decoded.notes)
-            result.provenance = _provenance(decoded)
+            data = getattr(decoded, "data", b"")
             if same_as:
                 result.notes.append(f"same file as {same_as}")
             if select_now(decoded):
                 selection = select_patches(decoded.image)
                 result.notes.extend(selection.reliability_notes)
+                result.with_selection(selection)
                 del decoded  # freed before the budget is given back
-                return _Prepared(result, selection)
-        return _Prepared(result, None, decoded)
+                prepared = _Prepared(result, selection)
+        _take_provenance(result, data)
+        return prepared or _Prepared(result, None, decoded)
     except DecodeError as exc:
-        result.status, result.error, result.sha256 = "error", str(exc), exc.sha256 or ""
+        result.status, result.error, result.sha256 = Status.ERROR, str(exc), exc.sha256 or ""
     except MemoryError:
-        result.status, result.error = "error", "out of memory while decoding this image"
+        result.status, result.error = Status.ERROR, "out of memory while decoding this image"
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the scan
-        result.status, result.error = "error", f"unexpected error: {type(exc).__name__}: {exc}"
+        result.status, result.error = Status.ERROR, f"unexpected error: {type(exc).__name__}: {exc}"
     return _Prepared(result, None)
 
 
@@ -204,9 +207,16 @@ class Scanner:
 
     def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int | None = None,
                  workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, precision: str = "auto",
-                 select_on: str = "auto", jpeg_decoder: str = "auto", memory_budget: int | None = None):
+                 select_on: str = "auto", jpeg_decoder: str = "auto", memory_budget: int | None = None,
+                 stability_orders: int = 0, tta_orders: int = 1):
+        """`stability_orders` K: each image is also scored in K other patch orders and the
+        spread is recorded (an inconclusive reason when it crosses the threshold);
+        `tta_orders` K: the reported P(fake) is the mean over K orders (1: the plain score)."""
         from .gpu_decode import resolve_jpeg_decoder
 
+        if stability_orders < 0 or tta_orders < 1:
+            raise ValueError("stability_orders must be >= 0 and tta_orders >= 1")
+        self.stability_orders, self.tta_orders = int(stability_orders), int(tta_orders)
         self.batch_size = max(1, int(batch_size or default_batch_size(device)))
         self.runner = ModelRunner(detector.eval(), device, self.batch_size, precision)
         self.workers = max(1, workers or min(4, os.cpu_count() or 1))
@@ -221,8 +231,8 @@ class Scanner:
         self.jpeg_decoder = resolve_jpeg_decoder(device, jpeg_decoder) if self.select_on == "device" else "pillow"
 
     def scan(self, paths: Iterable[Path], cancel: threading.Event | None = None,
-             keep_selection: bool = False) -> Iterator[ScanResult]:
-        """Yields one ScanResult per path, in input order. Stops early when `cancel` is set."""
+             keep_selection: bool = False) -> Iterator[ScanRecord]:
+        """Yields one ScanRecord per path, in input order. Stops early when `cancel` is set."""
         cancel = cancel or threading.Event()
         path_iter = iter(paths)
         on_device = self.select_on == "device"
@@ -281,7 +291,7 @@ class Scanner:
                 try:
                     item.decoded = pillow_fallback(item.decoded, self.max_pixels)
                 except DecodeError as exc:
-                    item.result.status, item.result.error, item.decoded = "error", str(exc), None
+                    item.result.status, item.result.error, item.decoded = Status.ERROR, str(exc), None
                     continue
             else:
                 item.decoded = tensor
@@ -301,10 +311,39 @@ class Scanner:
         for item, selection in zip(ready, selections):
             item.selection, item.decoded = selection, None
             item.result.notes.extend(selection.reliability_notes)
+            item.result.with_selection(selection)
         return None if selected_in_worker else mosaics
 
+    def _order_scores(self, items: list[_Prepared]) -> dict[int, list[float]]:
+        """Scores of the other patch orders (seeds 1..m) that --stability and --tta need, per item."""
+        from ..stability import order_mosaics
+
+        count = max(self.stability_orders, self.tta_orders - 1)
+        if count <= 0 or not items:
+            return {}
+        mosaics = [mosaic for item in items for mosaic in order_mosaics(item.selection, count)]
+        try:
+            flat = self.runner.score(mosaics)
+        except Exception as exc:  # noqa: BLE001 - as a failed batch: these rows become errors
+            flat = [math.nan] * len(mosaics)
+            log.warning("scoring other patch orders failed: %s", exc)
+        return {id(item): flat[i * count:(i + 1) * count] for i, item in enumerate(items)}
+
+    def _take_scores(self, result: ScanRecord, score: float, others: list[float]) -> None:
+        """The reported P(fake) (the mean over orders with --tta) and the stability spread."""
+        from ..stability import averaged_over_orders
+
+        tta = self.tta_orders - 1
+        result.fake_probability = reported_probability(
+            averaged_over_orders(score, others[:tta]) if tta > 0 else score)
+        if self.stability_orders > 0:
+            spread = [score, *others[:self.stability_orders]]
+            result.stability_orders = self.stability_orders
+            result.stability_low, result.stability_high = (reported_probability(min(spread)),
+                                                           reported_probability(max(spread)))
+
     def _score(self, batch: list[_Prepared], keep_selection: bool,
-               mosaics: torch.Tensor | None = None) -> Iterator[ScanResult]:
+               mosaics: torch.Tensor | None = None) -> Iterator[ScanRecord]:
         ready = [item for item in batch if item.selection is not None]
         if ready:
             try:
@@ -313,16 +352,18 @@ class Scanner:
             except Exception as exc:  # noqa: BLE001 - a model failure marks the batch, not the scan
                 scores = [None] * len(ready)
                 for item in ready:
-                    item.result.status = "error"
+                    item.result.status = Status.ERROR
                     item.result.error = f"model failed: {type(exc).__name__}: {exc}"
             sizes = self.runner.last_forward_sizes
+            order_scores = self._order_scores([item for item, score in zip(ready, scores) if score is not None])
             for index, (item, score) in enumerate(zip(ready, scores)):
                 if score is None:
                     continue
-                if not math.isfinite(score):
-                    item.result.status, item.result.error = "error", NON_FINITE_SCORE
+                others = order_scores.get(id(item), [])
+                if not all(math.isfinite(p) for p in (score, *others)):
+                    item.result.status, item.result.error = Status.ERROR, NON_FINITE_SCORE
                     continue
-                item.result.fake_probability = float(score)
+                self._take_scores(item.result, float(score), others)
                 if index < len(sizes) and sizes[index] != self.runner.batch_size:
                     item.result.notes.append(f"scored in forward passes of {sizes[index]} after running out of "
                                              f"memory (asked for {self.runner.batch_size}): last digits may differ")
@@ -342,7 +383,7 @@ class ScanProgress:
     started: float = field(default_factory=time.perf_counter)
     first_result_s: float | None = None
 
-    def update(self, result: ScanResult) -> None:
+    def update(self, result: ScanRecord) -> None:
         self.done += 1
         self.failed += result.status != "ok"
         if self.first_result_s is None:
@@ -360,4 +401,4 @@ class ScanProgress:
         return max(0.0, (self.total - self.done) / self.rate)
 
 
-ProgressCallback = Callable[[ScanProgress, ScanResult], None]
+ProgressCallback = Callable[[ScanProgress, ScanRecord], None]

@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -226,6 +227,26 @@ def build_calibration(real: Sequence[tuple[str, str, float]], checkpoint_sha256:
     return Calibration(checkpoint_sha256=checkpoint_sha256, target_fpr=float(target_fpr), threshold=threshold,
                        scores=scores, references=references, precision=precision, false_positives=false_positives,
                        detection=detection, created=created, extra=dict(extra or {}))
+
+
+def score_references(scanner, paths, report=None, cancelled=None) -> tuple[list, list]:
+    """(path, sha256, P(fake)) of every image the scan engine scores, and the records it could
+    not score. `report(done, total)` after each file; `cancelled()` stops with InterruptedError.
+    The CLI and the window calibrate through this, with the scan's reading rules."""
+    paths = list(paths)
+    scored, failed = [], []
+    cancel = threading.Event()
+    for done, record in enumerate(scanner.scan(paths, cancel=cancel), start=1):
+        if record.ok:
+            scored.append((record.path, record.sha256, record.fake_probability))
+        else:
+            failed.append(record)
+        if report is not None:
+            report(done, len(paths))
+        if cancelled is not None and cancelled():
+            cancel.set()
+            raise InterruptedError("cancelled")
+    return scored, failed
 
 
 def write_calibration(path: str | os.PathLike, calibration: Calibration) -> Calibration:

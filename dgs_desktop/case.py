@@ -14,53 +14,42 @@ names the format); an existing file that is not a case is refused, never overwri
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
 from .errors import InputError
-from .verdict import DEFAULT_THRESHOLD, check_threshold, verdict
+from .record import SQL_COLUMNS, ScanRecord, record_from_sql, sql_column_definitions, sql_values
+from .verdict import DEFAULT_THRESHOLD, check_threshold
 
 log = logging.getLogger(__name__)
 
 CASE_FORMAT = "dgs-desktop-case"
-CASE_VERSION = 1
 CASE_SUFFIX = ".dgscase"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    path TEXT NOT NULL UNIQUE,
-    sha256 TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL DEFAULT 'queued',
-    fake_probability REAL,
-    error TEXT NOT NULL DEFAULT '',
-    width INTEGER,
-    height INTEGER,
-    format TEXT NOT NULL DEFAULT '',
-    notes TEXT NOT NULL DEFAULT '[]',
-    provenance TEXT NOT NULL DEFAULT '',
-    checkpoint TEXT NOT NULL DEFAULT '',
-    checkpoint_sha256 TEXT NOT NULL DEFAULT '',
-    device TEXT NOT NULL DEFAULT '',
-    boxes TEXT NOT NULL DEFAULT '[]',
-    low_entropy TEXT NOT NULL DEFAULT '[]',
-    entropies TEXT NOT NULL DEFAULT '[]',
-    analyst_note TEXT NOT NULL DEFAULT '',
-    tags TEXT NOT NULL DEFAULT '[]',
-    added_at TEXT NOT NULL,
-    scanned_at TEXT
-);
-CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);
-"""
+CASE_VERSION = 2  # 2: the files table holds every ScanRecord column (added to a version-1 file on open)
+
+
+def _schema() -> str:
+    """The tables, generated from the record's fields (dgs_desktop.record): one column list."""
+    columns = ["id INTEGER PRIMARY KEY AUTOINCREMENT", "path TEXT NOT NULL UNIQUE"]
+    columns += [c for c in sql_column_definitions() if not c.startswith("path ")]
+    return ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
+            f"CREATE TABLE IF NOT EXISTS files (\n    {(','+chr(10)+'    ').join(columns)}\n);\n"
+            "CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);\n")
+
+
+_SCHEMA = _schema()
+# What a scan stores; the analyst's note and tags, and when the file was added, are kept as they are.
+_RESULT_COLUMNS = tuple(c for c in SQL_COLUMNS if c not in ("analyst_note", "tags", "added_at"))
 
 
 class CaseError(InputError):
@@ -71,37 +60,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-@dataclass
-class CaseFile:
-    """One file of a case, as stored."""
-
-    path: str
-    sha256: str = ""
-    status: str = "queued"  # ok, error, queued, not scanned
-    fake_probability: float | None = None
-    error: str = ""
-    width: int | None = None
-    height: int | None = None
-    format: str = ""
-    notes: list[str] = field(default_factory=list)
-    provenance: str = ""
-    checkpoint: str = ""
-    checkpoint_sha256: str = ""  # the model that produced fake_probability
-    device: str = ""
-    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
-    low_entropy: list[bool] = field(default_factory=list)
-    entropies: list[float] = field(default_factory=list)
-    analyst_note: str = ""
-    tags: list[str] = field(default_factory=list)
-    added_at: str = ""
-    scanned_at: str | None = None
-
-    @property
-    def scanned(self) -> bool:
-        return self.status in ("ok", "error")
-
-    def verdict(self, threshold: float) -> str:
-        return verdict(self.fake_probability, threshold) if self.status == "ok" else ""
+CaseFile = ScanRecord  # one file of a case, as stored: the scan's own record
 
 
 @dataclass
@@ -180,7 +139,26 @@ class Case:
         if version > CASE_VERSION:
             case.close()
             raise CaseError(f"{path} was written by a newer DGS Desktop (case format {version}); update to open it")
+        try:
+            case._upgrade()
+        except sqlite3.Error as exc:
+            case.close()
+            raise CaseError(f"cannot open the case {path}: {exc}") from None
         return case
+
+    def _columns(self) -> list[str]:
+        return [row[1] for row in self._db.execute("PRAGMA table_info(files)")]
+
+    def _upgrade(self) -> None:
+        """Adds the columns a case of an older version lacks (nothing stored is changed)."""
+        present = set(self._columns())
+        missing = [d for d in sql_column_definitions() if d.split()[0] not in present]
+        if not missing:
+            return
+        with self._db:
+            for definition in missing:
+                self._db.execute(f"ALTER TABLE files ADD COLUMN {definition}")
+            self._set_meta({"version": str(CASE_VERSION)})
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike) -> Case:
@@ -252,35 +230,32 @@ class Case:
                                  [(status, str(p)) for p in paths])
 
     def record_results(self, results: Iterable, checkpoint: str, checkpoint_sha256: str, device: str,
-                       selections: dict | None = None) -> None:
-        """Stores scan results (`scan.engine.ScanRecord`-like objects) with the model that made them.
+                       selections: dict | None = None, precision: str = "") -> None:
+        """Stores scan results (ScanRecords, or objects with their fields) with the model that made them.
 
         `selections` maps a path to its patch boxes, low/high flags and entropies
-        (`(boxes, low_entropy, entropies)`), so the evidence can be shown again without a rescan.
+        (`(boxes, low_entropy, entropies)`) when the records do not carry them, so the evidence
+        can be shown again without a rescan. The analyst's note and tags are left as they are.
         """
         selections = selections or {}
         scanned = now_iso()
         rows = []
         for result in results:
-            boxes, low, entropies = selections.get(result.path, ((), (), ()))
-            rows.append((result.path, result.sha256 or "", result.status, result.fake_probability,
-                         result.error or "", result.width, result.height, result.format or "",
-                         json.dumps(list(result.notes or [])), result.provenance or "", checkpoint,
-                         checkpoint_sha256, device, json.dumps([list(map(int, b)) for b in boxes or ()]),
-                         json.dumps([bool(v) for v in low or ()]),
-                         json.dumps([float(v) for v in entropies or ()]), scanned, scanned))
+            record = _as_record(result)
+            boxes, low, entropies = selections.get(record.path, (record.boxes, record.low_entropy, record.entropies))
+            record.boxes = [tuple(map(int, b)) for b in boxes or ()]
+            record.low_entropy, record.entropies = [bool(v) for v in low or ()], list(entropies or ())
+            record.checkpoint, record.checkpoint_sha256, record.device = checkpoint, checkpoint_sha256, device
+            record.precision = precision or record.precision
+            record.scanned_at = record.added_at = scanned
+            values = dict(zip(SQL_COLUMNS, sql_values(record)))
+            rows.append([values[c] for c in ("added_at", *_RESULT_COLUMNS)])
+        columns = ", ".join(("added_at", *_RESULT_COLUMNS))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _RESULT_COLUMNS if c != "path")
         with self._db:
             self._db.executemany(
-                "INSERT INTO files (path, sha256, status, fake_probability, error, width, height, format, notes, "
-                "provenance, checkpoint, checkpoint_sha256, device, boxes, low_entropy, entropies, added_at, "
-                "scanned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(path) DO UPDATE SET sha256 = excluded.sha256, status = excluded.status, "
-                "fake_probability = excluded.fake_probability, error = excluded.error, width = excluded.width, "
-                "height = excluded.height, format = excluded.format, notes = excluded.notes, "
-                "provenance = excluded.provenance, checkpoint = excluded.checkpoint, "
-                "checkpoint_sha256 = excluded.checkpoint_sha256, device = excluded.device, "
-                "boxes = excluded.boxes, low_entropy = excluded.low_entropy, entropies = excluded.entropies, "
-                "scanned_at = excluded.scanned_at", rows)
+                f"INSERT INTO files ({columns}) VALUES ({', '.join('?' * (len(_RESULT_COLUMNS) + 1))}) "
+                f"ON CONFLICT(path) DO UPDATE SET {updates}", rows)
             self._set_meta({})
 
     def set_note(self, path: str, note: str) -> None:
@@ -292,15 +267,17 @@ class Case:
         with self._db:
             self._db.execute("UPDATE files SET tags = ? WHERE path = ?", (json.dumps(clean), str(path)))
 
-    def files(self) -> list[CaseFile]:
-        """Every file in the order it was added."""
-        cursor = self._db.execute(
-            "SELECT path, sha256, status, fake_probability, error, width, height, format, notes, provenance, "
-            "checkpoint, checkpoint_sha256, device, boxes, low_entropy, entropies, analyst_note, tags, added_at, "
-            "scanned_at FROM files ORDER BY id")
-        return [_case_file(row) for row in cursor]
+    def files(self) -> list[ScanRecord]:
+        """Every file in the order it was added (a read-only older case: the columns it has)."""
+        present = set(self._columns())
+        columns = ", ".join(c for c in SQL_COLUMNS if c in present)
+        self._db.row_factory = sqlite3.Row
+        try:
+            return [record_from_sql(row) for row in self._db.execute(f"SELECT {columns} FROM files ORDER BY id")]
+        finally:
+            self._db.row_factory = None
 
-    def file(self, path: str) -> CaseFile | None:
+    def file(self, path: str) -> ScanRecord | None:
         return next((f for f in self.files() if f.path == str(path)), None)
 
     def duplicates(self) -> dict[str, list[str]]:
@@ -311,24 +288,13 @@ class Case:
         return {sha: paths for sha, paths in groups.items() if len(paths) > 1}
 
 
-def _loads(text: str | None, default):
-    try:
-        value = json.loads(text) if text else default
-    except (TypeError, ValueError):
-        return default
-    return value if isinstance(value, type(default)) else default
-
-
-def _case_file(row) -> CaseFile:
-    (path, sha256, status, probability, error, width, height, fmt, notes, provenance, checkpoint,
-     checkpoint_sha256, device, boxes, low, entropies, note, tags, added_at, scanned_at) = row
-    return CaseFile(path=path, sha256=sha256, status=status, fake_probability=probability, error=error,
-                    width=width, height=height, format=fmt, notes=[str(n) for n in _loads(notes, [])],
-                    provenance=provenance, checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256,
-                    device=device, boxes=[tuple(int(v) for v in b) for b in _loads(boxes, []) if len(b) == 4],
-                    low_entropy=[bool(v) for v in _loads(low, [])], entropies=[float(v) for v in _loads(entropies, [])],
-                    analyst_note=note, tags=[str(t) for t in _loads(tags, [])], added_at=added_at,
-                    scanned_at=scanned_at)
+def _as_record(result) -> ScanRecord:
+    """A copy of a ScanRecord, or one from an object with (some of) its fields."""
+    if isinstance(result, ScanRecord):
+        return dataclasses.replace(result, selection=None)
+    values = {f.name: getattr(result, f.name) for f in dataclasses.fields(ScanRecord)
+              if f.name != "selection" and hasattr(result, f.name)}
+    return ScanRecord(**values)
 
 
 def read_case(path: str | os.PathLike) -> tuple[CaseInfo, list[CaseFile]]:

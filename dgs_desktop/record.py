@@ -118,6 +118,7 @@ class ScanRecord:
     device: str = text(None, "device")
     precision: str = text(None, "precision")
     scanned_at: str = text(None, "scanned_at")
+    added_at: str = text(None, "added_at")
     selection: PatchSelection | None = field(default=None, metadata={"codec": None}, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -148,7 +149,7 @@ class ScanRecord:
         self.high_frequency_ratio = high_frequency_ratio(selection)
         self.distinct_patches = selection.distinct_patches
         self.padded = selection.padded
-        self.boxes = [list(map(int, box)) for box in selection.boxes]
+        self.boxes = [tuple(map(int, box)) for box in selection.boxes]
         self.low_entropy = [bool(v) for v in selection.low_entropy]
         self.entropies = [None if math.isnan(v) else float(v) for v in selection.entropies]
 
@@ -166,8 +167,9 @@ SQL_COLUMNS = tuple(f.metadata["sql"] for f in SQL_FIELDS)
 DERIVED_COLUMNS = ("verdict", "inconclusive_reasons", "threshold", "reference_fpr", "reference_n", "checkpoint",
                    "checkpoint_sha256", "calibration_sha256", "device", "precision", "tta_orders",
                    "dgs_desktop_version", "path_bytes_hex")
-CSV_COLUMNS = ("path", "sha256", "status", "fake_probability", "verdict", "inconclusive_reasons", "threshold",
-               "reference_fpr", "reference_n", "error", "width", "height", "format", "distinct_patches", "padded",
+# The first seven are the contract's, in its order (shared/DESIGN.md "CSV").
+CSV_COLUMNS = ("path", "sha256", "status", "fake_probability", "verdict", "threshold", "error",
+               "inconclusive_reasons", "reference_fpr", "reference_n", "width", "height", "format", "distinct_patches", "padded",
                "jpeg_quality", "high_frequency_ratio", "provenance_claim", "stability_orders", "stability_low",
                "stability_high", "notes", "provenance", "same_content_as", "analyst_note", "tags", "checkpoint",
                "checkpoint_sha256", "calibration_sha256", "device", "precision", "tta_orders",
@@ -292,6 +294,8 @@ def record_from_sql(row) -> ScanRecord:
             value = _loads(value)
             if codec == "list":
                 value = [str(v) for v in value]
+            elif name == "boxes":
+                value = [tuple(int(v) for v in box) for box in value if isinstance(box, list) and len(box) == 4]
         elif codec == "flag":
             value = bool(value)
         elif codec == "text":

@@ -57,7 +57,8 @@ def test_scan_folder_with_broken_files(mixed_folder, tiny_checkpoint, tmp_path, 
     for row in ok:
         probability = float(row["fake_probability"])
         assert 0.0 <= probability <= 1.0
-        assert row["verdict"] == ("fake" if probability > 0.5 else "real")
+        reasons = row["inconclusive_reasons"]
+        assert row["verdict"] == ("inconclusive" if reasons else "fake" if probability > 0.5 else "real")
         assert len(row["sha256"]) == 64 and row["checkpoint_sha256"] == tiny_checkpoint.sha256
         assert row["device"] == "cpu" and row["width"] and row["height"]
     summary = capsys.readouterr().err.strip().splitlines()[-1]

@@ -44,12 +44,13 @@ def test_native_bf16_is_read_from_cpu_flags(tmp_path):
         assert dev.cpu_has_native_bf16(str(cpuinfo)) is expected
 
 
-def test_auto_precision_follows_the_hardware(monkeypatch):
+def test_auto_precision_is_fp32_on_every_machine(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: True)
-    assert dev.resolve_precision(cpu, "auto") == "bf16" and dev.precision_options(cpu)[0] == ("auto", "Auto (bf16)")
-    monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: False)
-    assert dev.resolve_precision(cpu, "auto") == "fp32" and dev.resolve_precision(cpu, "BF16") == "bf16"
+    for native in (True, False):  # a bf16 CPU and one without: the same precision, the same score
+        monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda native=native: native)
+        assert dev.resolve_precision(cpu, "auto") == "fp32" and dev.precision_options(cpu)[0][0] == "auto"
+        assert "fp32" in dev.precision_options(cpu)[0][1]
+    assert dev.resolve_precision(cpu, "BF16") == "bf16"
     assert isinstance(dev.autocast_for(cpu, "bf16"), torch.autocast)
     with pytest.raises(dev.DeviceError, match="unknown precision"):
         dev.resolve_precision(cpu, "fp16")
@@ -75,8 +76,10 @@ def test_precision_column_and_bit_identical_scores_per_precision(tiny_checkpoint
         runs[precision] = {name: float(row["fake_probability"]) for name, row in together.items()}
     differences = [abs(runs["fp32"][name] - runs["bf16"][name]) for name in runs["fp32"]]
     assert max(differences) < 0.05 and max(differences) > 0  # bf16 really ran, and stays close
-    auto = scan(paths[:1], tiny_checkpoint, tmp_path / "auto.csv")
-    assert auto["img0.png"]["precision"] == dev.resolve_precision(torch.device("cpu"), "auto")
+    auto = scan(paths[:1], tiny_checkpoint, tmp_path / "auto.csv", "--batch-size", "4")
+    assert auto["img0.png"]["precision"] == "fp32" == dev.resolve_precision(torch.device("cpu"), "auto")
+    # the default gives the fp32 score (same machine, same batch size: the same digits)
+    assert auto["img0.png"]["fake_probability"] == f"{runs['fp32']['img0.png']:.8f}"
 
 
 def test_window_rebuilds_small_image_mosaics_with_black_cells():

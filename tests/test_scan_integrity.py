@@ -47,7 +47,7 @@ class Logits(torch.nn.Module):
 
 
 def test_non_finite_logits_are_error_rows_never_a_verdict(tmp_path):
-    paths = imagegen.good_images(4, tmp_path / "nan")
+    paths = imagegen.good_images(4, tmp_path / "nan", size=256)  # 64 whole patches: a two-way verdict
     scanner = Scanner(Logits([float("nan"), float("inf"), float("-inf"), 0.0]), CPU, batch_size=4, workers=1)
     results = list(scanner.scan(paths))
     for result in results[:3]:

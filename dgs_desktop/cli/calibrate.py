@@ -30,18 +30,13 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _score_all(scanner, paths: list, label: str, show_progress: bool) -> tuple[list, list]:
-    """(path, sha256, P(fake)) of every scored image and the error rows, with a progress bar."""
+    """score_references with a progress bar on stderr."""
     from tqdm import tqdm
 
-    scored, failed = [], []
+    from ..calibration import score_references
+
     with tqdm(total=len(paths), unit="img", file=sys.stderr, desc=label, disable=not show_progress) as bar:
-        for record in scanner.scan(paths):
-            if record.ok:
-                scored.append((record.path, record.sha256, record.fake_probability))
-            else:
-                failed.append(record)
-            bar.update(1)
-    return scored, failed
+        return score_references(scanner, paths, report=lambda done, total: bar.update(done - bar.n))
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

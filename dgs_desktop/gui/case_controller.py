@@ -12,24 +12,22 @@ import os
 from PySide6.QtCore import QObject, Signal
 
 from ..record import ScanRecord
-from .results_model import ERROR, OK, QUEUED, ResultRow, ResultsModel, reliability_warning
+from .results_model import QUEUED, ResultRow, ResultsModel, reliability_warning
 
 
-def row_from_case_file(stored) -> ResultRow:
-    """A table row from a `case.CaseFile`, with its stored result when it had one."""
+def row_from_case_file(stored: ScanRecord) -> ResultRow:
+    """A table row from a case's stored record, with its result when it had one."""
     row = ResultRow(path=stored.path, name=os.path.basename(stored.path), folder=os.path.dirname(stored.path),
                     analyst_note=stored.analyst_note, tags=tuple(stored.tags))
-    if stored.status in (OK, ERROR):
-        row.result = ScanRecord(path=stored.path, status=stored.status, sha256=stored.sha256,
-                                fake_probability=stored.fake_probability, error=stored.error, width=stored.width,
-                                height=stored.height, format=stored.format, notes=list(stored.notes),
-                                provenance=stored.provenance)
-        row.state = stored.status
+    if stored.scanned:
+        boxes, low, entropies = stored.evidence()
+        row.result = stored
+        row.state = stored.status.value
         row.checkpoint_sha256, row.device = stored.checkpoint_sha256, stored.device
-        row.boxes = tuple(stored.boxes) or None
-        row.low_entropy = tuple(stored.low_entropy) or None
-        row.entropies = tuple(stored.entropies) or None
-        row.warning = reliability_warning(stored.notes, None, stored.width, stored.height) if stored.status == OK else ""
+        row.boxes = tuple(boxes) or None
+        row.low_entropy = tuple(low) or None
+        row.entropies = tuple(entropies) or None
+        row.warning = reliability_warning(stored) if stored.ok else ""
     else:
         row.state = QUEUED
     return row

@@ -335,9 +335,14 @@ class MainWindow(QMainWindow):
         return idle
 
     # ------------------------------------------------------------------------ threshold
-    def set_threshold(self, threshold: float) -> None:
-        threshold = round(float(threshold), 3)
-        if abs(self.threshold_spin.value() - threshold) > 1e-9:
+    def set_threshold(self, threshold: float, exact: bool = False) -> None:
+        """`exact`: a calibrated threshold keeps every digit (the spin box shows it rounded)."""
+        threshold = float(threshold) if exact else round(float(threshold), 3)
+        if exact:
+            self.threshold_spin.blockSignals(True)
+            self.threshold_spin.setValue(threshold)
+            self.threshold_spin.blockSignals(False)
+        elif abs(self.threshold_spin.value() - threshold) > 1e-9:
             self.threshold_spin.setValue(threshold)  # re-enters through valueChanged
             return
         self.threshold_slider.blockSignals(True)
@@ -374,6 +379,9 @@ class MainWindow(QMainWindow):
         self.model_warning.setVisible(bool(warning))
         if warning:
             self.model_label.setText(f"⚠ {self.model_label.text()}")
+        if self.model.calibration is not None and self.model.calibration.checkpoint_sha256 != session.checkpoint.sha256:
+            self.model.calibration = None  # a calibration belongs to the model it was made with
+            self._status("Calibration cleared: it was made with another model.")
         case_threshold = self.cases.model_changed(session)
         stored = self.settings.threshold_for(session.checkpoint.sha256)
         self.set_threshold(case_threshold if case_threshold is not None
@@ -399,6 +407,31 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Choose a checkpoint folder", self.settings.last_folder)
         if folder:
             self.load_model(folder)
+
+    def open_calibration(self) -> None:
+        from .calibration_dialog import CalibrationDialog
+
+        if getattr(self, "_calibration_dialog", None) is None:
+            self._calibration_dialog = CalibrationDialog(self)
+            self._calibration_dialog.calibration_chosen.connect(self.set_calibration)
+        self._calibration_dialog.refresh()
+        self._calibration_dialog.show()
+        self._calibration_dialog.raise_()
+
+    def set_calibration(self, calibration) -> None:
+        """Uses `calibration`'s threshold and reference scores (None: back to the model's threshold)."""
+        self.model.calibration = calibration
+        session = self.controller.session
+        if calibration is not None:
+            self.set_threshold(calibration.threshold, exact=True)
+            warning = calibration.warning()
+            self._status(f"Calibration loaded: {calibration.summary()}" + (f" ⚠ {warning}" if warning else ""))
+        elif session is not None:
+            self.set_threshold(session.checkpoint.threshold)
+            self._status("Calibration cleared: the model's threshold applies.")
+        self.model.layoutChanged.emit()
+        if getattr(self, "_calibration_dialog", None) is not None:
+            self._calibration_dialog.refresh()
 
     def open_model_manager(self, focus: str = "") -> None:
         from .model_manager import ModelManagerDialog
@@ -628,7 +661,7 @@ class MainWindow(QMainWindow):
         session = self.controller.session
         return RunInfo(checkpoint=session.checkpoint.source, checkpoint_sha256=session.checkpoint.sha256,
                        device=session.device_label, threshold=self.threshold,
-                       precision=session.scanner.precision)
+                       precision=session.scanner.precision, calibration=self.model.calibration)
 
     def choose_export(self) -> None:
         if self.controller.session is None or not self.model.scanned_results():
@@ -718,9 +751,11 @@ class MainWindow(QMainWindow):
                                                                                   if warned else "")
             self.summary.setText(
                 f"{counts['total']} file(s): <b style='color:#c62828'>{counts['fake']} fake</b>, "
-                f"<b style='color:#2e7d32'>{counts['real']} real</b>, {counts['failed']} failed, "
+                f"<b style='color:#2e7d32'>{counts['real']} real</b>, "
+                f"<b style='color:#6a1b9a'>{counts['inconclusive']} inconclusive</b>, {counts['failed']} failed, "
                 f"{counts['pending']} not scored · threshold {self.threshold:.3f}{extra}")
-            self.counts_label.setText(f"{counts['fake']} fake · {counts['real']} real · {counts['failed']} failed"
+            self.counts_label.setText(f"{counts['fake']} fake · {counts['real']} real · "
+                                      f"{counts['inconclusive']} inconclusive · {counts['failed']} failed"
                                       + (f" · {counts['pending']} waiting" if counts["pending"] else ""))
         self.histogram.set_values(self.model.probabilities())
         self.export_action.setEnabled(bool(self.model.scanned_results()))

@@ -14,26 +14,29 @@ from dataclasses import dataclass
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 
-from ..verdict import DEFAULT_THRESHOLD, FAKE, REAL, RULE_TEXT, is_fake, verdict
+from ..verdict import DEFAULT_THRESHOLD, FAKE, INCONCLUSIVE, REAL, RULE_TEXT, Assessment, assess, is_fake
 
 QUEUED, SCANNING, OK, ERROR, NOT_SCANNED = "queued", "scanning", "ok", "error", "not scanned"
-COLUMNS = ("", "Name", "Folder", "P(fake)", "Verdict", "Status", "Provenance")
-THUMB_COL, NAME_COL, FOLDER_COL, PROB_COL, VERDICT_COL, STATUS_COL, PROVENANCE_COL = range(len(COLUMNS))
+COLUMNS = ("", "Name", "Folder", "P(fake)", "Verdict", "Status", "Provenance", "Real ≥")
+THUMB_COL, NAME_COL, FOLDER_COL, PROB_COL, VERDICT_COL, STATUS_COL, PROVENANCE_COL, REFERENCE_COL = range(len(COLUMNS))
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ROW_ROLE = Qt.ItemDataRole.UserRole + 2
 
 FAKE_COLOR = QColor("#c62828")
 REAL_COLOR = QColor("#2e7d32")
+INCONCLUSIVE_COLOR = QColor("#6a1b9a")
 ERROR_COLOR = QColor("#b71c1c")
 MUTED_COLOR = QColor("#757575")
 WARNING_COLOR = QColor("#e65100")
 WARNING_SIGN = "\u26a0"
+VERDICT_COLORS = {FAKE: FAKE_COLOR, REAL: REAL_COLOR, INCONCLUSIVE: INCONCLUSIVE_COLOR}
 
 HEADER_TIPS = {
     NAME_COL: "File name",
     FOLDER_COL: "Folder that holds the file",
     PROB_COL: "Probability that the image is AI-generated, from the active model",
-    VERDICT_COL: f"{RULE_TEXT}, real otherwise",
+    VERDICT_COL: f"{RULE_TEXT}, real otherwise; inconclusive where DGS-Net is known to be unreliable (hover for why)",
+    REFERENCE_COL: "With a calibration loaded: the share of your real reference photos that score at least this high",
     STATUS_COL: "ok, the reason a file failed, or whether it still waits for the scan",
     PROVENANCE_COL: "Metadata, C2PA and generator signals, beside the score (they never change it)",
 }
@@ -64,16 +67,37 @@ class ResultRow:
     def note_or_tags(self) -> bool:
         return bool(self.analyst_note or self.tags)
 
-    def verdict(self, threshold: float) -> str:
-        return verdict(self.probability, threshold)
+    def assessment(self, threshold: float) -> Assessment:
+        """The row's verdict and inconclusive reasons, by the one rule (verdict.assess)."""
+        if self.result is None or self.state != OK:
+            return Assessment("")
+        return assess(self.result, threshold)
 
-    def verdict_explained(self, threshold: float) -> str:
-        """The verdict with the numbers and the one rule that produced it."""
-        decided = self.verdict(threshold)
-        if not decided:
+    def verdict(self, threshold: float) -> str:
+        return self.assessment(threshold).verdict
+
+    def verdict_explained(self, threshold: float, calibration=None) -> str:
+        """The verdict with the numbers, the one rule that produced it, and any reasons."""
+        assessment = self.assessment(threshold)
+        if not assessment.verdict:
             return self.status_text
         relation = ">" if is_fake(self.probability, threshold) else "\u2264"
-        return f"P(fake) {self.probability:.4f} {relation} threshold {threshold:.3f}: {decided} ({RULE_TEXT})"
+        text = f"P(fake) {self.probability:.4f} {relation} threshold {threshold:.4g} ({RULE_TEXT})"
+        if assessment.reasons:
+            text += "\ninconclusive: " + "\n  ".join(assessment.reasons)
+        else:
+            text += f": {assessment.verdict}"
+        reference = self.reference_text(calibration)
+        if reference:
+            text += f"\n{reference} of your {calibration.n} real reference photos score at least this high"
+        return text
+
+    def reference_text(self, calibration) -> str:
+        """'3.3 %': the calibration's reference rate for this score, or "" without one."""
+        if calibration is None or self.state != OK:
+            return ""
+        rate = calibration.reference_fpr(self.probability)
+        return "" if rate is None else f"{rate:.1%}"
 
     @property
     def provenance(self) -> str:
@@ -91,26 +115,23 @@ class ResultRow:
         return " \u00b7 ".join(parts)
 
 
-def reliability_warning(notes, selection=None, width: int | None = None, height: int | None = None) -> str:
+def reliability_warning(record) -> str:
     """Why a score deserves less trust: fewer than 49 distinct patches, or padding (short side).
 
-    Read from the selection's fields when it is at hand, from the result's notes (the words
-    the CSV carries), and from the image size (a side under 32 px is padded; fewer than 49
-    whole 32x32 patches means repeated or empty cells), so every row says the same thing.
+    Read from the record's structured fields (`distinct_patches`, `padded`); a record stored
+    before they existed falls back to its image size (a side under 32 px is padded; fewer than
+    49 whole 32x32 patches means repeated or empty cells), never to the wording of its notes.
     """
     from ..detector.patches import CELLS, PATCH_SIZE
 
-    text = " ".join(notes or ()).lower()
-    distinct = getattr(selection, "distinct_patches", None)
+    width, height = record.width, record.height
+    distinct = record.distinct_patches
     if distinct is None and width and height:
         distinct = max(1, width // PATCH_SIZE) * max(1, height // PATCH_SIZE)
-    padded = bool(getattr(selection, "padded", False)) or "padded" in text or (
-        bool(width and height) and min(width, height) < PATCH_SIZE)
+    padded = bool(record.padded) or (bool(width and height) and min(width, height) < PATCH_SIZE)
     reasons = []
     if distinct is not None and distinct < CELLS:
         reasons.append(f"only {distinct} distinct patch{'' if distinct == 1 else 'es'} (of {CELLS})")
-    elif "distinct patches" in text:
-        reasons.append(f"fewer than {CELLS} distinct patches")
     if padded:
         reasons.append(f"padded (a side under {PATCH_SIZE} px)")
     return "; ".join(reasons) + ": less reliable" if reasons else ""
@@ -164,6 +185,7 @@ class ResultsModel(QAbstractTableModel):
         self._found: dict[str, object] = {}  # path -> what discovery found (scan.discover.FoundPath)
         self._first_with_sha: dict[str, int] = {}
         self.threshold = DEFAULT_THRESHOLD
+        self.calibration = None  # dgs_desktop.calibration.Calibration while one is loaded
         self.selections = SelectionCache()
         self.thumbnails = thumbnails
         if thumbnails is not None:
@@ -209,7 +231,10 @@ class ResultsModel(QAbstractTableModel):
                 return row.path + (f"\nsame content (sha256) as {row.duplicate_of}" if row.duplicate_of else "")
             if column in (PROB_COL, VERDICT_COL):
                 caveat = f"\n{WARNING_SIGN} {row.warning}" if row.warning and row.state == OK else ""
-                return row.verdict_explained(self.threshold) + caveat
+                return row.verdict_explained(self.threshold, self.calibration) + caveat
+            if column == REFERENCE_COL:
+                return row.verdict_explained(self.threshold, self.calibration) if self.calibration else \
+                    "Load a calibration (Model \u2192 Calibration\u2026) to compare with your own real photos"
             return row.status_text
         if role == Qt.ItemDataRole.TextAlignmentRole and column == PROB_COL:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -224,6 +249,8 @@ class ResultsModel(QAbstractTableModel):
             return "" if row.probability is None else f"{row.probability:.4f}"
         if column == VERDICT_COL:
             return row.verdict(self.threshold)
+        if column == REFERENCE_COL:
+            return row.reference_text(self.calibration)
         if column == STATUS_COL:
             return row.status_text
         if column == PROVENANCE_COL:
@@ -239,14 +266,16 @@ class ResultsModel(QAbstractTableModel):
             return row.folder.lower()
         if column == VERDICT_COL:
             return row.verdict(self.threshold) or "~"  # unscored rows last
+        if column == REFERENCE_COL:
+            rate = None if self.calibration is None or row.state != OK else self.calibration.reference_fpr(row.probability)
+            return 2.0 if rate is None else rate
         if column == PROVENANCE_COL:
             return row.provenance
         return row.status_text
 
     def _foreground(self, row: ResultRow, column: int):
         if column == VERDICT_COL:
-            verdict = row.verdict(self.threshold)
-            return FAKE_COLOR if verdict == FAKE else REAL_COLOR if verdict == REAL else None
+            return VERDICT_COLORS.get(row.verdict(self.threshold))
         if column == STATUS_COL:
             if row.state == OK:
                 return WARNING_COLOR if row.warning else None
@@ -288,7 +317,7 @@ class ResultsModel(QAbstractTableModel):
             row.result = result
             row.state = OK if result.ok else ERROR
             row.checkpoint_sha256, row.device = checkpoint_sha256, device
-            row.warning = reliability_warning(result.notes, selection, result.width, result.height) if result.ok else ""
+            row.warning = reliability_warning(result) if result.ok else ""
             if selection is not None:
                 row.boxes, row.low_entropy = selection.boxes, selection.low_entropy
                 row.entropies = tuple(float(e) for e in selection.entropies)
@@ -371,7 +400,7 @@ class ResultsModel(QAbstractTableModel):
         return [row.result for row in self.rows if row.result is not None]
 
     def counts(self) -> dict[str, int]:
-        counts = {"fake": 0, "real": 0, "failed": 0, "pending": 0, "total": len(self.rows)}
+        counts = {FAKE: 0, REAL: 0, INCONCLUSIVE: 0, "failed": 0, "pending": 0, "total": len(self.rows)}
         for row in self.rows:
             if row.state == ERROR:
                 counts["failed"] += 1
@@ -391,7 +420,7 @@ class ResultsModel(QAbstractTableModel):
             self.dataChanged.emit(cell, cell, [Qt.ItemDataRole.DecorationRole])
 
 
-VERDICT_FILTERS = ("All", "Fake", "Real", "Failed", "Not scored yet")
+VERDICT_FILTERS = ("All", "Fake", "Real", "Inconclusive", "Failed", "Not scored yet")
 
 
 class ResultsFilter(QSortFilterProxyModel):

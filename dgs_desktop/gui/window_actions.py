@@ -34,6 +34,8 @@ ACTIONS = (
      "Load, import or download a model; choose the device", "SP_ComputerIcon"),
     ("load_folder_action", "Load checkpoint folder…", "choose_checkpoint_folder", None,
      "Load a folder with dgs_checkpoint.json", None),
+    ("calibration_action", "Calibration…", "open_calibration", None,
+     "Calibrate the threshold on your own real photos, or load a calibration file", None),
     ("stability_action", "Check stability", "check_stability", "Ctrl+T",
      "Score the selected image's patches in 8 other mosaic orders and show the spread of P(fake)", None),
     ("zoom_in_action", "Zoom in", "detail.image_view.zoom_in", SK.ZoomIn, "Zoom into the image", None),
@@ -56,7 +58,7 @@ MENUS = (
                "quit_action")),
     ("&View", ("zoom_in_action", "zoom_out_action", "fit_action", "actual_size_action", None, "focus_table_action",
                "focus_filter_action", "focus_threshold_action")),
-    ("&Model", ("model_action", "load_folder_action", "recent", None, "stability_action")),
+    ("&Model", ("model_action", "load_folder_action", "recent", None, "calibration_action", "stability_action")),
     ("&Help", ("shortcuts_action", "about_action")),
 )
 

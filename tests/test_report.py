@@ -25,7 +25,7 @@ from dgs_desktop.report import images
 from dgs_desktop.report.builder import GENERATOR_MARK
 from dgs_desktop.report.output import is_our_report
 from dgs_desktop.scan.decode import decode_image
-from dgs_desktop.verdict import verdict
+from dgs_desktop.verdict import assess, verdict
 
 HOSTILE_NAME = '<img src=x onerror="alert(1)">.png'
 
@@ -76,11 +76,14 @@ def test_text_from_files_is_escaped(scanned):
 
 def test_summary_counts_and_histogram(scanned):
     _, rows, html = scanned
-    labels = [verdict(float(r["fake_probability"]), float(r["threshold"])) if r["status"] == "ok" else ""
-              for r in rows]
+    labels = [r["verdict"] for r in rows]  # the scan's three-way verdicts, recomputed by the report
+    for r in rows:
+        if r["status"] == "ok" and not r["inconclusive_reasons"]:
+            assert r["verdict"] == verdict(float(r["fake_probability"]), float(r["threshold"]))
     assert f'<td class="k">Images</td><td>{len(rows)}</td>' in html
     assert f'<td class="k">Fake</td><td>{labels.count("fake")}</td>' in html
     assert f'<td class="k">Real</td><td>{labels.count("real")}</td>' in html
+    assert f'<td class="k">Inconclusive</td><td>{labels.count("inconclusive")}</td>' in html
     assert f'<td class="k">Not scored (errors)</td><td>{labels.count("")}</td>' in html
     [chart] = data_images(html, "histogram of P(fake)")
     assert chart.size == (1120, 420)
@@ -96,7 +99,8 @@ def test_every_row_has_its_section(scanned):
         if row["status"] == "ok":
             p = float(row["fake_probability"])
             assert f"<td>{p:.4f}</td>" in section
-            label = verdict(p, float(row["threshold"]))
+            label = row["verdict"]  # three-way; the two-way rule where no reason applies
+            assert label == (verdict(p, float(row["threshold"])) if not row["inconclusive_reasons"] else "inconclusive")
             assert f'<span class="{label}">{label}</span>' in section
             assert 'alt="thumbnail"' in section and 'alt="patch overlay"' in section and 'alt="mosaic"' in section
             assert f"{row['width']}×{row['height']} px" in section
@@ -236,8 +240,8 @@ def test_case_file_input(tiny_checkpoint, tmp_path, capsys):
     assert len(sections) == 3
     assert "Posted &lt;b&gt;2024-05-01&lt;/b&gt; on the forum<br>Tags: exhibit-7" in sections[0]
     assert f"<td>{results[1].fake_probability:.4f}</td>" in sections[1]
-    label = verdict(results[1].fake_probability, 0.4)
-    assert f'<span class="{label}">{label}</span>' in sections[1]
+    label = assess(results[1], 0.4).verdict
+    assert label and f'<span class="{label}">{label}</span>' in sections[1]
     assert "no verdict" in sections[2] and "not scanned in this case" in sections[2]
 
 

@@ -293,3 +293,15 @@ def read_checkpoint(directory: str | Path, source: str | None = None) -> Checkpo
                                   f"does not match the manifest's {str(expected)[:16]}…")
     return Checkpoint(directory=directory, manifest=manifest, source=source or str(directory),
                       sha256=hashlib.sha256(raw).hexdigest())
+
+
+def model_warning(manifest: dict) -> str:
+    """Why a model's verdicts mean nothing (a test architecture, random weights), or "".
+    The window's banner, `dgs-desktop scan` on stderr and the report's first page say it."""
+    base = manifest.get("base_weights") or {}
+    if manifest.get("architecture") == TEST_TINY:
+        return (f"This model uses the '{TEST_TINY}' test architecture: it is for tests and demos, and its "
+                f"verdicts say nothing about the images.")
+    if not base.get("bundled") and base.get("id") in (None, "", "random-init"):
+        return "This model's backbone has random (untrained) weights: its verdicts say nothing about the images."
+    return ""

@@ -17,17 +17,10 @@ LOADING_LIBRARIES, NO_MODEL, LOADING_MODEL, READY, FAILED = (
 
 
 def model_warning(checkpoint) -> str:
-    """Why this model's verdicts mean nothing (a test architecture, random weights), or ""."""
-    from ..detector.backbone import TEST_TINY
+    """Why this model's verdicts mean nothing (the rule lives with the manifest), or ""."""
+    from ..detector.manifest import model_warning as manifest_warning
 
-    manifest = checkpoint.manifest
-    base = manifest.get("base_weights") or {}
-    if checkpoint.architecture == TEST_TINY:
-        return (f"This model uses the '{TEST_TINY}' test architecture: it is for tests and demos, and its "
-                f"verdicts say nothing about the images.")
-    if not base.get("bundled") and base.get("id") in (None, "", "random-init"):
-        return "This model's backbone has random (untrained) weights: its verdicts say nothing about the images."
-    return ""
+    return manifest_warning(checkpoint.manifest)
 
 
 @dataclass

@@ -25,8 +25,10 @@ from pathlib import Path
 from PIL import Image
 
 from .. import __version__
+from ..detector.manifest import model_warning
+from ..record import format_threshold
 from ..scan.csvio import FORMULA_STARTS
-from ..verdict import FAKE, RULE_TEXT, verdict
+from ..verdict import FAKE, INCONCLUSIVE, REAL, RULE_TEXT
 from . import images
 from .inputs import ModelInfo, ReportItem, ReportSource
 
@@ -44,6 +46,9 @@ table.kv td { padding: 2px 8px 2px 0; vertical-align: top; }
 table.kv td.k { color: #555; white-space: nowrap; }
 td.mono, span.mono { font-family: monospace; word-break: break-all; }
 .muted { color: #666; } .fake { color: #b91c1c; font-weight: bold; } .real { color: #15803d; font-weight: bold; }
+.inconclusive { color: #6a1b9a; font-weight: bold; }
+table.overview { border-collapse: collapse; } table.overview td, table.overview th { border-bottom: 1px solid #ddd;
+  padding: 2px 6px; text-align: left; vertical-align: top; font-size: 9pt; }
 .error { color: #92400e; font-weight: bold; }
 .item { border-top: 1px solid #ccc; margin-top: 14px; page-break-before: always; }
 .pics td { padding: 4px 8px 0 0; vertical-align: top; font-size: 8pt; color: #555; }
@@ -70,10 +75,22 @@ def _kv_rows(rows: list[tuple[str, str]], raw_values: bool = False) -> str:
 
 
 def _verdict_html(item: ReportItem) -> str:
-    if item.status != "ok" or item.fake_probability is None:
-        return '<span class="error">no verdict (error)</span>'
-    label = verdict(item.fake_probability, item.threshold)
-    return f'<span class="{"fake" if label == FAKE else "real"}">{text(label)}</span>'
+    label = item.assessment.verdict
+    if not label:
+        return '<span class="error">no verdict (error)</span>' if item.record.status == "error" else \
+            f'<span class="muted">{text(item.record.status)}</span>'
+    return f'<span class="{label}">{text(label)}</span>'
+
+
+def _reasons_html(item: ReportItem) -> str:
+    return "<br>".join(text(reason) for reason in item.assessment.reasons) or "—"
+
+
+def _reference_text(item: ReportItem) -> str:
+    if item.reference_fpr is None:
+        return "—"
+    of = f" of {item.reference_n}" if item.reference_n else ""
+    return f"{item.reference_fpr:.1%}{of} real reference photos score at least this high"
 
 
 def _format_probability(value: float | None) -> str:
@@ -149,18 +166,21 @@ class ImageSection:
         self.index, self.item, self.total = index, item, total
 
     def render(self) -> str:
-        item = self.item
+        item, record = self.item, self.item.record
         pictures, details, warnings = self._recompute()
-        size = f"{item.width}×{item.height}" if item.width and item.height else "—"
-        rows = [("P(fake)", text(_format_probability(item.fake_probability))),
+        size = f"{record.width}×{record.height}" if record.width and record.height else "—"
+        rows = [("P(fake)", text(_format_probability(record.fake_probability))),
                 ("Verdict", _verdict_html(item)),
-                ("Threshold", text(f"{item.threshold:g} ({RULE_TEXT})")),
-                ("Status", text(item.status) + (f' — <span class="error">{text(item.error)}</span>'
-                                                if item.error else "")),
-                ("sha256 (scan)", f'<span class="mono">{text(item.sha256 or "—")}</span>'),
-                ("Size", text(f"{size} px, {item.format or '?'}" + details.pop("bytes", ""))),
-                ("Notes", text(item.notes or "—")),
-                ("Provenance (scan)", text(item.provenance or "—"))]
+                ("Inconclusive because", _reasons_html(item)),
+                ("Threshold", text(f"{format_threshold(item.threshold)} ({RULE_TEXT})")),
+                ("Your real photos", text(_reference_text(item))),
+                ("Status", text(record.status) + (f' — <span class="error">{text(record.error)}</span>'
+                                                  if record.error else "")),
+                ("sha256 (scan)", f'<span class="mono">{text(record.sha256 or "—")}</span>'),
+                ("Size", text(f"{size} px, {record.format or '?'}" + details.pop("bytes", ""))),
+                ("Notes", text("; ".join(record.notes) or "—")),
+                ("Same content as", text(record.same_content_as or "—")),
+                ("Provenance (scan)", text(record.provenance or "—"))]
         if item.note:
             rows.append(("Analyst's note", text(item.note).replace("\n", "<br>")))
         warning_html = "".join(f'<p class="warn">{text(w)}</p>' for w in warnings)
@@ -176,9 +196,9 @@ class ImageSection:
         from ..provenance.summary import analyze
         from ..scan.decode import DecodeError, decode_bytes, read_file
 
-        item, warnings, details = self.item, [], {}
+        item, warnings, details = self.item.record, [], {}
         try:
-            data = read_file(file_path(item.path))
+            data = read_file(self.item.file if self.item.file is not None else file_path(item.path))
         except DecodeError as exc:
             return "", details, [f"The file cannot be read now ({exc}); pictures and metadata are missing."]
         details["bytes"] = f", {len(data):,} bytes"
@@ -258,14 +278,39 @@ def provenance_html(report) -> tuple[str, str]:
 
 
 def summary_counts(items: list[ReportItem]) -> dict[str, int]:
-    counts = {"images": len(items), "fake": 0, "real": 0, "errors": 0}
+    counts = {"images": len(items), FAKE: 0, REAL: 0, INCONCLUSIVE: 0, "errors": 0}
     for item in items:
-        label = verdict(item.fake_probability, item.threshold) if item.status == "ok" else ""
-        if label:
-            counts[label] += 1
-        else:
-            counts["errors"] += 1
+        label = item.assessment.verdict
+        counts[label or "errors"] += 1
     return counts
+
+
+def overview_html(items: list[ReportItem]) -> str:
+    """Page 1's table: each file with its P(fake), verdict and reasons."""
+    rows = "".join(
+        f"<tr><td>{index}</td><td class='mono'>{text(os.path.basename(item.path) or item.path)}</td>"
+        f"<td>{text(_format_probability(item.record.fake_probability))}</td><td>{_verdict_html(item)}</td>"
+        f"<td>{_reasons_html(item) if item.assessment.reasons else ''}</td></tr>"
+        for index, item in enumerate(items, 1))
+    return ("<table class='overview'><tr><th>#</th><th>File</th><th>P(fake)</th><th>Verdict</th>"
+            f"<th>Inconclusive because</th></tr>{rows}</table>")
+
+
+def warnings_html(source: ReportSource, model: ModelInfo) -> str:
+    """What a reader must see before any verdict: a model whose verdicts mean nothing, a
+    calibration on few photos, mixed thresholds."""
+    warnings = []
+    if model.manifest is not None and model_warning(model.manifest):
+        warnings.append(model_warning(model.manifest))
+    run = source.run
+    small = [n for n in run.reference_ns if n < 100]
+    if small:
+        warnings.append(f"The calibration rests on only {small[0]} real reference photos: its false-positive rate "
+                        "is known only roughly (see the calibration file's bound).")
+    if len(run.thresholds) > 1:
+        warnings.append("The rows were judged with different thresholds: "
+                        + ", ".join(format_threshold(t) for t in run.thresholds))
+    return "".join(f'<p class="warn">⚠ {text(w)}</p>' for w in warnings)
 
 
 def build_html(source: ReportSource, model: ModelInfo, generated_at: dt.datetime | None = None,
@@ -276,7 +321,7 @@ def build_html(source: ReportSource, model: ModelInfo, generated_at: dt.datetime
     counts = summary_counts(source.items)
     run = source.run
     thresholds = run.thresholds or [0.5]
-    scored = [i.fake_probability for i in source.items if i.status == "ok" and i.fake_probability is not None]
+    scored = [i.record.fake_probability for i in source.items if i.record.ok and i.record.fake_probability is not None]
     chart = images.encode(images.histogram(scored, thresholds[0]), "PNG")
     scanned = dt.datetime.fromtimestamp(source.modified, dt.timezone.utc)
     run_rows = [("Report made", f"{generated_at:%Y-%m-%d %H:%M:%S %Z} by dgs-desktop {__version__}"),
@@ -284,11 +329,14 @@ def build_html(source: ReportSource, model: ModelInfo, generated_at: dt.datetime
                 ("Scan time", f"{scanned:%Y-%m-%d %H:%M:%S %Z} ({source.time_meaning})"),
                 ("Scanned with", ", ".join(f"dgs-desktop {v}" for v in run.versions) or "—"),
                 ("Device", "; ".join(run.devices) or "—"), ("Precision", "; ".join(run.precisions) or "—"),
-                ("Threshold", ", ".join(f"{t:g}" for t in thresholds) + f" ({RULE_TEXT})")]
+                ("Threshold", ", ".join(format_threshold(t) for t in thresholds) + f" ({RULE_TEXT})"),
+                ("Calibration", ("sha256 " + ", ".join(run.calibrations) + " on "
+                                 + ", ".join(str(n) for n in run.reference_ns) + " real reference photos")
+                 if run.calibrations else "none (the model's or the analyst's threshold)")]
     if source.case_name:
         run_rows.insert(1, ("Case", source.case_name))
-    count_rows = [("Images", str(counts["images"])), ("Fake", str(counts["fake"])), ("Real", str(counts["real"])),
-                  ("Not scored (errors)", str(counts["errors"]))]
+    count_rows = [("Images", str(counts["images"])), ("Fake", str(counts[FAKE])), ("Real", str(counts[REAL])),
+                  ("Inconclusive", str(counts[INCONCLUSIVE])), ("Not scored (errors)", str(counts["errors"]))]
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f'<meta name="generator" content="{GENERATOR_MARK} {text(__version__)}">',
@@ -296,9 +344,12 @@ def build_html(source: ReportSource, model: ModelInfo, generated_at: dt.datetime
         f"<title>DGS Desktop report — {text(source.path.name)}</title><style>{STYLE}</style></head><body>",
         "<h1>DGS Desktop report</h1>",
         '<p class="muted">P(fake) is the DGS-Net detector\'s probability that an image is AI-generated. '
-        "Provenance signals are shown beside it and never change it.</p>",
+        "Provenance signals are shown beside it and never change it. A verdict is <i>inconclusive</i> where "
+        "DGS-Net is known to be unreliable for the image (the reasons are named).</p>",
+        warnings_html(source, model),
         f'<h2>Summary</h2><table><tr><td width="190" style="vertical-align: top; white-space: nowrap"><table class="kv">{_kv_rows(count_rows)}'
         f'</table></td><td><img src="{chart}" alt="histogram of P(fake)" width="420" height="158"></td></tr></table>',
+        f"<h2>Overview</h2>{overview_html(source.items)}",
         f'<h2>Run</h2><table class="kv">{_kv_rows(run_rows)}</table>',
         f'<h2>Model</h2><table class="kv">{_kv_rows(model_rows(model))}</table>',
     ]

@@ -6,33 +6,39 @@ text from outside: the HTML builder escapes it.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..case import read_case as read_case_file
 from ..detector.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, sha256_file
 from ..errors import InputError
-from ..verdict import DEFAULT_THRESHOLD, is_valid_probability
-
-CSV_REQUIRED = ("path", "sha256", "status", "fake_probability", "verdict", "threshold", "error")
+from ..record import ScanRecord, Status, record_from_csv
+from ..verdict import DEFAULT_THRESHOLD, Assessment, assess, is_valid_probability
 
 
 @dataclass
 class ReportItem:
-    path: str
-    sha256: str = ""
-    status: str = ""
-    fake_probability: float | None = None
+    """One file of the report: its record, the threshold its verdict used, and what a
+    calibration said of its score."""
+
+    record: ScanRecord
     threshold: float = DEFAULT_THRESHOLD
-    error: str = ""
-    width: str = ""
-    height: str = ""
-    format: str = ""
-    notes: str = ""
-    provenance: str = ""
-    note: str = ""  # the analyst's note (case files)
+    file: Path | None = None  # the file itself (a name that is not UTF-8 keeps its exact bytes)
+    reference_fpr: float | None = None  # share of the calibration's real photos scoring at least as high
+    reference_n: int | None = None
+    note: str = ""  # the analyst's note and tags
+
+    @property
+    def path(self) -> str:
+        return self.record.path
+
+    @property
+    def assessment(self) -> Assessment:
+        return assess(self.record, self.threshold)
 
 
 @dataclass
@@ -45,12 +51,14 @@ class RunDetails:
     precisions: list[str] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
     thresholds: list[float] = field(default_factory=list)
+    calibrations: list[str] = field(default_factory=list)  # calibration sha256s
+    reference_ns: list[int] = field(default_factory=list)
 
 
 @dataclass
 class ReportSource:
     path: Path
-    kind: str  # "scan CSV" or "case file"
+    kind: str  # "scan CSV", "case file" or "window session"
     sha256: str
     modified: float  # st_mtime of the source
     items: list[ReportItem]
@@ -74,44 +82,72 @@ def parse_probability(text: str) -> float | None:
     return value if is_valid_probability(value) else None
 
 
-def _threshold(text: str) -> float:
-    value = parse_probability(text)
-    return DEFAULT_THRESHOLD if value is None else value
+def _count(text: str) -> int | None:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _note(note: str, tags) -> str:
+    tags = [t for t in tags if t]
+    return "\n".join(part for part in (note, "Tags: " + ", ".join(tags) if tags else "") if part)
 
 
 def read_scan_csv(path: Path) -> ReportSource:
-    try:
-        handle = open(path, newline="", encoding="utf-8", errors="surrogateescape")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    """The rows of a scan CSV, read by the one reader `--resume` uses (BOM, CRLF, added
+    columns; bounded; a row that cannot be understood is refused with its line number)."""
+    from ..scan.csvio import read_results_csv
+
+    existing = read_results_csv(path)  # CsvError is an InputError: one line for the user
     items: list[ReportItem] = []
     run = RunDetails()
-    with handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        if any(column not in header for column in CSV_REQUIRED):
-            raise InputError(f"{path} is not a DGS Desktop scan CSV (its header lacks "
-                             f"{', '.join(c for c in CSV_REQUIRED if c not in header)})")
-        try:
-            for row in reader:
-                get = lambda key, row=row: (row.get(key) or "")  # noqa: E731
-                item = ReportItem(path=get("path"), sha256=get("sha256"), status=get("status"),
-                                  fake_probability=parse_probability(get("fake_probability")),
-                                  threshold=_threshold(get("threshold")), error=get("error"), width=get("width"),
-                                  height=get("height"), format=get("format"), notes=get("notes"),
-                                  provenance=get("provenance"))
-                items.append(item)
-                add_unique(run.checkpoints, get("checkpoint"))
-                add_unique(run.checkpoint_sha256s, get("checkpoint_sha256"))
-                add_unique(run.devices, get("device"))
-                add_unique(run.precisions, get("precision"))
-                add_unique(run.versions, get("dgs_desktop_version"))
-                add_unique(run.thresholds, item.threshold)
-        except csv.Error as exc:
-            raise InputError(f"{path} is not a readable CSV: {exc}") from None
+    for values, key in zip(existing.rows, existing.keys):
+        row = dict(zip(existing.header, values))
+        get = lambda name, row=row: row.get(name) or ""  # noqa: E731
+        record = record_from_csv(row)
+        if not record.ok:
+            record.fake_probability = None  # never a verdict from an error row
+        threshold = parse_probability(get("threshold"))
+        item = ReportItem(record=record, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                          file=Path(os.fsdecode(key)), reference_fpr=parse_probability(get("reference_fpr")),
+                          reference_n=_count(get("reference_n")), note=_note(record.analyst_note, record.tags))
+        items.append(item)
+        for values_list, value in ((run.checkpoints, get("checkpoint")), (run.checkpoint_sha256s, get("checkpoint_sha256")),
+                                   (run.devices, get("device")), (run.precisions, get("precision")),
+                                   (run.versions, get("dgs_desktop_version")), (run.thresholds, item.threshold),
+                                   (run.calibrations, get("calibration_sha256")), (run.reference_ns, item.reference_n)):
+            add_unique(values_list, value)
     info = path.stat()
     return ReportSource(path=path, kind="scan CSV", sha256=sha256_file(path), modified=info.st_mtime,
                         items=items, run=run)
+
+
+def read_case(path: Path) -> ReportSource:
+    """A case file (read-only): its threshold, model, and the analyst's notes and tags.
+    Rows never scanned are listed without a verdict."""
+    info, files = read_case_file(path)  # CaseError is an InputError: one line for the user
+    run = RunDetails(thresholds=[info.threshold], versions=[info.created_with] if info.created_with else [])
+    items = []
+    for record in files:
+        if not record.scanned:
+            record.status, record.error = Status.NOT_SCANNED, "not scanned in this case"
+        if not record.ok:
+            record.fake_probability = None
+        items.append(ReportItem(record=record, threshold=info.threshold, file=Path(record.path),
+                                note=_note(record.analyst_note, record.tags)))
+        if record.scanned:
+            add_unique(run.checkpoints, record.checkpoint)
+            add_unique(run.checkpoint_sha256s, record.checkpoint_sha256)
+            add_unique(run.devices, record.device)
+            add_unique(run.precisions, record.precision)
+    if not run.checkpoints:
+        add_unique(run.checkpoints, info.checkpoint)
+        add_unique(run.checkpoint_sha256s, info.checkpoint_sha256)
+        add_unique(run.devices, info.device)
+    return ReportSource(path=Path(path), kind="case file", sha256=sha256_file(Path(path)),
+                        modified=Path(path).stat().st_mtime, items=items, run=run, case_name=info.name,
+                        time_meaning=f"the case file's last change; case created {info.created}")
 
 
 def read_source(path: str | Path) -> ReportSource:
@@ -122,8 +158,6 @@ def read_source(path: str | Path) -> ReportSource:
     with open(path, "rb") as handle:
         head = handle.read(16)
     if head.startswith(b"SQLite format 3\x00"):
-        from .case_input import read_case
-
         return read_case(path)
     return read_scan_csv(path)
 
@@ -175,21 +209,22 @@ def find_model(run: RunDetails, checkpoint_dir: str | Path | None = None) -> Mod
 def source_from_results(results, run, name: str = "window results", notes: dict[str, str] | None = None,
                         case_name: str = "") -> ReportSource:
     """A report source from in-memory scan results (the window's export): `results` are
-    ScanRecord objects, `run` the RunInfo the CSV export would record, `notes` the analyst's
-    note per path."""
-    import time
-
+    ScanRecords, `run` the RunInfo the CSV export would record (its calibration included),
+    `notes` the analyst's note per path."""
     from .. import __version__
 
     notes = notes or {}
-    items = [ReportItem(path=r.path, sha256=r.sha256, status=r.status,
-                        fake_probability=r.fake_probability if r.status == "ok" else None,
-                        threshold=run.threshold, error=r.error,
-                        width="" if r.width is None else str(r.width), height="" if r.height is None else str(r.height),
-                        format=r.format, notes="; ".join(r.notes), provenance=r.provenance,
-                        note=notes.get(r.path, "")) for r in results]
+    calibration = run.calibration
+    items = []
+    for record in results:
+        reference = calibration.reference_fpr(record.fake_probability) if calibration is not None and record.ok \
+            else None
+        items.append(ReportItem(record=record, threshold=run.threshold, file=Path(record.path),
+                                reference_fpr=reference, reference_n=None if calibration is None else calibration.n,
+                                note=notes.get(record.path, "")))
     details = RunDetails(checkpoints=[run.checkpoint], checkpoint_sha256s=[run.checkpoint_sha256],
                          devices=[run.device], precisions=[run.precision], versions=[__version__],
-                         thresholds=[run.threshold])
+                         thresholds=[run.threshold], calibrations=[run.calibration_sha256] if calibration else [],
+                         reference_ns=[calibration.n] if calibration else [])
     return ReportSource(path=Path(name), kind="window session", sha256="", modified=time.time(), items=items,
                         run=details, case_name=case_name, time_meaning="when the report was exported")

@@ -77,8 +77,7 @@ def _kv_rows(rows: list[tuple[str, str]], raw_values: bool = False) -> str:
 def _verdict_html(item: ReportItem) -> str:
     label = item.assessment.verdict
     if not label:
-        return '<span class="error">no verdict (error)</span>' if item.record.status == "error" else \
-            f'<span class="muted">{text(item.record.status)}</span>'
+        return f'<span class="error">no verdict ({text(item.record.status)})</span>'
     return f'<span class="{label}">{text(label)}</span>'
 
 

@@ -124,6 +124,12 @@ def png_with_text(chunks: dict[str, str], seed: int = 1) -> bytes:
     return encoded(picture(seed=seed), "PNG", pnginfo=info)
 
 
+def png_with_xmp(packet: bytes | str, width: int = 64, height: int = 64) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", packet if isinstance(packet, str) else packet.decode())
+    return encoded(picture(width, height), "PNG", pnginfo=info)
+
+
 WEBUI_PARAMETERS = ("a lighthouse at dusk, oil painting\nNegative prompt: blurry\nSteps: 28, Sampler: DPM++ 2M Karras, "
                     "CFG scale: 7, Seed: 1234, Size: 512x512, Model: sd_xl_base_1.0")
 

@@ -1,6 +1,7 @@
 """The real app in a real X server (Xvfb): paths, a checkpoint and a case on the command line,
-the scan runs, the window saves a screenshot (DGS_DESKTOP_SCREENSHOT) and exits; the case file
-then holds every file with its score."""
+the scan runs, the window saves a screenshot (scripts/window_screenshot.py drives the window
+command) and exits; the case file then holds every file with its score, and the log file
+what the window did."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from gui_helpers import make_mixed_folder
@@ -17,6 +19,9 @@ pytestmark = [pytest.mark.xvfb, pytest.mark.slow, pytest.mark.skipif(shutil.whic
                                                    reason="xvfb-run is not installed (apt-get install xvfb xauth)")]
 
 
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "window_screenshot.py"
+
+
 @pytest.mark.parametrize("size", ["1600x1000", "1024x700"])
 def test_app_scans_command_line_paths_into_a_case_and_saves_screenshot(tmp_path, tiny_checkpoint, size):
     from dgs_desktop.case import read_case
@@ -24,10 +29,11 @@ def test_app_scans_command_line_paths_into_a_case_and_saves_screenshot(tmp_path,
     folder = make_mixed_folder(tmp_path / "photos")
     screenshot = tmp_path / "window.png"
     case = tmp_path / "inquiry.dgscase"
-    env = dict(os.environ, QT_QPA_PLATFORM="xcb", DGS_DESKTOP_SCREENSHOT=str(screenshot),
-               DGS_DESKTOP_SCREENSHOT_SIZE=size, DGS_DESKTOP_SETTINGS=str(tmp_path / "settings.ini"),
-               DGS_DESKTOP_SCREENSHOT_TIMEOUT="150")
-    command = ["xvfb-run", "-a", "-s", f"-screen 0 {size}x24", sys.executable, "-m", "dgs_desktop",
+    logs = tmp_path / "logs"
+    env = dict(os.environ, QT_QPA_PLATFORM="xcb", DGS_DESKTOP_SETTINGS=str(tmp_path / "settings.ini"),
+               DGS_DESKTOP_LOG_DIR=str(logs))
+    command = ["xvfb-run", "-a", "-s", f"-screen 0 {size}x24", sys.executable, str(SCRIPT),
+               "--out", str(screenshot), "--size", size, "--timeout", "150",
                str(folder), "--checkpoint", str(tiny_checkpoint.directory), "--device", "cpu", "--case", str(case)]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=200)
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -40,3 +46,5 @@ def test_app_scans_command_line_paths_into_a_case_and_saves_screenshot(tmp_path,
     assert info.checkpoint_sha256 == tiny_checkpoint.sha256
     assert len(files) == sum(1 for p in folder.rglob("*") if p.is_file())
     assert all(f.status in ("ok", "error") for f in files)
+    logged = (logs / "dgs-desktop.log").read_text(encoding="utf-8")
+    assert f"screenshot saved to {screenshot}" in logged

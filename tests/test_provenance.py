@@ -19,6 +19,7 @@ from provenance_samples import (
     encoded,
     picture,
     png_with_text,
+    png_with_xmp,
     sample_files,
     sign_c2pa,
     xmp_packet,
@@ -131,15 +132,26 @@ def test_embedded_exif_thumbnail_is_extracted():
     assert Image.open(io.BytesIO(meta.thumbnail)).size == (40, 30)
 
 
-def test_xmp_is_read_without_an_xml_parser():
+_XMP_BODY = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description xmp:CreatorTool="A &amp; B%s">'
+             b"<dc:creator><rdf:Seq><rdf:li>Alice</rdf:li><rdf:li>Bob &lt;b&gt;</rdf:li></rdf:Seq></dc:creator>"
+             b"<photoshop:City>Paris</photoshop:City></rdf:Description></rdf:RDF></x:xmpmeta>")
+
+
+def test_xmp_properties_are_read_by_an_xml_parser():
+    problems = []
+    properties = parse_xmp(_XMP_BODY % b"", problems)
+    assert properties == {"xmp:CreatorTool": "A & B", "dc:creator": "Alice; Bob <b>", "photoshop:City": "Paris"}
+    assert problems == []
+
+
+def test_xmp_with_entity_declarations_is_refused_unexpanded():
     hostile = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
-               b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description xmp:CreatorTool="A &amp; B &lol2;">'
-               b"<dc:creator><rdf:Seq><rdf:li>Alice</rdf:li><rdf:li>Bob &lt;b&gt;</rdf:li></rdf:Seq></dc:creator>"
-               b"<photoshop:City>Paris</photoshop:City></rdf:Description></rdf:RDF></x:xmpmeta>")
-    properties = parse_xmp(hostile)
-    assert properties["xmp:CreatorTool"] == "A & B &lol2;"  # entities are never expanded
-    assert properties["dc:creator"] == "Alice; Bob <b>"
-    assert properties["photoshop:City"] == "Paris"
+               + _XMP_BODY % b" &lol2;")
+    problems = []
+    assert parse_xmp(hostile, problems) == {}  # entities are never expanded: the packet is not read
+    assert problems == ["XMP not read: it declares a DOCTYPE (refused: entities are never expanded)"]
+    meta = read_metadata(png_with_xmp(hostile))
+    assert meta.xmp == {} and "XMP not read" in meta.problems[0]
 
 
 def test_digital_capture_is_not_declared_ai():

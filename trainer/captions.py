@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dgs_desktop.atomic import atomic_path
 from dgs_desktop.detector.backbone import TEST_TINY
+from dgs_desktop.envknobs import path_knob
 from dgs_desktop.errors import one_line
 
 from .errors import TrainError
@@ -34,9 +35,9 @@ _TINY_SEED = 20251128
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("DGS_DESKTOP_CACHE")
-    if env:
-        return Path(env)
+    override = path_knob("DGS_DESKTOP_CACHE")
+    if override is not None:
+        return override
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("dgs-desktop"))

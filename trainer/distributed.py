@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dgs_desktop.envknobs import required_int
+
 
 @dataclass
 class Dist:
@@ -72,18 +74,18 @@ class Dist:
 
 def init_distributed(device_spec: str) -> Dist:
     """Joins the torchrun group when WORLD_SIZE > 1; picks the backend from the device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = required_int("WORLD_SIZE", minimum=1, default=1)
     if world <= 1:
         return Dist()
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    rank = required_int("RANK")
+    local_rank = required_int("LOCAL_RANK", default=rank)
     spec = (device_spec or "auto").lower()
     use_cuda = torch.cuda.is_available() and spec != "cpu"
     backend = "nccl" if use_cuda else "gloo"
     if use_cuda:
         torch.cuda.set_device(local_rank)
     else:
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        local_world = required_int("LOCAL_WORLD_SIZE", minimum=1, default=world)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     # Long timeout: captioning and feature extraction of a big shard can take hours.
     torch.distributed.init_process_group(backend, timeout=datetime.timedelta(hours=6))

@@ -32,6 +32,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dgs_desktop.envknobs import int_knob
 from dgs_desktop.errors import one_line
 from dgs_desktop.scan.decode import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode_bytes, read_file
 
@@ -44,7 +45,7 @@ REAL_NAMES = frozenset({"real", "0_real", "nature", "authentic"})
 FAKE_NAMES = frozenset({"fake", "1_fake", "ai", "generated", "synthetic", "ai-generated", "ai_generated"})
 SUBSET_COLUMNS = ("generator",)
 CATEGORY_COLUMNS = ("category", "class")
-ROW_GROUP_CACHE_BYTES = int(os.environ.get("DGS_ROW_GROUP_CACHE_MB", "256")) << 20
+ROW_GROUP_CACHE_BYTES = int_knob("DGS_ROW_GROUP_CACHE_MB", 256, minimum=0) << 20
 
 
 # ----------------------------------------------------------------------------- samples

@@ -24,7 +24,8 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def run_window(args: argparse.Namespace) -> int:
+def run_window(args: argparse.Namespace, on_window=None) -> int:
+    """Opens the window; `on_window(window, app)` (see gui.app.run_app) attaches before it shows."""
     if not has_display():  # Qt would abort the process with a wall of plugin errors
         raise UsageError("no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); "
                          "use `dgs-desktop scan PATH --checkpoint CKPT --csv OUT` for headless work, "
@@ -36,7 +37,7 @@ def run_window(args: argparse.Namespace) -> int:
     case = getattr(args, "case", None)
     if case and os.path.exists(case) and not os.path.isfile(case):
         raise UsageError(f"--case {case}: not a file")
-    return run_app(paths=args.paths, checkpoint=args.checkpoint, device=args.device, case=case)
+    return run_app(paths=args.paths, checkpoint=args.checkpoint, device=args.device, case=case, on_window=on_window)
 
 
 WINDOW = Command("window", "open the window (the default: `dgs-desktop [PATH...]`)", add_window_arguments,

@@ -10,6 +10,8 @@ import os
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from ..envknobs import path_knob
+
 ORGANIZATION = "DGS Desktop"
 APPLICATION = "dgs-desktop"
 SETTINGS_ENV = "DGS_DESKTOP_SETTINGS"
@@ -18,9 +20,9 @@ MAX_RECENT_MODELS = 8
 
 class AppSettings:
     def __init__(self, path: str | None = None):
-        path = path or os.environ.get(SETTINGS_ENV)
+        path = path or path_knob(SETTINGS_ENV)
         if path:
-            self._qs = QSettings(path, QSettings.Format.IniFormat)
+            self._qs = QSettings(str(path), QSettings.Format.IniFormat)
         else:
             self._qs = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
 

@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..envknobs import int_knob
 from .discover import SUFFIX_FORMATS
 from .memory import decoded_bytes_estimate
 
 # Keeping freed blocks around instead of returning them to the OS after each image roughly
 # doubles decode throughput (measured: ~88 -> ~210 1 MP JPEGs/s on one core).
-Image.core.set_blocks_max(int(os.environ.get("PILLOW_BLOCKS_MAX", "64")))
+Image.core.set_blocks_max(int_knob("PILLOW_BLOCKS_MAX", 64, minimum=0))
 
 Reserve = Callable[[int], None]
 _ROTATIONS = frozenset(range(2, 9))  # EXIF orientations 2-8 need a transpose; others are invalid

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_path
+from ..envknobs import required_int
 from .csvio import COLUMNS, CsvResultWriter, RunInfo, csv_line, read_results_csv, utf8_text
 
 log = logging.getLogger(__name__)
@@ -116,11 +117,10 @@ class ScanRank:
     @classmethod
     def from_env(cls) -> ScanRank | None:
         """The torchrun rank from its environment; None for a plain (single-process) run."""
-        world_size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        world_size = required_int("WORLD_SIZE", minimum=1, default=1)
         if world_size <= 1:
             return None
-        return cls(rank=int(os.environ["RANK"]), world_size=world_size,
-                   local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+        return cls(rank=required_int("RANK"), world_size=world_size, local_rank=required_int("LOCAL_RANK", default=0))
 
     def owns(self, path: str | os.PathLike) -> bool:
         return rank_of(path, self.world_size) == self.rank

@@ -34,6 +34,7 @@ class ReportAndProvenance(QObject):
         self.tab_index = window.detail.add_tab(self.panel, TAB_TITLE)
         window.detail.tabs.currentChanged.connect(lambda _: self.refresh_panel())
         window.table.selectionModel().currentRowChanged.connect(lambda *_: self.refresh_panel())
+        window.table.selectionModel().selectionChanged.connect(lambda *_: self.refresh_panel())
         self.action = window.export_report_action
         export_csv = window.export_action
         self.action.setEnabled(export_csv.isEnabled())
@@ -46,16 +47,10 @@ class ReportAndProvenance(QObject):
     def show_panel(self) -> None:
         self.window.detail.tabs.setCurrentIndex(self.tab_index)
 
-    def _current_row(self):
-        from .results_model import ROW_ROLE
-
-        index = self.window.table.currentIndex()
-        return index.data(ROW_ROLE) if index.isValid() else None
-
     def refresh_panel(self) -> None:
         if self.window.detail.tabs.currentIndex() != self.tab_index:
             return  # read only what the analyst looks at
-        row = self._current_row()
+        row = self.window.shown_row()  # the row the detail pane shows: selected, never just current
         path = None if row is None else row.path
         if path == self._shown_path:
             return

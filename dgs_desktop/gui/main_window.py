@@ -45,6 +45,7 @@ from .dialogs import show_error
 from .histogram import ProbabilityHistogram
 from .model_banner import ModelBanner
 from .model_controller import READY, ModelController, model_warning
+from .output_place import choose_output_path, output_folder
 from .results_model import (
     NAME_COL,
     NOT_SCANNED,
@@ -125,6 +126,7 @@ class MainWindow(QMainWindow):
         # "model"; calibration adds its own): the control says when the active one differs.
         self.reference_threshold: tuple[float, str] = (DEFAULT_THRESHOLD, "default")
         self._fitted_to_screen = False
+        self.scanned_folders: set[str] = set()  # the folders the analyst added (the evidence)
         self.last_stability = None  # (path, Stability)
         self.unsaved_box: QMessageBox | None = None
         self.about_box: QMessageBox | None = None
@@ -519,6 +521,9 @@ class MainWindow(QMainWindow):
     def add_paths(self, paths: list[str]) -> None:
         """Finds the files under `paths` off the GUI thread, lists the new ones and scans them."""
         self.progress_label.setText("Looking for files…")
+        for path in paths:
+            path = os.path.abspath(os.path.expanduser(str(path)))
+            self.scanned_folders.add(path if os.path.isdir(path) else os.path.dirname(path))
         task = Task(discover_files, [str(p) for p in paths])
         task.signals.succeeded.connect(self._files_found)
         task.signals.failed.connect(self._discovery_failed)
@@ -631,15 +636,20 @@ class MainWindow(QMainWindow):
         if had_case:
             self.case_changed.emit("")
         self.model.clear()
+        self.scanned_folders.clear()
         self.thumbnails.clear()
         self.detail.set_annotations_enabled(False)
         self.detail.show_row(None, self.threshold)
         self.last_stability = None
 
+    def evidence_folders(self) -> set[str]:
+        """Every scanned folder: those added and those holding a listed file. Save dialogs
+        open outside them and warn before writing inside (output_place)."""
+        return self.scanned_folders | {row.folder for row in self.model.rows}
+
     def choose_case_save(self) -> bool:
-        start = os.path.join(self.settings.last_folder, "case" + CASE_SUFFIX)
-        path, _ = QFileDialog.getSaveFileName(self, "Save as case", start, CASE_FILTER,
-                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        path, _ = choose_output_path(self, "Save as case", "case" + CASE_SUFFIX, CASE_FILTER,
+                                     options=QFileDialog.Option.DontConfirmOverwrite)
         if not path:
             return False
         if not os.path.splitext(path)[1]:
@@ -661,7 +671,8 @@ class MainWindow(QMainWindow):
         return True
 
     def choose_case_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open case", self.settings.last_folder, CASE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open case", output_folder(self.settings, self.evidence_folders()),
+                                              CASE_FILTER)
         if path:
             self.ask_unsaved("open another case", lambda: self.open_case(path))
 
@@ -712,8 +723,7 @@ class MainWindow(QMainWindow):
         if self.controller.session is None or not self.model.scanned_results():
             show_error(self, "Nothing to export", "There are no scanned results to export yet.")
             return
-        start = os.path.join(self.settings.last_folder, "dgs-results.csv")
-        path, _ = QFileDialog.getSaveFileName(self, "Export results as CSV", start, "CSV files (*.csv)")
+        path, _ = choose_output_path(self, "Export results as CSV", "dgs-results.csv", "CSV files (*.csv)")
         if path:
             self.export_csv(path)
 

@@ -9,12 +9,10 @@ with the analyst's notes and tags and the case's name when there is a case.
 
 from __future__ import annotations
 
-import os
-
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QFileDialog
 
 from .dialogs import show_error
+from .output_place import choose_output_path
 from .provenance_panel import ProvenancePanel
 from .report_pdf import export_report
 from .workers import Task, start_task
@@ -80,8 +78,7 @@ class ReportAndProvenance(QObject):
         if window.controller.session is None or not window.model.scanned_results():
             show_error(window, "Nothing to report", "There are no scanned results to report yet.")
             return
-        start = os.path.join(window.settings.last_folder, "dgs-report.html")
-        path, chosen = QFileDialog.getSaveFileName(window, "Export report", start, f"{HTML_FILTER};;{PDF_FILTER}")
+        path, chosen = choose_output_path(window, "Export report", "dgs-report.html", f"{HTML_FILTER};;{PDF_FILTER}")
         if path:
             self.export(path, pdf=chosen == PDF_FILTER or path.lower().endswith(".pdf"))
 

@@ -327,6 +327,7 @@ class DetailPane(QWidget):
             zoom_bar.addWidget(button)
             self.zoom_buttons.append(button)
         self.zoom_label = QLabel()
+        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("6400 %"))
         self.zoom_label.setToolTip("Screen pixels per image pixel")
         zoom_bar.addWidget(self.zoom_label)
         self.pixel_label = QLabel()  # x, y and RGB under the pointer
@@ -334,10 +335,8 @@ class DetailPane(QWidget):
         self.pixel_label.setToolTip("The image pixel under the pointer: its coordinates (from the top left, "
                                     "in original pixels) and its decoded RGB value")
         self.pixel_label.setFont(QFont("monospace"))
-        zoom_bar.addWidget(self.pixel_label)
+        self.pixel_label.setMinimumHeight(self.pixel_label.fontMetrics().height())  # no jump when it fills
         zoom_bar.addStretch(1)
-        self.legend_title = QLabel("Entropy:")
-        zoom_bar.addWidget(self.legend_title)
         self.legend_chips = [_legend_chip() for _ in range(3)]
         for chip in self.legend_chips:
             zoom_bar.addWidget(chip)
@@ -347,6 +346,7 @@ class DetailPane(QWidget):
         viewer_layout.setContentsMargins(0, 0, 0, 0)
         viewer_layout.addWidget(self.image_view, 1)
         viewer_layout.addLayout(zoom_bar)
+        viewer_layout.addWidget(self.pixel_label)  # its own line: the zoom bar stays whole at 1024 px
 
         # --- Patches tab
         self.mosaic_view = MosaicView()
@@ -572,7 +572,6 @@ class DetailPane(QWidget):
     def _set_legend(self, infos: list[PatchInfo] | None) -> None:
         """The legend counts the distinct patches of the image shown; hidden without one."""
         texts = legend_texts(group_counts(infos)) if infos else []
-        self.legend_title.setVisible(bool(texts))
         for chip, text in zip(self.legend_chips, texts + [None] * (len(self.legend_chips) - len(texts))):
             chip.setVisible(text is not None)
             if text is not None:

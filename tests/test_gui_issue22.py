@@ -277,3 +277,41 @@ def test_window_fits_the_available_screen(qtbot):
     window.fit_screen()
     assert small.contains(window.frameGeometry()) and window.frameGeometry().width() == 1024
     assert window.minimumSizeHint().width() <= 1024 and window.minimumSizeHint().height() <= 740
+
+
+# ------------------------------------------------------------- item 1: another model on a case
+def test_another_model_on_a_case_asks_before_rescoring(qtbot, tiny_checkpoint, tmp_path):
+    from dgs_desktop.case import read_case
+    from dgs_desktop.detector.demo import save_demo_checkpoint
+    from dgs_desktop.gui.model_controller import READY
+
+    other = save_demo_checkpoint(tmp_path / "other", seed=11)
+    window = open_window(qtbot, tiny_checkpoint)
+    scan_paths(qtbot, window, [make_images(tmp_path / "ev", 2)])
+    window.threshold_spin.setValue(0.385)
+    case = tmp_path / "inquiry.dgscase"
+    assert window.save_case_as(str(case))
+    stored = {f.path: f.fake_probability for f in read_case(case)[1]}
+
+    def load(spec):
+        window.load_model(str(spec), "cpu")
+        qtbot.waitUntil(lambda: window.controller.state == READY and window.controller.session.spec == str(spec),
+                        timeout=60_000)
+
+    load(other)
+    box = window.rescore_box
+    assert box is not None and "2 file(s)" in box.text()
+    QApplication.processEvents()
+    info, files = read_case(case)  # nothing changed while the question is open
+    assert info.threshold == 0.385 and info.checkpoint_sha256 == tiny_checkpoint.sha256
+    assert {f.path: f.fake_probability for f in files} == stored and not window.scanning
+    next(b for b in box.buttons() if b.text() == "Keep the stored scores").click()
+    qtbot.waitUntil(lambda: window.controller.session.checkpoint.sha256 == tiny_checkpoint.sha256, timeout=60_000)
+    QApplication.processEvents()
+    assert window.threshold == 0.385 and read_case(case)[0].threshold == 0.385
+    assert {row.path: row.probability for row in window.model.rows} == stored
+    # Re-scoring is the analyst's explicit choice.
+    load(other)
+    with qtbot.waitSignal(window.scan_finished, timeout=60_000):
+        next(b for b in window.rescore_box.buttons() if b.text() == "Re-score with this model").click()
+    assert all(row.checkpoint_sha256 != tiny_checkpoint.sha256 for row in window.model.rows)

@@ -131,6 +131,7 @@ class MainWindow(QMainWindow):
         self.unsaved_box: QMessageBox | None = None
         self.about_box: QMessageBox | None = None
         self.shortcuts_box: QMessageBox | None = None
+        self.rescore_box: QMessageBox | None = None
 
         self.thumbnails = ThumbnailProvider(THUMBNAIL_SIZE, parent=self)
         self.model = ResultsModel(self.thumbnails, self)
@@ -449,6 +450,41 @@ class MainWindow(QMainWindow):
         self.model_warning.setVisible(bool(warning))
         if warning:
             self.model_label.setText(f"⚠ {self.model_label.text()}")
+        scored_by_others = [row for row in self.model.rows
+                            if row.result is not None and row.checkpoint_sha256 != session.checkpoint.sha256]
+        if self.cases.case is not None and scored_by_others:
+            self.ask_rescore(session, len(scored_by_others))  # nothing in the case changes before the answer
+            return
+        self._use_session(session)
+
+    def ask_rescore(self, session, count: int) -> None:
+        """Another model was loaded over a case scored by a different one: re-scoring replaces
+        the stored scores (a case keeps one score per file), so the analyst decides."""
+        info = self.cases.case.info()
+        box = QMessageBox(QMessageBox.Icon.Question, "Re-score the case with another model?",
+                          f"{count} file(s) in case {self.cases.name} were scored by another model "
+                          f"({info.checkpoint or info.checkpoint_sha256[:12]}). Scoring them with {session.spec} "
+                          f"replaces their stored scores and the case's threshold.",
+                          QMessageBox.StandardButton.NoButton, self)
+        keep = box.addButton("Keep the stored scores", QMessageBox.ButtonRole.RejectRole)
+        rescore = box.addButton("Re-score with this model", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(*_):
+            self.rescore_box = None
+            if box.clickedButton() is rescore:
+                self._use_session(session)
+            elif info.checkpoint:  # back to the model that made the stored scores
+                self._status(f"Kept the stored scores; loading their model {info.checkpoint} again.")
+                self.load_model(info.checkpoint)
+
+        box.finished.connect(answered)
+        self.rescore_box = box
+        box.open()
+
+    def _use_session(self, session) -> None:
         case_threshold = self.cases.model_changed(session)
         stored = self.settings.threshold_for(session.checkpoint.sha256)
         self.set_reference_threshold(session.checkpoint.threshold, "model")

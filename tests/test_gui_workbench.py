@@ -443,4 +443,4 @@ def test_same_content_is_scored_once(qtbot, ready_window, tmp_path):
     with qtbot.waitSignal(window.detail.loaded, timeout=10_000):  # a copy's evidence, from its own file
         window.select_path(rows["img000-b.png"].path)
     filled = [box for box in first.boxes if box[2] and box[3]]  # a 96x128 image fills 24 cells, 25 stay black
-    assert len(window.detail.image_view.outlines) == len(filled) > 0
+    assert len(filled) == 24 and len(window.detail.image_view.outlines) == len(set(filled)) == 12  # one per patch

@@ -13,6 +13,7 @@ size, metadata, the analyst's note and tags). Other panels (e.g. provenance) are
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,12 +36,22 @@ from PySide6.QtWidgets import (
 )
 
 from ..detector.patches import GRID, PATCH_SIZE, mosaic_from_boxes
-from .evidence_view import HIGH_ENTROPY_COLOR, HIGHLIGHT_COLOR, LOW_ENTROPY_COLOR, EvidenceView, PatchInfo, patch_infos
+from .evidence_view import (
+    HIGH_ENTROPY_COLOR,
+    HIGHLIGHT_COLOR,
+    LOW_ENTROPY_COLOR,
+    EvidenceView,
+    PatchInfo,
+    group_counts,
+)
 from .results_model import ERROR, FAKE_COLOR, OK, REAL_COLOR, WARNING_COLOR, ResultRow
 from .thumbnails import pil_to_qimage
 from .workers import Task, start_task
 
 PREVIEW_MAX_SIDE = 2048
+PATCH_HINT = ("Hover a patch in the image or the mosaic for its entropy; click a mosaic cell to find its patch "
+              "in the image.")
+NO_ROW_MESSAGE = "Select a row to see the image and the 49 patches the detector scored."
 MOSAIC_CELL_PX = 32  # on-screen size of one mosaic cell
 
 
@@ -175,8 +186,9 @@ class MosaicView(QLabel):
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.keyboard_cell = 0
-        self.setToolTip("The 7×7 mosaic of 32×32 patches the detector actually saw (224×224 px). "
-                        "Click a cell (or move with the arrow keys and press Enter) to find its patch in the image.")
+        self.default_tip = ("The 7×7 mosaic of 32×32 patches the detector actually saw (224×224 px). "
+                            "Click a cell (or move with the arrow keys and press Enter) to find its patch in the image.")
+        self.setToolTip(self.default_tip)
 
     def cell_at(self, x: float, y: float) -> int:
         pixmap = self.pixmap()
@@ -221,10 +233,32 @@ class MosaicView(QLabel):
             super().keyPressEvent(event)
 
 
-def _legend_chip(color, text: str) -> QLabel:
-    label = QLabel(f'<span style="color:{color.name()}; font-size:14pt">■</span> {text}')
+def _legend_chip() -> QLabel:
+    label = QLabel()
     label.setTextFormat(Qt.TextFormat.RichText)
     return label
+
+
+def legend_texts(counts: dict[str, int]) -> list[tuple[str, str]]:
+    """(chip html, tooltip) per entropy group present, counting distinct patches: an image with
+    one distinct patch shows "1 in both groups", not "24 low / 25 high"."""
+    def chip(color: str, text: str) -> str:
+        return f'<span style="color:{color}; font-size:14pt">■</span> {text}'
+
+    low, high = LOW_ENTROPY_COLOR.name(), HIGH_ENTROPY_COLOR.name()
+    texts = []
+    if counts["low"]:
+        texts.append((chip(low, f"{counts['low']} low"),
+                      f"Blue: {counts['low']} distinct patch(es) among the lowest spectral entropy (smooth areas)"))
+    if counts["high"]:
+        texts.append((chip(high, f"{counts['high']} high"),
+                      f"Orange: {counts['high']} distinct patch(es) among the highest spectral entropy (detailed areas)"))
+    if counts["both"]:
+        texts.append((f'<span style="color:{high}; font-size:14pt">■</span><span style="color:{low}; font-size:14pt">'
+                      f'■</span> {counts["both"]} in both',
+                      f"Orange with blue dashes: {counts['both']} patch(es) used in both groups (the image has fewer "
+                      f"than 49 distinct patches, so patches repeat)"))
+    return texts
 
 
 def scrolling(widget: QWidget) -> QScrollArea:
@@ -257,6 +291,12 @@ class DetailPane(QWidget):
         self._low_entropy: tuple = ()
         self._infos: dict[int, PatchInfo] = {}
 
+        self.name_label = QLabel()  # which file this is: the pane never shows an unnamed image
+        self.name_label.setObjectName("detailFileName")
+        self.name_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        name_font = QFont(self.name_label.font())
+        name_font.setBold(True)
+        self.name_label.setFont(name_font)
         self.probability_label = QLabel()
         font = QFont(self.probability_label.font())
         font.setPointSizeF(font.pointSizeF() * 1.4)
@@ -272,6 +312,7 @@ class DetailPane(QWidget):
         self.image_view = EvidenceView()
         self.image_view.patch_hovered.connect(self._patch_hovered)
         self.image_view.zoom_changed.connect(self._zoom_changed)
+        self.image_view.pixel_hovered.connect(self._pixel_hovered)
         zoom_bar = QHBoxLayout()
         zoom_bar.setContentsMargins(0, 0, 0, 0)
         self.zoom_buttons = []
@@ -286,27 +327,32 @@ class DetailPane(QWidget):
             zoom_bar.addWidget(button)
             self.zoom_buttons.append(button)
         self.zoom_label = QLabel()
+        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("6400 %"))
         self.zoom_label.setToolTip("Screen pixels per image pixel")
         zoom_bar.addWidget(self.zoom_label)
+        self.pixel_label = QLabel()  # x, y and RGB under the pointer
+        self.pixel_label.setObjectName("pixelReadout")
+        self.pixel_label.setToolTip("The image pixel under the pointer: its coordinates (from the top left, "
+                                    "in original pixels) and its decoded RGB value")
+        self.pixel_label.setFont(QFont("monospace"))
+        self.pixel_label.setMinimumHeight(self.pixel_label.fontMetrics().height())  # no jump when it fills
         zoom_bar.addStretch(1)
-        low_chip, high_chip = _legend_chip(LOW_ENTROPY_COLOR, "24 low"), _legend_chip(HIGH_ENTROPY_COLOR, "25 high")
-        low_chip.setToolTip("Blue: the 24 patches with the lowest spectral entropy (smooth areas)")
-        high_chip.setToolTip("Orange: the 25 patches with the highest spectral entropy (detailed areas)")
-        zoom_bar.addWidget(QLabel("Entropy:"))
-        zoom_bar.addWidget(low_chip)
-        zoom_bar.addWidget(high_chip)
+        self.legend_chips = [_legend_chip() for _ in range(3)]
+        for chip in self.legend_chips:
+            zoom_bar.addWidget(chip)
+        self._set_legend(None)
         viewer = QWidget()
         viewer_layout = QVBoxLayout(viewer)
         viewer_layout.setContentsMargins(0, 0, 0, 0)
         viewer_layout.addWidget(self.image_view, 1)
         viewer_layout.addLayout(zoom_bar)
+        viewer_layout.addWidget(self.pixel_label)  # its own line: the zoom bar stays whole at 1024 px
 
         # --- Patches tab
         self.mosaic_view = MosaicView()
         self.mosaic_view.cell_clicked.connect(self.show_cell)
         self.mosaic_view.cell_hovered.connect(self._cell_hovered)
-        self.patch_info = QLabel("Hover a patch in the image or the mosaic for its entropy; click a mosaic "
-                                 "cell to find its patch in the image.")
+        self.patch_info = QLabel(PATCH_HINT)
         self.patch_info.setWordWrap(True)
         self.stability_button = QPushButton("Check stability")
         self.stability_button.setToolTip("Score this image's 49 patches in 8 other mosaic orders and show how "
@@ -366,10 +412,11 @@ class DetailPane(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.name_label)
         layout.addWidget(self.probability_label)
         layout.addWidget(self.warning_label)
         layout.addWidget(self.splitter, 1)
-        self.image_view.show_message("Select a row to see the image and the 49 patches the detector scored.")
+        self.image_view.show_message(NO_ROW_MESSAGE)
         self.set_annotations_enabled(False)
 
     def add_tab(self, widget: QWidget, title: str) -> int:
@@ -388,6 +435,12 @@ class DetailPane(QWidget):
         self.mosaic_pixmap = self._mosaic_image = None
         self._infos = {}
         self.mosaic_view.clear()
+        self.mosaic_view.keyboard_cell = 0
+        self.mosaic_view.setToolTip(self.mosaic_view.default_tip)
+        self.patch_info.setText(PATCH_HINT)  # nothing from the previous image stays
+        self.pixel_label.setText("")
+        self._set_legend(None)
+        self._show_name(row)
         self.stability_label.setText("")
         self.stability_button.setEnabled(row is not None and row.state == OK)
         self._set_facts([])
@@ -397,7 +450,7 @@ class DetailPane(QWidget):
         if row is None:
             self.probability_label.setText("")
             self.warning_label.setVisible(False)
-            self.image_view.show_message("Select a row to see the image and the 49 patches the detector scored.")
+            self.image_view.show_message(NO_ROW_MESSAGE)
             return
         self._show_probability(row, threshold)
         result = row.result
@@ -459,7 +512,8 @@ class DetailPane(QWidget):
             return  # the user moved on to another row
         self.image_view.set_image(data.preview, data.scale, data.full_image, data.size, data.boxes,
                                   data.low_entropy, data.entropies)
-        self._infos = {info.cell: info for info in patch_infos(data.boxes, data.low_entropy, data.entropies)}
+        self._infos = {info.cell: info for info in self.image_view.infos}
+        self._set_legend(self.image_view.infos)
         if data.mosaic is not None:
             self._mosaic_image, self._low_entropy = data.mosaic, data.low_entropy
             self._paint_mosaic(None)
@@ -502,6 +556,32 @@ class DetailPane(QWidget):
     def _patch_hovered(self, info) -> None:
         if info is not None:
             self.patch_info.setText(info.describe())
+
+    def _pixel_hovered(self, pixel) -> None:
+        if pixel is None:
+            self.pixel_label.setText("")
+            return
+        x, y, (r, g, b) = pixel
+        self.pixel_label.setText(f"x {x}, y {y}  RGB ({r}, {g}, {b})")
+
+    def _show_name(self, row: ResultRow | None) -> None:
+        self.name_label.setText("" if row is None else row.name)
+        self.name_label.setToolTip("" if row is None else row.path)
+        self.name_label.setVisible(row is not None)
+
+    def _set_legend(self, infos: list[PatchInfo] | None) -> None:
+        """The legend counts the distinct patches of the image shown; hidden without one."""
+        texts = legend_texts(group_counts(infos)) if infos else []
+        for chip, text in zip(self.legend_chips, texts + [None] * (len(self.legend_chips) - len(texts))):
+            chip.setVisible(text is not None)
+            if text is not None:
+                chip.setText(text[0])
+                chip.setToolTip(text[1])
+
+    def legend_text(self) -> str:
+        """The legend as plain text, e.g. "24 low / 25 high"."""
+        return " / ".join(re.sub(r"<[^>]*>|■", "", chip.text()).strip() for chip in self.legend_chips
+                          if not chip.isHidden())
 
     def _zoom_changed(self, zoom: float) -> None:
         view = self.image_view

@@ -9,10 +9,11 @@ Outlines use cosmetic pens, so they stay a few screen pixels wide at any zoom.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPen, QPixmap
+from PySide6.QtGui import QBrush, QColor, QImage, QPen, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
     QGraphicsPixmapItem,
@@ -32,32 +33,76 @@ DETAIL_MAX_SIDE = 4096  # the full-resolution cut is never larger than this, in 
 
 @dataclass(frozen=True)
 class PatchInfo:
+    """One mosaic cell's patch. `shared_low` holds the group of every cell showing the same
+    pixels (a small image has fewer than 49 distinct patches, so one patch can fill cells of
+    both groups); it is empty when the patch fills this cell alone."""
+
     cell: int  # mosaic cell, row-major 7x7
     box: tuple[int, int, int, int]
     low: bool
     entropy: float | None
+    shared_low: tuple[bool, ...] = ()
 
     @property
     def group(self) -> str:
         return "low-entropy (smooth) group" if self.low else "high-entropy (detailed) group"
 
+    @property
+    def kind(self) -> str:
+        """The patch's group over every cell it fills: "low", "high" or "both"."""
+        groups = set(self.shared_low or (self.low,))
+        return "both" if len(groups) == 2 else "low" if self.low else "high"
+
     def describe(self) -> str:
+        """The one description of this patch: the viewer's tooltip and the hover text both use it."""
         x, y, w, h = self.box
         entropy = "" if self.entropy is None else f"spectral entropy {self.entropy:.3f} bits, "
         row, col = divmod(self.cell, 7)
-        return f"Patch in mosaic cell {self.cell + 1} (row {row + 1}, column {col + 1}) at x={x}, y={y} ({w}×{h} px): " \
-               f"{entropy}{self.group}"
+        text = (f"Patch in mosaic cell {self.cell + 1} (row {row + 1}, column {col + 1}) at x={x}, y={y} "
+                f"({w}×{h} px): {entropy}{self.group}")
+        if len(self.shared_low) > 1:
+            low = sum(self.shared_low)
+            text += (f". The same pixels fill {len(self.shared_low)} mosaic cells ({low} in the low-entropy group, "
+                     f"{len(self.shared_low) - low} in the high-entropy group): the image has fewer than 49 "
+                     f"distinct patches")
+        return text
 
 
 def patch_infos(boxes, low_entropy, entropies=None) -> list[PatchInfo]:
     """One PatchInfo per non-empty mosaic cell (an empty cell has the box (0, 0, 0, 0))."""
+    cells = [(cell, tuple(int(v) for v in box), bool(low)) for cell, (box, low) in enumerate(zip(boxes or (), low_entropy or ()))
+             if box[2] > 0 and box[3] > 0]
+    groups_of_box: dict[tuple, list[bool]] = {}
+    for _, box, low in cells:
+        groups_of_box.setdefault(box, []).append(low)
     infos = []
-    for cell, (box, low) in enumerate(zip(boxes or (), low_entropy or ())):
-        if box[2] <= 0 or box[3] <= 0:
-            continue
-        entropy = None if not entropies or cell >= len(entropies) else float(entropies[cell])
-        infos.append(PatchInfo(cell, tuple(int(v) for v in box), bool(low), entropy))
+    for cell, box, low in cells:
+        entropy = None if entropies is None or not len(entropies) or cell >= len(entropies) else float(entropies[cell])
+        shared = tuple(groups_of_box[box]) if len(groups_of_box[box]) > 1 else ()
+        infos.append(PatchInfo(cell, box, low, entropy, shared))
     return infos
+
+
+def distinct_patches(infos: list[PatchInfo]) -> list[PatchInfo]:
+    """The first cell of each distinct box: one outline, one tooltip per patch in the image."""
+    seen: dict[tuple, PatchInfo] = {}
+    for info in infos:
+        seen.setdefault(info.box, info)
+    return list(seen.values())
+
+
+def group_counts(infos: list[PatchInfo]) -> dict[str, int]:
+    """Distinct patches per group ("low", "high", "both"): what the legend counts."""
+    counts = {"low": 0, "high": 0, "both": 0}
+    for info in distinct_patches(infos):
+        counts[info.kind] += 1
+    return counts
+
+
+def pixel_transformation(zoom: float) -> Qt.TransformationMode:
+    """Smooth only while shrinking; above 100 % every image pixel is a sharp square
+    (nearest neighbour), which is what an examiner inspects."""
+    return Qt.TransformationMode.SmoothTransformation if zoom <= 1.0 else Qt.TransformationMode.FastTransformation
 
 
 def cosmetic_pen(color: QColor, width: float) -> QPen:
@@ -72,11 +117,11 @@ class EvidenceView(QGraphicsView):
 
     zoom_changed = Signal(float)  # screen pixels per image pixel
     patch_hovered = Signal(object)  # PatchInfo or None
+    pixel_hovered = Signal(object)  # (x, y, (r, g, b)) of the image pixel under the pointer, or None
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
-        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
@@ -137,19 +182,24 @@ class EvidenceView(QGraphicsView):
         self._image_rect = QRectF(0, 0, width, height)
         self.scene().setSceneRect(self._image_rect)
         self._overview = QGraphicsPixmapItem(QPixmap.fromImage(preview))
-        self._overview.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self._overview.setScale(1.0 / preview_scale)
         self._overview.setZValue(0)
         self.scene().addItem(self._overview)
         self.infos = patch_infos(boxes, low_entropy, entropies)
-        for info in self.infos:
+        for info in distinct_patches(self.infos):  # a patch shown in several cells is outlined once
             x, y, w, h = info.box
             item = QGraphicsRectItem(QRectF(x, y, w, h))
-            item.setPen(cosmetic_pen(LOW_ENTROPY_COLOR if info.low else HIGH_ENTROPY_COLOR, 2))
+            item.setPen(cosmetic_pen(LOW_ENTROPY_COLOR if info.kind == "low" else HIGH_ENTROPY_COLOR, 2))
             item.setZValue(2)
             item.setToolTip(info.describe())
             self.scene().addItem(item)
             self.outlines.append(item)
+            if info.kind == "both":  # in both groups: blue dashes over the orange frame
+                dashes = QGraphicsRectItem(QRectF(x, y, w, h), item)
+                pen = cosmetic_pen(LOW_ENTROPY_COLOR, 2)
+                pen.setStyle(Qt.PenStyle.DashLine)
+                dashes.setPen(pen)
+                dashes.setToolTip(info.describe())
         self.fit()
 
     # ---------------------------------------------------------------------------- zoom
@@ -186,8 +236,10 @@ class EvidenceView(QGraphicsView):
         self._zoomed()
 
     def _zoomed(self) -> None:
-        # Individual pixels become squares past 2x: what an examiner wants to see, not a blur.
-        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 2.0)
+        if self._overview is not None:  # the overview's own pixels are magnified by zoom / preview_scale
+            self._overview.setTransformationMode(pixel_transformation(self.zoom / self.preview_scale))
+        if self._detail is not None:
+            self._detail.setTransformationMode(pixel_transformation(self.zoom))
         self.zoom_changed.emit(self.zoom)
         self._detail_timer.start()
 
@@ -250,8 +302,7 @@ class EvidenceView(QGraphicsView):
             self._detail.setZValue(1)
             self.scene().addItem(self._detail)
         self._detail.setPixmap(pixmap)
-        self._detail.setTransformationMode(Qt.TransformationMode.SmoothTransformation if self.zoom < 2.0
-                                           else Qt.TransformationMode.FastTransformation)
+        self._detail.setTransformationMode(pixel_transformation(self.zoom))
         self._detail.setPos(left, top)
         self._detail.setScale((right - left) / region.width)
         self._detail.setVisible(True)
@@ -291,6 +342,20 @@ class EvidenceView(QGraphicsView):
         self.centerOn(QPointF(x + w / 2, y + h / 2))
         return info
 
+    def pixel_at(self, scene_point: QPointF) -> tuple[int, int, tuple[int, int, int]] | None:
+        """(x, y, (r, g, b)) of the full-resolution pixel at `scene_point`, None outside the image.
+        The value is the decoded RGB pixel, the one the detector's patches were cut from."""
+        x, y = math.floor(scene_point.x()), math.floor(scene_point.y())
+        if self.full_image is None or not (0 <= x < self._image_rect.width() and 0 <= y < self._image_rect.height()):
+            return None
+        return x, y, tuple(int(v) for v in self.full_image.getpixel((x, y))[:3])
+
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         super().mouseMoveEvent(event)
-        self.patch_hovered.emit(self.patch_at(self.mapToScene(event.position().toPoint())))
+        point = self.mapToScene(event.position().toPoint())
+        self.patch_hovered.emit(self.patch_at(point))
+        self.pixel_hovered.emit(self.pixel_at(point))
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        self.pixel_hovered.emit(None)
+        super().leaveEvent(event)

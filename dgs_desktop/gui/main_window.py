@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QPainter
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QRect, QSize, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableView,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -44,6 +45,7 @@ from .dialogs import show_error
 from .histogram import ProbabilityHistogram
 from .model_banner import ModelBanner
 from .model_controller import READY, ModelController, model_warning
+from .output_place import choose_output_path, output_folder
 from .results_model import (
     NAME_COL,
     NOT_SCANNED,
@@ -69,6 +71,17 @@ log = logging.getLogger(__name__)
 IMAGE_FILTER = f"Images ({' '.join('*' + s for s in sorted(IMAGE_SUFFIXES))});;All files (*)"
 CASE_FILTER = f"DGS Desktop cases (*{CASE_SUFFIX});;All files (*)"
 SHUTDOWN_WAIT_MS = 3000
+DEFAULT_SIZE = QSize(1280, 800)
+THRESHOLD_STEP = 0.0005  # the control shows 3 decimals: closer than this is the same threshold
+
+
+def fit_to_screen(frame: QRect, available: QRect) -> QRect:
+    """`frame` made no larger than `available` and moved inside it (a window saved on a larger
+    screen, or the default size on a 1024x768 one, opens whole instead of clipped)."""
+    width, height = min(frame.width(), available.width()), min(frame.height(), available.height())
+    left = min(max(frame.left(), available.left()), available.right() + 1 - width)
+    top = min(max(frame.top(), available.top()), available.bottom() + 1 - height)
+    return QRect(left, top, width, height)
 
 
 def format_eta(seconds: float | None) -> str:
@@ -109,10 +122,16 @@ class MainWindow(QMainWindow):
         self._model_dialog = None
         self._closing = False
         self.last_status = ""
+        # What the threshold is compared with (its value and where it comes from: "default",
+        # "model"; calibration adds its own): the control says when the active one differs.
+        self.reference_threshold: tuple[float, str] = (DEFAULT_THRESHOLD, "default")
+        self._fitted_to_screen = False
+        self.scanned_folders: set[str] = set()  # the folders the analyst added (the evidence)
         self.last_stability = None  # (path, Stability)
         self.unsaved_box: QMessageBox | None = None
         self.about_box: QMessageBox | None = None
         self.shortcuts_box: QMessageBox | None = None
+        self.rescore_box: QMessageBox | None = None
 
         self.thumbnails = ThumbnailProvider(THUMBNAIL_SIZE, parent=self)
         self.model = ResultsModel(self.thumbnails, self)
@@ -217,6 +236,7 @@ class MainWindow(QMainWindow):
                               (VERDICT_COL, 64), (STATUS_COL, 120)):
             header.resizeSection(column, width)
         self.table.selectionModel().currentRowChanged.connect(self._current_row_changed)
+        self.table.selectionModel().selectionChanged.connect(self._current_row_changed)
 
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -286,11 +306,44 @@ class MainWindow(QMainWindow):
         layout.addWidget(label)
         layout.addWidget(self.threshold_slider)
         layout.addWidget(self.threshold_spin)
+        self.threshold_note = QLabel()  # shown only while the threshold is not the reference's
+        self.threshold_note.setObjectName("thresholdNote")
+        self.threshold_note.setStyleSheet("color: #bf360c; font-weight: bold")
+        self.threshold_reset = QToolButton()
+        self.threshold_reset.setObjectName("thresholdReset")
+        self.threshold_reset.clicked.connect(self.reset_threshold)
+        layout.addWidget(self.threshold_note)
+        layout.addWidget(self.threshold_reset)
         for widget, value in ((self.threshold_spin, DEFAULT_THRESHOLD), (self.threshold_slider, round(DEFAULT_THRESHOLD * 1000))):
             widget.blockSignals(True)
             widget.setValue(value)
             widget.blockSignals(False)
+        self._show_threshold_note()
         return box
+
+    def set_reference_threshold(self, value: float, source: str) -> None:
+        """What the active threshold is measured against, e.g. (0.5, "model")."""
+        self.reference_threshold = (round(float(value), 3), source)
+        self._show_threshold_note()
+
+    @property
+    def threshold_differs(self) -> bool:
+        return abs(self.threshold_spin.value() - self.reference_threshold[0]) > THRESHOLD_STEP
+
+    def reset_threshold(self) -> None:
+        self.set_threshold(self.reference_threshold[0])
+
+    def _show_threshold_note(self) -> None:
+        value, source = self.reference_threshold
+        differs = self.threshold_differs
+        self.threshold_note.setText(f"≠ {source} {value:.3f}" if differs else "")
+        self.threshold_note.setToolTip(
+            f"The active threshold {self.threshold_spin.value():.3f} is not the {source}'s own value {value:.3f}: "
+            f"verdicts differ from a scan with the {source}'s threshold." if differs else "")
+        self.threshold_reset.setText("Reset")
+        self.threshold_reset.setToolTip(f"Set the threshold back to the {source}'s value {value:.3f}")
+        self.threshold_note.setVisible(differs)
+        self.threshold_reset.setVisible(differs)
 
     def _update_title(self) -> None:
         case = f" — case {self.cases.name}" if self.cases.case is not None else ""
@@ -301,10 +354,32 @@ class MainWindow(QMainWindow):
     def _restore_settings(self) -> None:
         geometry = self.settings.geometry("main")
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1280, 800)
+            self.resize(DEFAULT_SIZE)
+        self.fit_screen()
         splitter = self.settings.geometry("splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
+
+    def available_geometry(self) -> QRect:
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        return screen.availableGeometry()
+
+    def fit_screen(self) -> None:
+        """Keeps the whole window, frame included, on the screen's available area."""
+        if self.isMaximized() or self.isFullScreen():
+            return
+        frame, inner = self.frameGeometry(), self.geometry()
+        margins = QSize(frame.width() - inner.width(), frame.height() - inner.height())  # title bar, borders
+        fitted = fit_to_screen(frame, self.available_geometry())
+        if fitted != frame:
+            self.resize(fitted.size() - margins)
+            self.move(fitted.topLeft())
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._fitted_to_screen:  # on the screen it opens on (it may not be the primary one)
+            self._fitted_to_screen = True
+            self.fit_screen()
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if not self._closing and self.unsaved:
@@ -350,13 +425,14 @@ class MainWindow(QMainWindow):
         self.threshold_slider.blockSignals(False)
         self.model.set_threshold(threshold)
         self.histogram.set_threshold(threshold)
-        self.detail.refresh_verdict(self._current_row(), threshold)
+        self.detail.refresh_verdict(self.shown_row(), threshold)
         session = self.controller.session
         if session is not None:
             default = session.checkpoint.threshold
             self.settings.set_threshold_for(session.checkpoint.sha256,
                                             None if abs(threshold - default) < 1e-9 else threshold)
         self.cases.threshold_changed(threshold)
+        self._show_threshold_note()
         self._show_stability()
         self._schedule_summary()
 
@@ -382,10 +458,50 @@ class MainWindow(QMainWindow):
         if self.model.calibration is not None and self.model.calibration.checkpoint_sha256 != session.checkpoint.sha256:
             self.model.calibration = None  # a calibration belongs to the model it was made with
             self._status("Calibration cleared: it was made with another model.")
+        scored_by_others = [row for row in self.model.rows
+                            if row.result is not None and row.checkpoint_sha256 != session.checkpoint.sha256]
+        if self.cases.case is not None and scored_by_others:
+            self.ask_rescore(session, len(scored_by_others))  # nothing in the case changes before the answer
+            return
+        self._use_session(session)
+
+    def ask_rescore(self, session, count: int) -> None:
+        """Another model was loaded over a case scored by a different one: re-scoring replaces
+        the stored scores (a case keeps one score per file), so the analyst decides."""
+        info = self.cases.case.info()
+        box = QMessageBox(QMessageBox.Icon.Question, "Re-score the case with another model?",
+                          f"{count} file(s) in case {self.cases.name} were scored by another model "
+                          f"({info.checkpoint or info.checkpoint_sha256[:12]}). Scoring them with {session.spec} "
+                          f"replaces their stored scores and the case's threshold.",
+                          QMessageBox.StandardButton.NoButton, self)
+        keep = box.addButton("Keep the stored scores", QMessageBox.ButtonRole.RejectRole)
+        rescore = box.addButton("Re-score with this model", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(*_):
+            self.rescore_box = None
+            if box.clickedButton() is rescore:
+                self._use_session(session)
+            elif info.checkpoint:  # back to the model that made the stored scores
+                self._status(f"Kept the stored scores; loading their model {info.checkpoint} again.")
+                self.load_model(info.checkpoint)
+
+        box.finished.connect(answered)
+        self.rescore_box = box
+        box.open()
+
+    def _use_session(self, session) -> None:
         case_threshold = self.cases.model_changed(session)
         stored = self.settings.threshold_for(session.checkpoint.sha256)
+        self.set_reference_threshold(session.checkpoint.threshold, "model")
         self.set_threshold(case_threshold if case_threshold is not None
                            else session.checkpoint.threshold if stored is None else stored)
+        if self.threshold_differs:  # never silently: say where the threshold came from
+            origin = "the case's" if case_threshold is not None else "your saved"
+            self._status(f"Threshold {self.threshold:.3f} is {origin} value for this model; the model's own is "
+                         f"{session.checkpoint.threshold:.3f} (Reset beside the threshold).")
         # Rows another model scored are scanned again so the table and exports never mix models.
         self.model.selections.clear()
         self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on)
@@ -474,6 +590,9 @@ class MainWindow(QMainWindow):
     def add_paths(self, paths: list[str]) -> None:
         """Finds the files under `paths` off the GUI thread, lists the new ones and scans them."""
         self.progress_label.setText("Looking for files…")
+        for path in paths:
+            path = os.path.abspath(os.path.expanduser(str(path)))
+            self.scanned_folders.add(path if os.path.isdir(path) else os.path.dirname(path))
         task = Task(discover_files, [str(p) for p in paths])
         task.signals.succeeded.connect(self._files_found)
         task.signals.failed.connect(self._discovery_failed)
@@ -586,15 +705,20 @@ class MainWindow(QMainWindow):
         if had_case:
             self.case_changed.emit("")
         self.model.clear()
+        self.scanned_folders.clear()
         self.thumbnails.clear()
         self.detail.set_annotations_enabled(False)
         self.detail.show_row(None, self.threshold)
         self.last_stability = None
 
+    def evidence_folders(self) -> set[str]:
+        """Every scanned folder: those added and those holding a listed file. Save dialogs
+        open outside them and warn before writing inside (output_place)."""
+        return self.scanned_folders | {row.folder for row in self.model.rows}
+
     def choose_case_save(self) -> bool:
-        start = os.path.join(self.settings.last_folder, "case" + CASE_SUFFIX)
-        path, _ = QFileDialog.getSaveFileName(self, "Save as case", start, CASE_FILTER,
-                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        path, _ = choose_output_path(self, "Save as case", "case" + CASE_SUFFIX, CASE_FILTER,
+                                     options=QFileDialog.Option.DontConfirmOverwrite)
         if not path:
             return False
         if not os.path.splitext(path)[1]:
@@ -616,7 +740,8 @@ class MainWindow(QMainWindow):
         return True
 
     def choose_case_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open case", self.settings.last_folder, CASE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open case", output_folder(self.settings, self.evidence_folders()),
+                                              CASE_FILTER)
         if path:
             self.ask_unsaved("open another case", lambda: self.open_case(path))
 
@@ -667,8 +792,7 @@ class MainWindow(QMainWindow):
         if self.controller.session is None or not self.model.scanned_results():
             show_error(self, "Nothing to export", "There are no scanned results to export yet.")
             return
-        start = os.path.join(self.settings.last_folder, "dgs-results.csv")
-        path, _ = QFileDialog.getSaveFileName(self, "Export results as CSV", start, "CSV files (*.csv)")
+        path, _ = choose_output_path(self, "Export results as CSV", "dgs-results.csv", "CSV files (*.csv)")
         if path:
             self.export_csv(path)
 
@@ -702,21 +826,33 @@ class MainWindow(QMainWindow):
         self._status(f"Copied {len(rows)} row(s).")
 
     # ------------------------------------------------------------------- detail & summary
-    def _current_row(self) -> ResultRow | None:
+    def _shown_index(self) -> QModelIndex:
+        """The row the detail pane shows: the current row when it is selected, else the first
+        selected row, else none. A row that is not selected (deselected, or made current by a
+        filter that hid the selected one) is never shown."""
+        selection = self.table.selectionModel()
         index = self.table.currentIndex()
+        if index.isValid() and selection.isRowSelected(index.row(), index.parent()):
+            return index
+        rows = sorted(selection.selectedRows(), key=lambda i: i.row())
+        return rows[0] if rows else QModelIndex()
+
+    def shown_row(self) -> ResultRow | None:
+        index = self._shown_index()
         return index.data(ROW_ROLE) if index.isValid() else None
 
-    def _current_row_changed(self, index: QModelIndex, previous: QModelIndex | None = None) -> None:
-        self._refresh_detail(force=True)
+    def _current_row_changed(self, *args) -> None:
+        # Both the selection and the current row signal one click: the same row is loaded once.
+        self._refresh_detail()
 
     def _rows_changed(self, top: QModelIndex, bottom: QModelIndex, roles=()) -> None:
-        index = self.table.currentIndex()
+        index = self._shown_index()
         if index.isValid() and top.row() <= self.proxy.mapToSource(index).row() <= bottom.row():
             self._refresh_detail()
 
     def _refresh_detail(self, force: bool = False) -> None:
         """Shows the current row; reloads the evidence only when the row or its state changed."""
-        row = self._current_row()
+        row = self.shown_row()
         self.stability_action.setEnabled(row is not None and row.state == OK and self.controller.session is not None)
         unchanged = row is not None and row.path == self.detail.current_path and row.state == self.detail.current_state
         if unchanged and (not force or (row.state == OK and self.detail.evidence_shown)):
@@ -769,7 +905,7 @@ class MainWindow(QMainWindow):
         """Scores the current image's patches in 8 other orders (after the scan's batches)."""
         from ..stability import file_stability
 
-        row, session = self._current_row(), self.controller.session
+        row, session = self.shown_row(), self.controller.session
         if row is None or row.state != OK or session is None:
             return
         path, reference = row.path, row.probability

@@ -9,12 +9,10 @@ with the analyst's notes and tags and the case's name when there is a case.
 
 from __future__ import annotations
 
-import os
-
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QFileDialog
 
 from .dialogs import show_error
+from .output_place import choose_output_path
 from .provenance_panel import ProvenancePanel
 from .report_pdf import export_report
 from .workers import Task, start_task
@@ -34,6 +32,7 @@ class ReportAndProvenance(QObject):
         self.tab_index = window.detail.add_tab(self.panel, TAB_TITLE)
         window.detail.tabs.currentChanged.connect(lambda _: self.refresh_panel())
         window.table.selectionModel().currentRowChanged.connect(lambda *_: self.refresh_panel())
+        window.table.selectionModel().selectionChanged.connect(lambda *_: self.refresh_panel())
         self.action = window.export_report_action
         export_csv = window.export_action
         self.action.setEnabled(export_csv.isEnabled())
@@ -46,16 +45,10 @@ class ReportAndProvenance(QObject):
     def show_panel(self) -> None:
         self.window.detail.tabs.setCurrentIndex(self.tab_index)
 
-    def _current_row(self):
-        from .results_model import ROW_ROLE
-
-        index = self.window.table.currentIndex()
-        return index.data(ROW_ROLE) if index.isValid() else None
-
     def refresh_panel(self) -> None:
         if self.window.detail.tabs.currentIndex() != self.tab_index:
             return  # read only what the analyst looks at
-        row = self._current_row()
+        row = self.window.shown_row()  # the row the detail pane shows: selected, never just current
         path = None if row is None else row.path
         if path == self._shown_path:
             return
@@ -85,8 +78,7 @@ class ReportAndProvenance(QObject):
         if window.controller.session is None or not window.model.scanned_results():
             show_error(window, "Nothing to report", "There are no scanned results to report yet.")
             return
-        start = os.path.join(window.settings.last_folder, "dgs-report.html")
-        path, chosen = QFileDialog.getSaveFileName(window, "Export report", start, f"{HTML_FILTER};;{PDF_FILTER}")
+        path, chosen = choose_output_path(window, "Export report", "dgs-report.html", f"{HTML_FILTER};;{PDF_FILTER}")
         if path:
             self.export(path, pdf=chosen == PDF_FILTER or path.lower().endswith(".pdf"))
 

@@ -1,4 +1,4 @@
-"""Persistent settings (QSettings): last folder, recent models, thresholds, device, geometry.
+"""Persistent settings (QSettings): last folders (evidence, output), recent models, thresholds, device, geometry.
 
 `DGS_DESKTOP_SETTINGS=/path/file.ini` points the app at a private INI file; tests and the
 screenshot run use it so they never read or change the user's real settings.
@@ -41,6 +41,15 @@ class AppSettings:
     @last_folder.setter
     def last_folder(self, folder: str) -> None:
         self._qs.setValue("paths/last_folder", folder)
+
+    @property
+    def output_folder(self) -> str:
+        """The last folder a case, CSV or report was saved into outside the evidence ("" at first)."""
+        return self._get_str("paths/output_folder")
+
+    @output_folder.setter
+    def output_folder(self, folder: str) -> None:
+        self._qs.setValue("paths/output_folder", folder)
 
     @property
     def active_model(self) -> str:

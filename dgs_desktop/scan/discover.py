@@ -10,14 +10,21 @@ sorted order. Each path gets one row (README "Reliability"):
 - another name of a file already listed (hard link, symlink inside the roots) is returned
   with `same_as` = the first name, which becomes a note "same file as …";
 - a path given twice, or a folder reached twice (symlink loops), is listed once; broken
-  symlinks are returned so they get an error row; `exclude` (the results CSV) is skipped.
+  symlinks are returned so they get an error row; `exclude` (the results CSV) is skipped;
+- this program's own files (a case, a report, a results CSV saved into a scanned folder) are
+  skipped: `is_own_file`, recognised by name *and* content, never by the name alone.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+
+from ..case import CASE_SUFFIX, _is_case_file
+
+log = logging.getLogger(__name__)
 
 # The image file suffixes, each with the Pillow formats it may hold (the decoder notes a file
 # whose content does not match its suffix). Only the file dialogs and the trainer's folder
@@ -30,6 +37,48 @@ SUFFIX_FORMATS = {
     ".jp2": {"JPEG2000"}, ".ico": {"ICO"},
 }
 IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
+
+
+def _is_case_side_file(path: Path) -> bool:
+    """SQLite's journal, WAL or shared-memory file beside one of our cases."""
+    return _is_case_file(path.with_name(path.name.rsplit("-", 1)[0]))
+
+
+def _is_report(path: Path) -> bool:
+    from ..report.output import is_our_report
+
+    return is_our_report(path)
+
+
+def _is_results_csv(path: Path) -> bool:
+    """A CSV whose header has every column our scan CSV always writes."""
+    import csv
+
+    from .csvio import REQUIRED_COLUMNS
+
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+            header = next(csv.reader([handle.readline(1 << 16)]), [])
+    except OSError:
+        return False
+    return set(REQUIRED_COLUMNS) <= set(header)
+
+
+# The files dgs-desktop writes, by suffix, each with the content check that tells ours from a
+# file that only has the same suffix (that one is scanned like any other). The one list.
+OWN_FILES: dict[str, Callable[[Path], bool]] = {
+    CASE_SUFFIX: _is_case_file,
+    **{CASE_SUFFIX + side: _is_case_side_file for side in ("-journal", "-wal", "-shm")},
+    ".html": _is_report, ".htm": _is_report, ".pdf": _is_report,
+    ".csv": _is_results_csv,
+}
+
+
+def is_own_file(path: Path) -> bool:
+    """True for a case, report or results CSV that this program wrote (not evidence). Only a
+    regular file is read: a pipe with such a name must not block the walk."""
+    check = OWN_FILES.get(path.suffix.lower())
+    return check is not None and path.is_file() and check(path)
 
 
 class FoundPath(type(Path())):
@@ -157,6 +206,9 @@ def expand_paths(paths: Iterable[str | os.PathLike], follow_links: bool = False,
                 continue
             identity = _identity(candidate)
             if identity in excluded:
+                continue
+            if is_own_file(candidate):
+                log.info("skipped %s: a file dgs-desktop wrote, not evidence", candidate)
                 continue
             listed.add(name)
             if identity[0] != "unresolvable":

@@ -90,3 +90,40 @@ def test_meta_build_scores_exactly_like_the_initialised_build(tiny_checkpoint):
     names = [name for name, _ in stages]
     assert names[0] == LOAD_STAGES[1] and names[-1] == LOAD_STAGES[2]
     assert [f for n, f in stages if n == LOAD_STAGES[2]] == sorted(f for n, f in stages if n == LOAD_STAGES[2])
+
+
+def test_the_window_shows_the_loading_stages_and_stays_responsive(qtbot, tiny_checkpoint, tmp_path, monkeypatch):
+    pytest.importorskip("pytestqt")
+    import time
+
+    from gui_helpers import open_window
+
+    from dgs_desktop.gui import model_controller
+    from dgs_desktop.gui.model_controller import READY
+    from dgs_desktop.gui.responsiveness import TickRecorder
+
+    monkeypatch.setenv("DGS_DESKTOP_CACHE", str(tmp_path / "cache"))
+    assert not hasattr(model_controller, "load_detector")  # imported inside the worker, off the GUI thread
+    window = open_window(qtbot, settings_path=str(tmp_path / "settings.ini"))
+    qtbot.waitUntil(lambda: window.controller.libraries_ready, timeout=60_000)
+    stages, bar = [], []
+    window.controller.load_stage.connect(lambda name, fraction: stages.append((name, fraction)))
+    window.controller.load_stage.connect(lambda *_: bar.append((window.banner.busy.value(),
+                                                                 window.banner.busy.format())))
+    import dgs_desktop.detector.checkpoint as checkpoint_module
+
+    slow_check = checkpoint_module.check_finite_scores
+    monkeypatch.setattr(checkpoint_module, "check_finite_scores", lambda d: (time.sleep(0.5), slow_check(d)))
+    with TickRecorder() as ticks:
+        window.load_model(str(tiny_checkpoint.directory), "cpu")
+        qtbot.waitUntil(lambda: window.controller.state == READY, timeout=60_000)
+    names = list(dict.fromkeys(name for name, _ in stages))
+    assert names == list(LOAD_STAGES)
+    assert [value for value, _ in bar] == sorted(value for value, _ in bar) and bar[-1][0] == 1000
+    assert any("loading weights (3 of 4)" == text for _, text in bar)
+    assert len(ticks.gaps) > 20 and max(ticks.gaps) < 0.4  # the 0.5 s check ran off the GUI thread
+    window.banner.show_state("loading model", "Loading the model demo…")
+    window.banner.show_stage(LOAD_STAGES[2], 0.5)
+    window.banner.setVisible(True)
+    window.grab().save(str(tmp_path / "loading.png"))
+    assert window.banner.busy.format() == "loading weights (3 of 4)" and window.banner.busy.value() == 625

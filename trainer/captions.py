@@ -34,12 +34,9 @@ _TINY_SEED = 20251128
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("DGS_DESKTOP_CACHE")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
+    from dgs_desktop.detector.verified import user_cache_dir
 
-    return Path(user_cache_dir("dgs-desktop"))
+    return user_cache_dir()
 
 
 class CaptionCache:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from dgs_desktop.atomic import atomic_path
 from dgs_desktop.detector.backbone import TEST_TINY
-from dgs_desktop.envknobs import path_knob
 from dgs_desktop.errors import one_line
 
 from .errors import TrainError
@@ -35,12 +34,9 @@ _TINY_SEED = 20251128
 
 
 def default_cache_dir() -> Path:
-    override = path_knob("DGS_DESKTOP_CACHE")
-    if override is not None:
-        return override
-    from platformdirs import user_cache_dir
+    from dgs_desktop.detector.verified import user_cache_dir
 
-    return Path(user_cache_dir("dgs-desktop"))
+    return user_cache_dir()
 
 
 class CaptionCache:

@@ -68,11 +68,13 @@ def backbone_record(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_P
     return {"library": "open_clip", "model_name": arch, "pretrained": pretrained or None, "config": config}
 
 
-def clip_from_record(record: dict, load_pretrained: bool = True) -> nn.Module:
+def clip_from_record(record: dict, load_pretrained: bool = True, on_meta: bool = False) -> nn.Module:
     """Builds the frozen CLIP model a record describes, in eval mode, with the vision attention
     split. With `load_pretrained` and a `pretrained` tag the weights are fetched by open_clip
     (after checking that open_clip's configuration is exactly the recorded one); otherwise
-    the weights are random (seeded for test-tiny) and the caller loads its own.
+    the weights are random (seeded for test-tiny) and the caller loads its own. `on_meta`
+    (without `load_pretrained`) builds it on the meta device: no memory and no random init
+    (seconds for ViT-L/14), for a caller that then gives every tensor its value.
     """
     import open_clip
     import torch
@@ -91,9 +93,13 @@ def clip_from_record(record: dict, load_pretrained: bool = True) -> nn.Module:
             config = copy.deepcopy(config)
             custom_text = bool(config.pop("custom_text", False)) or "hf_model_name" in config.get("text_cfg", {})
             model_class = open_clip.model.CustomTextCLIP if custom_text else open_clip.model.CLIP
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(_TEST_TINY_SEED)  # random weights, the same every time
-                model = model_class(**config)
+            if on_meta:
+                with torch.device("meta"):
+                    model = model_class(**config)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(_TEST_TINY_SEED)  # random weights, the same every time
+                    model = model_class(**config)
     except BackboneError:
         raise
     except (TypeError, ValueError, KeyError, AssertionError) as exc:

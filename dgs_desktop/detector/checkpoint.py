@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -34,7 +35,7 @@ from .manifest import (
     safe_member,
     sha256_file,
 )
-from .model import DGSDetector, detector_from_record
+from .model import DGSDetector, check_same_names, copy_weight, detector_from_record
 from .patches import preprocessing_manifest
 
 OUR_FILES = (MANIFEST_NAME, LORA_FILE, HEADS_FILE, BASE_FILE)
@@ -123,27 +124,65 @@ def _previous_files(directory: Path) -> set[str]:
 
 
 # -------------------------------------------------------------------------------- loading
+# What loading a model goes through, in order; `on_stage(name, fraction)` callbacks name them.
+VERIFYING, BUILDING, LOADING, FIRST_FORWARD = LOAD_STAGES = (
+    "verifying files", "building the network", "loading weights", "first forward")
+
+
+class _TensorFile:
+    """A listed safetensors file, memory-mapped: tensors are read one at a time, and a file that
+    safetensors cannot read is a `CheckpointError` naming it."""
+
+    def __init__(self, checkpoint: Checkpoint, name: str):
+        from safetensors import SafetensorError, safe_open
+
+        if name not in checkpoint.manifest["files"]:
+            raise CheckpointError(f"checkpoint file {name} is not listed (with its sha256) in the manifest")
+        self.name = name
+        self._errors = (SafetensorError, OSError, ValueError, RuntimeError)
+        self._handle = self._guard(lambda: safe_open(str(safe_member(checkpoint.directory, name)), framework="pt"))
+
+    def _guard(self, read):
+        try:
+            return read()
+        except self._errors as exc:
+            raise CheckpointError(f"checkpoint file {self.name} is not a readable safetensors file: {exc}") from None
+
+    def keys(self) -> list[str]:
+        return self._guard(lambda: list(self._handle.keys()))
+
+    def tensor(self, key: str) -> torch.Tensor:
+        """One tensor, refused unless floating point and finite."""
+        tensor = self._guard(lambda: self._handle.get_tensor(key))
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"checkpoint file {self.name} holds a non-floating-point tensor {key} "
+                                  f"({tensor.dtype})")
+        if not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"checkpoint file {self.name} holds non-finite values (NaN/inf) in {key}")
+        return tensor
+
+
 def load_tensors(checkpoint: Checkpoint, name: str) -> dict[str, torch.Tensor]:
     """The tensors of one listed safetensors file; refuses non-float and non-finite values."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if name not in checkpoint.manifest["files"]:
-        raise CheckpointError(f"checkpoint file {name} is not listed (with its sha256) in the manifest")
-    try:
-        tensors = load_file(str(safe_member(checkpoint.directory, name)))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"checkpoint file {name} is not a readable safetensors file: {exc}") from None
-    for key, tensor in tensors.items():
-        if not tensor.is_floating_point():
-            raise CheckpointError(f"checkpoint file {name} holds a non-floating-point tensor {key} ({tensor.dtype})")
-        if not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"checkpoint file {name} holds non-finite values (NaN/inf) in {key}")
-    return tensors
+    tensors = _TensorFile(checkpoint, name)
+    return {key: tensors.tensor(key) for key in tensors.keys()}
 
 
 def load_head_tensors(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
     return load_tensors(checkpoint, HEADS_FILE)
+
+
+def _load_bundled_base(detector: DGSDetector, checkpoint: Checkpoint, name: str,
+                       progress: Callable[[float], None]) -> None:
+    """Copies the bundled vision weights in one tensor at a time (peak memory: the model plus
+    one tensor, not the model plus the whole file)."""
+    targets = detector.base_visual_tensors()
+    tensors = _TensorFile(checkpoint, name)
+    keys = tensors.keys()
+    check_same_names(targets, keys)
+    for index, key in enumerate(keys, 1):
+        copy_weight(targets[key], tensors.tensor(key), key)
+        progress(index / len(keys))
 
 
 def backbone_of(checkpoint: Checkpoint) -> dict:
@@ -157,9 +196,19 @@ def backbone_of(checkpoint: Checkpoint) -> dict:
     return backbone_record(arch, weights_id)
 
 
+def _no_stages(stage: str, fraction: float) -> None:
+    pass
+
+
 def load_detector(checkpoint: Checkpoint, device: str | torch.device = "cpu",
-                  with_text: bool = False) -> DGSDetector:
-    """Builds the detector a checkpoint describes and loads its weights (eval mode)."""
+                  with_text: bool = False, *, on_stage: Callable[[str, float], None] | None = None) -> DGSDetector:
+    """Builds the detector a checkpoint describes and loads its weights (eval mode).
+
+    With bundled base weights (and no text tower) the network is built on the meta device and
+    every tensor comes from the checkpoint: no random initialisation to throw away. `on_stage`
+    hears `BUILDING` and `LOADING` with the fraction done.
+    """
+    on_stage = on_stage or _no_stages
     manifest = checkpoint.manifest
     base = manifest["base_weights"]
     try:
@@ -167,17 +216,24 @@ def load_detector(checkpoint: Checkpoint, device: str | torch.device = "cpu",
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint LoRA settings are invalid: {exc}") from None
     bundled = bool(base.get("bundled")) or manifest["architecture"] == TEST_TINY
+    on_meta = bool(base.get("bundled")) and not with_text
+    on_stage(BUILDING, 0.0)
     try:
         detector = detector_from_record(backbone_of(checkpoint), lora, with_text=with_text,
-                                        load_pretrained=not bundled)
+                                        load_pretrained=not bundled, on_meta=on_meta)
+        if on_meta:
+            detector = _materialise(detector, device)
     except CheckpointError:
         raise
     except (RuntimeError, ValueError, TypeError, KeyError, OSError) as exc:
         raise CheckpointError(f"cannot build the {manifest['architecture']} model this checkpoint describes: "
                               f"{type(exc).__name__}: {one_line(exc)}") from None
+    on_stage(BUILDING, 1.0)
+    on_stage(LOADING, 0.0)
     try:
         if base.get("bundled"):
-            detector.load_base_visual_state_dict(load_tensors(checkpoint, base.get("file") or BASE_FILE))
+            _load_bundled_base(detector, checkpoint, base.get("file") or BASE_FILE,
+                               lambda done: on_stage(LOADING, 0.9 * done))
         lora_state = load_tensors(checkpoint, LORA_FILE)
         missing = sorted(set(detector.lora_state_dict()) - set(lora_state))
         if missing:
@@ -197,7 +253,19 @@ def load_detector(checkpoint: Checkpoint, device: str | torch.device = "cpu",
         raise CheckpointError(f"checkpoint weights do not fit the {manifest['architecture']} "
                               f"architecture: {one_line(exc)}") from None
     check_finite_scores(detector)
+    on_stage(LOADING, 1.0)
     return detector.to(device).eval()
+
+
+def _materialise(detector: DGSDetector, device: str | torch.device) -> DGSDetector:
+    """Gives a meta-device detector uninitialised memory on `device`; the loader then fills
+    every tensor (base, LoRA and head names are each checked complete). A buffer outside the
+    state dict would have no value to load, so it is refused."""
+    saved = set(detector.state_dict())
+    unsaved = [name for name, _ in detector.named_buffers() if name not in saved]
+    if unsaved:
+        raise ValueError(f"buffer {unsaved[0]} is not saved in checkpoints")
+    return detector.to_empty(device=device)
 
 
 def check_finite_scores(detector: DGSDetector) -> None:

@@ -2,8 +2,9 @@
 
 A checkpoint is a directory: this manifest plus safetensors files, each listed with its sha256.
 Reading a checkpoint (`read_checkpoint`) parses and bounds every field the loader acts on and
-verifies every file's hash before any tensor is read; `checkpoint.load_detector` then builds
-the network. Nothing here imports torch, so the window, the hub client and the CLI can inspect
+verifies every file's hash before any tensor is read (a file hashed before and unchanged
+since is vouched for by the verify cache, `verified.py`, which says exactly what it trusts);
+`checkpoint.load_detector` then builds the network. Nothing here imports torch, so the window, the hub client and the CLI can inspect
 checkpoints cheaply.
 
 Layout:
@@ -21,12 +22,14 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import CheckpointError
 from ..verdict import DEFAULT_THRESHOLD, check_threshold
 from .backbone import TEST_TINY
+from .verified import VerifyCache
 
 MANIFEST_NAME = "dgs_checkpoint.json"
 FORMAT_NAME = "dgs-desktop-checkpoint"
@@ -105,11 +108,14 @@ class Checkpoint:
         return f"{self.source}#{self.sha256[:12]}"
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_file(path: Path, chunk: int = 1 << 20, progress: Callable[[int], None] | None = None) -> str:
+    """The file's sha256; `progress(n)` is told each `n` bytes read."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
             digest.update(block)
+            if progress is not None:
+                progress(len(block))
     return digest.hexdigest()
 
 
@@ -256,8 +262,15 @@ def refuse_file(path: Path) -> CheckpointError:
     return CheckpointError(f"{path} is a file, not a DGS Desktop checkpoint directory")
 
 
-def read_checkpoint(directory: str | Path, source: str | None = None) -> Checkpoint:
-    """Parses and verifies a checkpoint directory (every file's sha256) without loading a model."""
+def read_checkpoint(directory: str | Path, source: str | None = None, *,
+                    verify_cache: VerifyCache | None = None,
+                    progress: Callable[[float], None] | None = None) -> Checkpoint:
+    """Parses and verifies a checkpoint directory (every file's sha256) without loading a model.
+
+    A file the verify cache vouches for (the same file, unchanged since it was hashed to the
+    sha256 the manifest lists: see `verified.py`) is not read again; `verify_cache` defaults
+    to the user's. `progress(fraction)` follows the bytes hashed.
+    """
     directory = Path(directory)
     manifest_path = directory / MANIFEST_NAME
     if directory.is_file():
@@ -280,17 +293,8 @@ def read_checkpoint(directory: str | Path, source: str | None = None) -> Checkpo
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{manifest_path} is not valid JSON: {exc}") from None
     check_manifest(manifest)
-    for name, expected in manifest["files"].items():
-        path = safe_member(directory, name)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint file {name} is missing from {directory}")
-        try:
-            actual = sha256_file(path)
-        except OSError as exc:
-            raise CheckpointError(f"cannot read checkpoint file {name}: {exc.strerror or exc}") from None
-        if actual != expected:
-            raise CheckpointError(f"checkpoint file {name} is corrupt or was modified: sha256 {actual[:16]}… "
-                                  f"does not match the manifest's {str(expected)[:16]}…")
+    _verify_files(directory, manifest["files"], VerifyCache.default() if verify_cache is None else verify_cache,
+                  progress)
     return Checkpoint(directory=directory, manifest=manifest, source=source or str(directory),
                       sha256=hashlib.sha256(raw).hexdigest())
 
@@ -305,3 +309,36 @@ def model_warning(manifest: dict) -> str:
     if not base.get("bundled") and base.get("id") in (None, "", "random-init"):
         return "This model's backbone has random (untrained) weights: its verdicts say nothing about the images."
     return ""
+
+
+def _verify_files(directory: Path, files: dict[str, str], cache: VerifyCache,
+                  progress: Callable[[float], None] | None) -> None:
+    """Every listed file is present and has its listed sha256 (hashed, or vouched for by `cache`)."""
+    paths = {}
+    for name in files:
+        paths[name] = safe_member(directory, name)
+        if not paths[name].is_file():
+            raise CheckpointError(f"checkpoint file {name} is missing from {directory}")
+    to_hash = [name for name, expected in files.items() if not cache.vouches_for(paths[name], expected)]
+    total = sum(paths[name].stat().st_size for name in to_hash) or 1
+    done = 0
+
+    def read(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(min(1.0, done / total))
+
+    try:
+        for name in to_hash:
+            try:
+                actual = cache.hash_file(paths[name], lambda path: sha256_file(path, progress=read))
+            except OSError as exc:
+                raise CheckpointError(f"cannot read checkpoint file {name}: {exc.strerror or exc}") from None
+            if actual != files[name]:
+                raise CheckpointError(f"checkpoint file {name} is corrupt or was modified: sha256 {actual[:16]}… "
+                                      f"does not match the manifest's {str(files[name])[:16]}…")
+    finally:
+        cache.save()
+    if progress is not None:
+        progress(1.0)

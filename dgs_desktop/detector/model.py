@@ -88,21 +88,33 @@ class DGSDetector(nn.Module):
         return {k.replace(".base_layer", ""): v.detach().contiguous()
                 for k, v in base.state_dict().items() if "lora_" not in k}
 
-    def load_base_visual_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+    def base_visual_tensors(self) -> dict[str, torch.Tensor]:
+        """The frozen vision tensors to fill, by the names `base_visual_state_dict` gives them."""
         base = self.visual.get_base_model()
-        target = {k.replace(".base_layer", ""): k for k in base.state_dict() if "lora_" not in k}
-        missing = sorted(set(target) - set(state))
-        extra = sorted(set(state) - set(target))
-        if missing or extra:
-            raise ValueError(f"bundled base weights do not match the architecture "
-                             f"(missing {missing[:3]}, unexpected {extra[:3]})")
-        with torch.no_grad():
-            params = dict(base.state_dict(keep_vars=True))
-            for short, full in target.items():
-                if params[full].shape != state[short].shape:
-                    raise ValueError(f"bundled weight {short} has shape {tuple(state[short].shape)}, "
-                                     f"expected {tuple(params[full].shape)}")
-                params[full].copy_(state[short])
+        return {k.replace(".base_layer", ""): v for k, v in base.state_dict(keep_vars=True).items()
+                if "lora_" not in k}
+
+    def load_base_visual_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        targets = self.base_visual_tensors()
+        check_same_names(targets, state)
+        for short, tensor in state.items():
+            copy_weight(targets[short], tensor, short)
+
+
+def check_same_names(targets: dict, state) -> None:
+    """Bundled base weights name exactly the tensors of the architecture."""
+    missing = sorted(set(targets) - set(state))
+    extra = sorted(set(state) - set(targets))
+    if missing or extra:
+        raise ValueError(f"bundled base weights do not match the architecture "
+                         f"(missing {missing[:3]}, unexpected {extra[:3]})")
+
+
+def copy_weight(target: torch.Tensor, value: torch.Tensor, name: str) -> None:
+    if target.shape != value.shape:
+        raise ValueError(f"bundled weight {name} has shape {tuple(value.shape)}, expected {tuple(target.shape)}")
+    with torch.no_grad():
+        target.copy_(value)
 
 
 def build_detector(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_PRETRAINED,
@@ -112,9 +124,12 @@ def build_detector(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_PR
 
 
 def detector_from_record(record: dict, lora: LoraSettings = LoraSettings(), with_text: bool = False,
-                         load_pretrained: bool = True) -> DGSDetector:
-    """A detector on the backbone a record describes (see `backbone.clip_from_record`)."""
-    clip_model = clip_from_record(record, load_pretrained=load_pretrained)
+                         load_pretrained: bool = True, on_meta: bool = False) -> DGSDetector:
+    """A detector on the backbone a record describes (see `backbone.clip_from_record`; with
+    `on_meta` only the head has memory and values until the caller loads the rest)."""
+    if on_meta and with_text:
+        raise ValueError("the text tower has no weights in a checkpoint: it cannot be built on the meta device")
+    clip_model = clip_from_record(record, load_pretrained=load_pretrained and not on_meta, on_meta=on_meta)
     return DGSDetector(clip_model, lora, with_text=with_text, backbone=record)
 
 

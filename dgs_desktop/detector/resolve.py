@@ -9,13 +9,13 @@ from .hub import SCHEME, download_checkpoint
 from .manifest import Checkpoint, read_checkpoint
 
 
-def resolve_checkpoint(spec: str | Path, progress=None) -> Checkpoint:
+def resolve_checkpoint(spec: str | Path, progress=None, verify_progress=None) -> Checkpoint:
     """A verified checkpoint from a directory path or `hf:org/name[@revision]` (downloaded and
-    cached by huggingface_hub)."""
+    cached by huggingface_hub); `verify_progress(fraction)` follows a folder's hashing."""
     text = str(spec)
     if text.startswith(SCHEME):
         return download_checkpoint(text, progress=progress)
     path = Path(text).expanduser()
     if not path.exists():
         raise CheckpointError(f"checkpoint {text} does not exist")
-    return read_checkpoint(path, source=str(path))
+    return read_checkpoint(path, source=str(path), progress=verify_progress)

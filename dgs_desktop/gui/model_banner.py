@@ -20,7 +20,7 @@ class ModelBanner(QFrame):
         self.message.setTextFormat(Qt.TextFormat.RichText)
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
-        self.busy.setMaximumWidth(160)
+        self.busy.setFixedWidth(260)  # room for 'building the network (2 of 4)'
         self.load_button = QPushButton("Load checkpoint folder…")
         self.load_button.setToolTip("A folder with dgs_checkpoint.json, e.g. made by dgs-desktop-train")
         self.import_button = QPushButton("Import authors' weights (.pth)…")
@@ -41,9 +41,23 @@ class ModelBanner(QFrame):
         layout.addLayout(top)
         layout.addLayout(buttons)
         self._buttons = (self.load_button, self.import_button, self.hub_button)
+        window.controller.load_stage.connect(self.show_stage)
+
+    def show_stage(self, stage: str, fraction: float) -> None:
+        """The loading model's stage as a determinate bar: 'building the network (2 of 4)'."""
+        from ..detector.checkpoint import LOAD_STAGES
+
+        index = LOAD_STAGES.index(stage) if stage in LOAD_STAGES else 0
+        self.busy.setRange(0, 1000)
+        self.busy.setValue(int(1000 * (index + min(max(fraction, 0.0), 1.0)) / len(LOAD_STAGES)))
+        self.busy.setFormat(f"{stage} ({index + 1} of {len(LOAD_STAGES)})")
+        self.busy.setTextVisible(True)
+        self.busy.setToolTip(f"Loading the model: {stage}")
 
     def show_state(self, state: str, message: str) -> None:
         self.busy.setVisible(state in (LOADING_LIBRARIES, LOADING_MODEL))
+        self.busy.setRange(0, 0)  # until a loading stage is heard: an indeterminate bar
+        self.busy.setTextVisible(False)
         needs_model = state in (NO_MODEL, FAILED)
         for button in self._buttons:
             button.setVisible(needs_model)

@@ -56,17 +56,32 @@ def load_ml_stack() -> list[tuple[str, str]]:
     return list_devices()
 
 
-def load_session(spec, device_spec: str, precision: str = "auto") -> ModelSession:
-    from ..detector.checkpoint import load_detector
-    from ..detector.device import describe_device, resolve_device, resolve_precision
+def load_session(spec, device_spec: str, precision: str = "auto", report=None, cancelled=None) -> ModelSession:
+    """Verifies and loads a model, then runs one forward pass (so the first image is not slowed
+    by the backend's set-up); `report((stage, fraction))` follows `checkpoint.LOAD_STAGES`."""
+    import torch
+
+    from ..detector.checkpoint import FIRST_FORWARD, VERIFYING, load_detector
+    from ..detector.device import autocast_for, describe_device, resolve_device, resolve_precision
     from ..detector.manifest import Checkpoint
+    from ..detector.patches import MOSAIC_SIZE
     from ..detector.resolve import resolve_checkpoint
     from ..scan.engine import Scanner
 
+    def stage(name: str, fraction: float) -> None:
+        if report is not None:
+            report((name, fraction))
+
     device = resolve_device(device_spec or "auto")
     resolve_precision(device, precision)  # an impossible choice is refused before the model loads
-    checkpoint = spec if isinstance(spec, Checkpoint) else resolve_checkpoint(spec)
-    detector = load_detector(checkpoint, device)
+    stage(VERIFYING, 0.0)
+    checkpoint = spec if isinstance(spec, Checkpoint) else \
+        resolve_checkpoint(spec, verify_progress=lambda fraction: stage(VERIFYING, fraction))
+    detector = load_detector(checkpoint, device, on_stage=stage)
+    stage(FIRST_FORWARD, 0.0)
+    with torch.no_grad(), autocast_for(device, precision):
+        detector(torch.zeros(1, 3, MOSAIC_SIZE, MOSAIC_SIZE, device=device))
+    stage(FIRST_FORWARD, 1.0)
     scanner = Scanner(detector, device, precision=precision)  # default batch size: the same scores as the CLI
     return ModelSession(spec=checkpoint.source, checkpoint=checkpoint, scanner=scanner, device=device,
                         device_label=describe_device(device))
@@ -76,6 +91,7 @@ class ModelController(QObject):
     state_changed = Signal(str, str)  # state, plain-words message
     session_changed = Signal(object)  # ModelSession
     load_failed = Signal(str)  # plain words
+    load_stage = Signal(str, float)  # a stage of checkpoint.LOAD_STAGES, the fraction of it done
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -116,7 +132,8 @@ class ModelController(QObject):
         load_id = self._load_id
         name = getattr(spec, "source", spec)
         self._set_state(LOADING_MODEL, f"Loading the model {name}…")
-        task = Task(load_session, spec, device, precision)
+        task = Task(load_session, spec, device, precision, pass_hooks=True)
+        task.signals.progress.connect(lambda update: load_id == self._load_id and self.load_stage.emit(*update))
         task.signals.succeeded.connect(lambda session: self._loaded(load_id, session))
         task.signals.failed.connect(lambda message: self._load_failed(load_id, message))
         start_task(task, self._jobs)

@@ -7,6 +7,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the verify cache and caption cache of a test run stay out of the user's own cache
+os.environ.setdefault("DGS_DESKTOP_CACHE", os.path.join(__import__("tempfile").mkdtemp(prefix="dgs-test-cache-")))
 
 import pytest  # noqa: E402
 

@@ -539,10 +539,12 @@ class MainWindow(QMainWindow):
         self.model.calibration = calibration
         session = self.controller.session
         if calibration is not None:
+            self.set_reference_threshold(calibration.threshold, "calibration")
             self.set_threshold(calibration.threshold, exact=True)
             warning = calibration.warning()
             self._status(f"Calibration loaded: {calibration.summary()}" + (f" ⚠ {warning}" if warning else ""))
         elif session is not None:
+            self.set_reference_threshold(session.checkpoint.threshold, "model")
             self.set_threshold(session.checkpoint.threshold)
             self._status("Calibration cleared: the model's threshold applies.")
         self.model.layoutChanged.emit()

@@ -54,7 +54,9 @@ def test_device_path_chooses_the_same_patches_as_the_host_path():
             assert device_side.low_entropy == host.low_entropy
             assert (device_side.distinct_patches, device_side.filled_cells, device_side.padded) == (
                 host.distinct_patches, host.filled_cells, host.padded)
-            np.testing.assert_array_equal(device_side.entropies, host.entropies)
+            # the entropies agree to float32 rounding (FFT libraries differ in the last bits, e.g. 3e-8 on
+            # AMD); the chosen patches are equal because ranking rounds to patches.ENTROPY_RANK_STEP
+            np.testing.assert_allclose(device_side.entropies, host.entropies, rtol=0, atol=1e-5)
             np.testing.assert_array_equal(device_side.mosaic, host.mosaic)
             np.testing.assert_array_equal(mosaic.numpy(), host.mosaic)
 
@@ -65,8 +67,8 @@ def test_a_patch_entropy_does_not_depend_on_its_batch():
     together = batch_entropies(images)
     for image, entropies in zip(images, together):
         (alone,) = batch_entropies([image])
-        assert np.array_equal(alone, entropies)
-        assert np.array_equal(alone, patch_entropies(image.numpy()))
+        np.testing.assert_allclose(alone, entropies, rtol=0, atol=1e-5)  # bit-equal on one library, not across
+        np.testing.assert_allclose(alone, patch_entropies(image.numpy()), rtol=0, atol=1e-5)
 
 
 def test_explicit_seeds_and_padding_match_the_host():

@@ -44,7 +44,7 @@ from .evidence_view import (
     PatchInfo,
     group_counts,
 )
-from .results_model import ERROR, FAKE_COLOR, OK, REAL_COLOR, WARNING_COLOR, ResultRow
+from .results_model import ERROR, OK, REAL_COLOR, VERDICT_COLORS, WARNING_COLOR, ResultRow
 from .thumbnails import pil_to_qimage
 from .workers import Task, start_task
 
@@ -502,7 +502,7 @@ class DetailPane(QWidget):
             self.probability_label.setStyleSheet("")
             return
         verdict = row.verdict(threshold)
-        color = FAKE_COLOR if verdict == "fake" else REAL_COLOR
+        color = VERDICT_COLORS.get(verdict, REAL_COLOR)
         self.probability_label.setText(f"P(fake) = {probability:.4f} → {verdict}")
         self.probability_label.setToolTip(row.verdict_explained(threshold))
         self.probability_label.setStyleSheet(f"color: {color.name()}")

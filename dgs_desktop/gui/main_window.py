@@ -456,7 +456,7 @@ class MainWindow(QMainWindow):
         if warning:
             self.model_label.setText(f"⚠ {self.model_label.text()}")
         if self.model.calibration is not None and self.model.calibration.checkpoint_sha256 != session.checkpoint.sha256:
-            self.model.calibration = None  # a calibration belongs to the model it was made with
+            self.model.set_calibration(None)  # a calibration belongs to the model it was made with
             self._status("Calibration cleared: it was made with another model.")
         scored_by_others = [row for row in self.model.rows
                             if row.result is not None and row.checkpoint_sha256 != session.checkpoint.sha256]
@@ -536,7 +536,7 @@ class MainWindow(QMainWindow):
 
     def set_calibration(self, calibration) -> None:
         """Uses `calibration`'s threshold and reference scores (None: back to the model's threshold)."""
-        self.model.calibration = calibration
+        self.model.set_calibration(calibration)
         session = self.controller.session
         if calibration is not None:
             self.set_reference_threshold(calibration.threshold, "calibration")
@@ -547,7 +547,6 @@ class MainWindow(QMainWindow):
             self.set_reference_threshold(session.checkpoint.threshold, "model")
             self.set_threshold(session.checkpoint.threshold)
             self._status("Calibration cleared: the model's threshold applies.")
-        self.model.layoutChanged.emit()
         if getattr(self, "_calibration_dialog", None) is not None:
             self._calibration_dialog.refresh()
 

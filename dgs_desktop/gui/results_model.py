@@ -382,6 +382,12 @@ class ResultsModel(QAbstractTableModel):
         if self.rows:
             self.dataChanged.emit(self.index(0, PROB_COL), self.index(len(self.rows) - 1, VERDICT_COL))
 
+    def set_calibration(self, calibration) -> None:
+        """The reference scores behind the Real ≥ column and the tooltips (None: none)."""
+        self.calibration = calibration
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(COLUMNS) - 1))
+
     def clear(self) -> None:
         self.beginResetModel()
         self.rows.clear()

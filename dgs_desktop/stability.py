@@ -10,7 +10,6 @@ No Qt: the window runs `order_scores` on a worker thread; a CLI can call it as i
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 
@@ -67,9 +66,9 @@ class Stability:
 def order_mosaics(selection, k: int = DEFAULT_ORDERS) -> list:
     """The selection's 49 patches in the orders of seeds 1..K (`select_patches(image, seed)`'s
     mosaics, rebuilt from the selection without recomputing anything)."""
-    from .detector.patches import reordered_mosaic
+    from .detector.patches import other_orders
 
-    return [reordered_mosaic(selection, seed) for seed in order_seeds(k)]
+    return other_orders(selection, k)
 
 
 def order_scores(image, score_mosaics, reference: float, k: int = DEFAULT_ORDERS, cancelled=None) -> Stability:
@@ -84,25 +83,3 @@ def order_scores(image, score_mosaics, reference: float, k: int = DEFAULT_ORDERS
         raise InterruptedError("cancelled")
     scores = score_mosaics(order_mosaics(select_patches(image), k))
     return Stability(reference=float(reference), others=tuple(float(p) for p in scores))
-
-
-def averaged_over_orders(reference: float, others) -> float:
-    """`--tta K`: the mean P(fake) over the content-seeded order and K-1 others (the authors'
-    test shuffles at random, so any one order is a single sample of this mean)."""
-    values = [float(reference), *map(float, others)]
-    return math.fsum(values) / len(values)
-
-
-def file_stability(path: str, expected_sha256: str, reference: float, score_mosaics, k: int = DEFAULT_ORDERS,
-                   cancelled=None) -> Stability:
-    """`order_scores` for a file, read through the scan's safe reader; refuses a file whose
-    bytes changed since the scan (the spread would describe another image)."""
-    from pathlib import Path
-
-    from .errors import InputError
-    from .scan.decode import decode_image
-
-    decoded = decode_image(Path(path))
-    if expected_sha256 and decoded.sha256 != expected_sha256:
-        raise InputError("the file changed after it was scanned; scan it again before checking stability")
-    return order_scores(decoded.image, score_mosaics, reference, k, cancelled)

@@ -84,8 +84,12 @@ def test_cli_scan_changes_nothing_and_writes_only_the_csv(evidence, tiny_checkpo
     assert not any(p.name.endswith((".tmp", ".lock")) for p in Path(tiny_checkpoint.directory).iterdir())
 
 
-def test_scanning_a_file_by_its_own_path_leaves_its_folder_alone(evidence, tiny_checkpoint, tmp_path, capsys):
+def test_scanning_a_file_by_its_own_path_leaves_its_folder_alone(evidence, tiny_checkpoint, tmp_path, capsys,
+                                                                monkeypatch):
     from dgs_desktop.cli import main
+
+    for name in [m for m in sys.modules if m.startswith("dgs_desktop.gui")]:  # an earlier test's window
+        monkeypatch.delitem(sys.modules, name)
 
     target = evidence / "camera" / "img00003.jpeg"
     before = snapshot(evidence)

@@ -66,7 +66,7 @@ def perturb_bytes(path, jpeg_quality: int | None, blur_sigma: float | None) -> t
     return buffer.getvalue(), ".png"
 
 
-def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = DEFAULT_THRESHOLD, batch_size: int = 32,
+def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = DEFAULT_THRESHOLD, batch_size: int | None = None,
                       workers: int | None = None, jpeg_quality: int | None = None,
                       blur_sigma: float | None = None, progress: bool = True,
                       precision: str = "auto", dist=None) -> EvalResult:

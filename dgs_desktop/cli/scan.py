@@ -158,10 +158,6 @@ def run_scan(args: argparse.Namespace) -> int:
         if mismatch:
             log.warning("%s holds rows from another run (%s); continuing because of --force", args.csv, mismatch)
     detector = load_model(checkpoint, device)
-    from ..detector.manifest import model_warning
-
-    if model_warning(checkpoint.manifest) and (rank is None or rank.rank == 0):
-        warn(model_warning(checkpoint.manifest))
     output = same_file(args.csv)  # a results file inside a scanned folder is not scanned
     # listed before the output is opened, so a new results file in a scanned folder is not among them
     found = list(expand_paths(args.paths, follow_links=args.follow_links, exclude=[output] if output else []))
@@ -182,6 +178,10 @@ def run_scan(args: argparse.Namespace) -> int:
     files = [p for p in found if os.fsencode(p) not in done and (rank is None or rank.owns(p))]
     skipped = len(done)
     completed = False
+    from ..detector.manifest import model_warning
+
+    if model_warning(checkpoint.manifest) and (rank is None or rank.rank == 0):
+        warn(model_warning(checkpoint.manifest))  # once the output is open: the rows will carry this model
     try:
         budget = None if args.memory_budget is None else args.memory_budget * MIB
         scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers, precision=precision,

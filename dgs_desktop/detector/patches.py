@@ -268,6 +268,11 @@ def reordered_mosaic(selection: PatchSelection, seed: int) -> np.ndarray:
         MOSAIC_SIZE, MOSAIC_SIZE, 3))
 
 
+def other_orders(selection: PatchSelection, k: int) -> list[np.ndarray]:
+    """The selection's patches in the orders of seeds 1..K (the stability check's and --tta's)."""
+    return [reordered_mosaic(selection, seed) for seed in range(1, k + 1)]
+
+
 def mosaic_from_boxes(image, boxes) -> np.ndarray:
     """The (224, 224, 3) uint8 mosaic: cell i (row-major 7x7) shows `boxes[i]` of the image.
 

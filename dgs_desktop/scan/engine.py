@@ -316,12 +316,12 @@ class Scanner:
 
     def _order_scores(self, items: list[_Prepared]) -> dict[int, list[float]]:
         """Scores of the other patch orders (seeds 1..m) that --stability and --tta need, per item."""
-        from ..stability import order_mosaics
+        from ..detector.patches import other_orders
 
         count = max(self.stability_orders, self.tta_orders - 1)
         if count <= 0 or not items:
             return {}
-        mosaics = [mosaic for item in items for mosaic in order_mosaics(item.selection, count)]
+        mosaics = [mosaic for item in items for mosaic in other_orders(item.selection, count)]
         try:
             flat = self.runner.score(mosaics)
         except Exception as exc:  # noqa: BLE001 - as a failed batch: these rows become errors
@@ -331,11 +331,9 @@ class Scanner:
 
     def _take_scores(self, result: ScanRecord, score: float, others: list[float]) -> None:
         """The reported P(fake) (the mean over orders with --tta) and the stability spread."""
-        from ..stability import averaged_over_orders
-
-        tta = self.tta_orders - 1
+        tta = self.tta_orders - 1  # --tta K: the mean over the content-seeded order and K-1 others
         result.fake_probability = reported_probability(
-            averaged_over_orders(score, others[:tta]) if tta > 0 else score)
+            math.fsum([score, *others[:tta]]) / (tta + 1) if tta > 0 else score)
         if self.stability_orders > 0:
             spread = [score, *others[:self.stability_orders]]
             result.stability_orders = self.stability_orders

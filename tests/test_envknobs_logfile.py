@@ -81,8 +81,9 @@ def test_the_log_file_is_written_where_the_dialog_says(monkeypatch, tmp_path, fr
     assert path == tmp_path / "logs" / "deeper" / logfile.LOG_FILE_NAME
     assert logfile.start_log_file() == path and logfile.log_file() == path  # once per process
     logging.getLogger("dgs_desktop.test").error("the detail behind a dialog")
-    for handler in logging.getLogger().handlers:
-        handler.flush()
+    for handler in logging.getLogger().handlers:  # only the log file: another test's stream may be closed
+        if isinstance(handler, logging.FileHandler):
+            handler.flush()
     assert "ERROR dgs_desktop.test: the detail behind a dialog" in path.read_text(encoding="utf-8")
     assert logfile.where_details_are() == f"Details were written to the log file {path}."
 
@@ -121,8 +122,9 @@ def test_the_error_dialog_names_the_log_file(qtbot, monkeypatch, tmp_path, fresh
     assert "RuntimeError: boom" in text
     if writable:
         assert text.endswith(f"Details were written to the log file {path}.")
-        for handler in logging.getLogger().handlers:
-            handler.flush()
+        for handler in logging.getLogger().handlers:  # only the log file: another test's stream may be closed
+            if isinstance(handler, logging.FileHandler):
+                handler.flush()
         assert "RuntimeError: boom" in path.read_text(encoding="utf-8")  # the traceback is there
     else:
         assert path is None and "No log file could be written" in text

@@ -83,3 +83,18 @@ def order_scores(image, score_mosaics, reference: float, k: int = DEFAULT_ORDERS
         raise InterruptedError("cancelled")
     scores = score_mosaics(order_mosaics(select_patches(image), k))
     return Stability(reference=float(reference), others=tuple(float(p) for p in scores))
+
+
+def file_stability(path: str, expected_sha256: str, reference: float, score_mosaics, k: int = DEFAULT_ORDERS,
+                   cancelled=None) -> Stability:
+    """`order_scores` for a file, read through the scan's safe reader; refuses a file whose
+    bytes changed since the scan (the spread would describe another image)."""
+    from pathlib import Path
+
+    from .errors import InputError
+    from .scan.decode import decode_image
+
+    decoded = decode_image(Path(path))
+    if expected_sha256 and decoded.sha256 != expected_sha256:
+        raise InputError("the file changed after it was scanned; scan it again before checking stability")
+    return order_scores(decoded.image, score_mosaics, reference, k, cancelled)

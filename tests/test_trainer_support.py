@@ -94,6 +94,8 @@ def one_step_gradients(accum: int, mode: str = "reference", global_batch_for_lam
                global_batch_for_lambda or len(pieces[0]))
     grads = {n: p.grad.detach().clone() for n, p in networks.detector.named_parameters() if p.grad is not None}
     grads.update({f"h_text.{n}": p.grad.detach().clone() for n, p in networks.h_text.named_parameters()})
+    del student  # DDP's reducer goes before its process group,
+    dist.barrier()  # and the group only once every process is done with it (else gloo may abort a peer)
     dist.close()
     return grads
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stage-2 DGS steps of ViT-L-14 (random weights) in bf16, batch 32, on one CUDA GPU:
-# prints images/s and peak memory for the teacher-pass and the feature-cache variants.
+# Stage-2 DGS steps of ViT-L-14 (random weights), batch 32, on one CUDA GPU: images/s and peak
+# memory for bf16 autocast (`--amp auto` on CUDA) with the teacher pass and with the feature
+# cache, and for IEEE fp32 (`--amp off`, TF32 off: the authors' arithmetic) with the teacher pass.
 #   bash bench/gpu_train.sh [STEPS]        (default 300; needs CUDA; no downloads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,28 +27,31 @@ y = (torch.arange(batch, device=dev) % 2).float()
 t, cached = torch.randn(batch, d, device=dev), torch.randn(batch, d, device=dev)
 cfg = SurgeryConfig()
 
-def step(teacher):
+torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+
+def step(teacher, bf16):
     opt.zero_grad(set_to_none=True)
     if teacher:
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16), det.teacher():
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16), det.teacher():
             ft = det.visual(x)
     else:
         ft = cached
-    with torch.autocast("cuda", dtype=torch.bfloat16):
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
         f = det.features(x)
     dgs_backward(f, t, ft, y, det.head, h_text, h_t, cfg)
     opt.step()
 
-for teacher in (True, False):
+for teacher, bf16 in ((True, True), (False, True), (True, False)):
     for _ in range(5):
-        step(teacher)
+        step(teacher, bf16)
     torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    for _ in range(steps):
-        step(teacher)
+    n = steps if bf16 else max(1, steps // 3)  # fp32 is several times slower
+    for _ in range(n):
+        step(teacher, bf16)
     torch.cuda.synchronize()
     el = time.perf_counter() - start
-    print(f"ViT-L-14 bf16 batch {batch}, {'teacher pass' if teacher else 'feature cache'}: "
-          f"{steps * batch / el:.1f} images/s, {1000 * el / steps:.1f} ms/step, "
+    print(f"ViT-L-14 {'bf16' if bf16 else 'fp32 (IEEE)'} batch {batch}, "
+          f"{'teacher pass' if teacher else 'feature cache'}: {n * batch / el:.1f} images/s, {1000 * el / n:.1f} ms/step, "
           f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
 PY

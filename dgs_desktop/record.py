@@ -143,6 +143,13 @@ class ScanRecord:
             return None
         return (self.stability_low, self.stability_high)
 
+    def record_spread(self, scores) -> None:
+        """The stability fields from the P(fake) of the content-seeded order and K others
+        (the scan's `--stability K` and the window's check store them alike)."""
+        scores = [float(p) for p in scores]
+        self.stability_orders = len(scores) - 1
+        self.stability_low, self.stability_high = reported_probability(min(scores)), reported_probability(max(scores))
+
     def with_selection(self, selection: PatchSelection) -> None:
         """Takes the reliability facts and the evidence boxes from the patch selection (not the
         selection itself: its mosaic is 150 KB)."""

@@ -10,10 +10,11 @@ No Qt: the window runs `order_scores` on a worker thread; a CLI can call it as i
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
-from .verdict import FAKE, verdict
+from .verdict import FAKE, NON_FINITE_SCORE, crosses_threshold, verdict
 
 DEFAULT_ORDERS = 8
 
@@ -63,6 +64,17 @@ class Stability:
                 f"as the table ({fakes} fake, {k - fakes} real at threshold {threshold:.3f}).")
 
 
+def spread_summary(record, threshold: float) -> str:
+    """The stored spread of a record (a `--stability` scan or a reopened case), or ""."""
+    if record is None or record.stability is None:
+        return ""
+    low, high = record.stability
+    crosses = crosses_threshold(low, high, threshold)
+    return (f"P(fake) over {record.stability_orders} other patch orders: {low:.4f} – {high:.4f} "
+            f"(spread {high - low:.4f}); the orders {'disagree' if crosses else 'agree'} on the verdict "
+            f"at threshold {threshold:.3f}.")
+
+
 def order_mosaics(selection, k: int = DEFAULT_ORDERS) -> list:
     """The selection's 49 patches in the orders of seeds 1..K (`select_patches(image, seed)`'s
     mosaics, rebuilt from the selection without recomputing anything)."""
@@ -82,6 +94,8 @@ def order_scores(image, score_mosaics, reference: float, k: int = DEFAULT_ORDERS
     if cancelled is not None and cancelled():
         raise InterruptedError("cancelled")
     scores = score_mosaics(order_mosaics(select_patches(image), k))
+    if not all(math.isfinite(p) for p in scores):  # never a spread made of NaN
+        raise ValueError(f"{NON_FINITE_SCORE} for another patch order")
     return Stability(reference=float(reference), others=tuple(float(p) for p in scores))
 
 

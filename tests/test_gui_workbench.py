@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -374,19 +375,36 @@ def test_viewer_handles_a_tiny_image(qtbot, ready_window, tmp_path):
     assert window.detail.show_cell(0) is not None
 
 
-def test_check_stability_shows_the_spread(qtbot, ready_window, mixed):
+def test_detail_view_checks_stability_by_itself_and_an_unstable_row_is_inconclusive(qtbot, ready_window, mixed):
+    from dgs_desktop.verdict import INCONCLUSIVE, UNSTABLE
+
     window = ready_window
     scan_paths(qtbot, window, [mixed / "sample00.jpg"])
-    _show(qtbot, window, mixed / "sample00.jpg")
-    assert window.stability_action.isEnabled()
-    window.stability_action.trigger()
-    qtbot.waitUntil(lambda: window.last_stability is not None, timeout=60_000)
-    path, stability = window.last_stability
+    _show(qtbot, window, mixed / "sample00.jpg")  # no click on "Check stability"
     row = window.model.rows[0]
-    assert path == row.path and stability.reference == row.probability and len(stability.others) == 8
+    qtbot.waitUntil(lambda: row.path in window.stabilities, timeout=60_000)
+    stability = window.stabilities[row.path]
+    assert stability.reference == row.probability and len(stability.others) == 8
     text = window.detail.stability_label.text()
     assert "8 other patch orders" in text and f"{stability.spread:.4f}" in text
     assert re.search(r"\d of 8 orders give the same verdict", text)
+    record = row.result  # the spread is stored in the record: CSV, case and verdict read it
+    assert record.stability_orders == 8
+    assert (record.stability_low, record.stability_high) == pytest.approx((stability.low, stability.high), abs=1e-8)
+    assert stability.spread > 0  # 8 random orders of a test-tiny mosaic never score all alike
+    window.set_threshold((stability.low + stability.high) / 2, exact=True)
+    assessment = row.assessment(window.threshold)
+    assert assessment.verdict == INCONCLUSIVE and any(r.startswith(UNSTABLE) for r in assessment.reasons)
+    assert window.model.counts()[INCONCLUSIVE] == 1
+    assert window.detail.reasons_label.isVisible() and UNSTABLE in window.detail.reasons_label.text()
+    if os.environ.get("DGS_SCREENSHOT_DIR"):
+        window.resize(1600, 1000)
+        qtbot.wait(300)
+        window.grab().save(os.path.join(os.environ["DGS_SCREENSHOT_DIR"], "unstable.png"))
+    window.stability_action.trigger()  # asked again by hand: it runs again, same seeds, same numbers
+    qtbot.waitUntil(lambda: row.path not in window._stability_pending and window.stabilities[row.path] is not stability,
+                    timeout=60_000)
+    assert window.stabilities[row.path] == stability
 
 
 def test_reopened_rows_from_another_model_or_device_are_scored_again(qtbot, tiny_checkpoint, mixed, tmp_path):

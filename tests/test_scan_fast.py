@@ -58,6 +58,20 @@ def test_auto_precision_is_fp32_on_every_machine(monkeypatch):
         dev.resolve_precision(torch.device("mps"), "bf16")
 
 
+def test_fp32_on_cuda_turns_tf32_off_for_the_block_and_restores_it():
+    # cuDNN convolutions default to TF32 on Ampere and later: not the fp32 the score claims.
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        with dev.autocast_for(torch.device("cuda"), "auto"):
+            assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, False)
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+        with dev.autocast_for(torch.device("cpu"), "fp32"):  # nothing to change on a CPU
+            assert torch.backends.cudnn.allow_tf32 is True
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def test_precision_column_and_bit_identical_scores_per_precision(tiny_checkpoint, tmp_path):
     rng = np.random.default_rng(8)
     paths = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -109,3 +110,18 @@ if __name__ == "__main__":  # torchrun --nproc_per_node=2 tests/test_trainer_sup
     result = one_step_gradients(int(sys.argv[2]))
     if int(os.environ.get("RANK", "0")) == 0:
         save_file({k: v.contiguous() for k, v in result.items()}, sys.argv[1])
+
+
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    import torch
+
+    from trainer.distributed import init_distributed
+    from trainer.errors import TrainError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: pytest.fail("set_device on a GPU that is not there"))
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(TrainError, match="NCCL needs one GPU per process and this machine has 1"):
+        init_distributed("auto")

@@ -14,6 +14,8 @@ import torch
 
 from dgs_desktop.envknobs import required_int
 
+from .errors import TrainError
+
 
 @dataclass
 class Dist:
@@ -83,6 +85,10 @@ def init_distributed(device_spec: str) -> Dist:
     use_cuda = torch.cuda.is_available() and spec != "cpu"
     backend = "nccl" if use_cuda else "gloo"
     if use_cuda:
+        gpus = torch.cuda.device_count()
+        if local_rank >= gpus:  # NCCL refuses two processes on one GPU; say so before it hangs or aborts
+            raise TrainError(f"process {local_rank} has no GPU of its own: NCCL needs one GPU per process and "
+                             f"this machine has {gpus}; use torchrun --nproc_per_node={gpus}, or --device cpu")
         torch.cuda.set_device(local_rank)
     else:
         local_world = required_int("LOCAL_WORLD_SIZE", minimum=1, default=world)

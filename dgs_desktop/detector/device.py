@@ -85,10 +85,24 @@ def precision_options(device: torch.device) -> list[tuple[str, str]]:
 
 
 def autocast_for(device: torch.device, precision: str = "auto"):
-    """bf16 autocast when `precision` resolves to bf16 on `device`; else no autocast (fp32)."""
+    """bf16 autocast when `precision` resolves to bf16 on `device`; else IEEE fp32 (on CUDA
+    with TF32 off: cuDNN convolutions, such as CLIP's patch embedding, default to TF32)."""
     if resolve_precision(device, precision) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if device.type == "cuda":
+        return _ieee_fp32_on_cuda()
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _ieee_fp32_on_cuda():
+    """Matrix products and convolutions in full fp32 for the block; the flags are restored after."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def precision_name(device: torch.device, precision: str = "auto") -> str:

@@ -304,6 +304,10 @@ class DetailPane(QWidget):
         self.probability_label.setFont(font)
         self.probability_label.setWordWrap(True)
         self.probability_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.reasons_label = QLabel()  # why the verdict is inconclusive, in the rule's own words
+        self.reasons_label.setWordWrap(True)
+        self.reasons_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.reasons_label.setVisible(False)
         self.warning_label = QLabel()
         self.warning_label.setWordWrap(True)
         self.warning_label.setStyleSheet(f"color: {WARNING_COLOR.name()}; font-weight: bold")
@@ -414,6 +418,7 @@ class DetailPane(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.name_label)
         layout.addWidget(self.probability_label)
+        layout.addWidget(self.reasons_label)
         layout.addWidget(self.warning_label)
         layout.addWidget(self.splitter, 1)
         self.image_view.show_message(NO_ROW_MESSAGE)
@@ -450,6 +455,7 @@ class DetailPane(QWidget):
         if row is None:
             self.probability_label.setText("")
             self.warning_label.setVisible(False)
+            self.reasons_label.setVisible(False)
             self.image_view.show_message(NO_ROW_MESSAGE)
             return
         self._show_probability(row, threshold)
@@ -497,12 +503,17 @@ class DetailPane(QWidget):
         self.warning_label.setText(f"⚠ {row.warning}" if row.warning else "")
         self.warning_label.setVisible(bool(row.warning))
         probability = row.probability
+        self.reasons_label.setVisible(False)
         if probability is None:
             self.probability_label.setText(row.status_text)
             self.probability_label.setStyleSheet("")
             return
-        verdict = row.verdict(threshold)
+        assessment = row.assessment(threshold)
+        verdict, reasons = assessment.verdict, assessment.reasons
         color = VERDICT_COLORS.get(verdict, REAL_COLOR)
+        self.reasons_label.setText("\n".join(f"• {reason}" for reason in reasons))
+        self.reasons_label.setStyleSheet(f"color: {color.name()}")
+        self.reasons_label.setVisible(bool(reasons))
         self.probability_label.setText(f"P(fake) = {probability:.4f} → {verdict}")
         self.probability_label.setToolTip(row.verdict_explained(threshold))
         self.probability_label.setStyleSheet(f"color: {color.name()}")

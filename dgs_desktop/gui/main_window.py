@@ -127,7 +127,8 @@ class MainWindow(QMainWindow):
         self.reference_threshold: tuple[float, str] = (DEFAULT_THRESHOLD, "default")
         self._fitted_to_screen = False
         self.scanned_folders: set[str] = set()  # the folders the analyst added (the evidence)
-        self.last_stability = None  # (path, Stability)
+        self.stabilities: dict = {}  # path -> Stability of this session's checks
+        self._stability_pending: set[str] = set()
         self.unsaved_box: QMessageBox | None = None
         self.about_box: QMessageBox | None = None
         self.shortcuts_box: QMessageBox | None = None
@@ -710,7 +711,7 @@ class MainWindow(QMainWindow):
         self.thumbnails.clear()
         self.detail.set_annotations_enabled(False)
         self.detail.show_row(None, self.threshold)
-        self.last_stability = None
+        self.stabilities.clear()
 
     def evidence_folders(self) -> set[str]:
         """Every scanned folder: those added and those holding a listed file. Save dialogs
@@ -862,6 +863,7 @@ class MainWindow(QMainWindow):
         selection = None if row is None else self.model.selections.get(row.path)
         self.detail.show_row(row, self.threshold, selection)
         self._show_stability()
+        self.check_stability(automatic=True)
 
     def select_path(self, path: str) -> bool:
         for proxy_row in range(self.proxy.rowCount()):
@@ -902,29 +904,49 @@ class MainWindow(QMainWindow):
         self.progress_label.setText(message)
 
     # ----------------------------------------------------------------------- stability
-    def check_stability(self) -> None:
-        """Scores the current image's patches in 8 other orders (after the scan's batches)."""
+    def check_stability(self, automatic: bool = False) -> None:
+        """Scores the shown image's patches in 8 other orders (after the scan's batches) and
+        stores the spread in its record, so an unstable verdict says so. The detail view runs
+        it by itself for every scored image it shows (`automatic`); a check queued for an
+        image no longer shown is dropped before it costs anything."""
         from ..stability import file_stability
 
         row, session = self.shown_row(), self.controller.session
-        if row is None or row.state != OK or session is None:
+        if row is None or row.state != OK or session is None or row.path in self._stability_pending:
             return
-        path, reference = row.path, row.probability
+        if automatic and row.result.stability_orders is not None:
+            return
+        path, sha256, reference = row.path, row.result.sha256, row.probability
+        self._stability_pending.add(path)
         self.detail.show_stability(path, "Scoring 8 other patch orders…")
         self.detail.stability_button.setEnabled(False)
-        task = Task(file_stability, path, row.result.sha256, reference, session.scanner.runner.score)
-        task.signals.succeeded.connect(lambda stability: self._stability_done(path, stability))
-        task.signals.failed.connect(lambda message: self.detail.show_stability(path, f"Stability check failed: {message}"))
+        dropped = (lambda: self.detail.current_path != path) if automatic else None
+        task = Task(file_stability, path, sha256, reference, session.scanner.runner.score, cancelled=dropped)
+        task.signals.succeeded.connect(lambda stability: self._stability_done(path, sha256, stability))
+        task.signals.failed.connect(lambda message: self._stability_failed(path, message))
+        task.signals.finished.connect(lambda: self._stability_pending.discard(path))
         self.scans.run_task(task)
 
-    def _stability_done(self, path: str, stability) -> None:
-        self.last_stability = (path, stability)
+    def _stability_done(self, path: str, sha256: str, stability) -> None:
+        self._stability_pending.discard(path)
+        if self.model.set_stability(path, stability, sha256):
+            self.stabilities[path] = stability
+            self.cases.results_scanned([self.model.row_for_path(path).result], self.controller.session)
         self._show_stability()
 
+    def _stability_failed(self, path: str, message: str) -> None:
+        self._stability_pending.discard(path)
+        self.detail.show_stability(path, "" if message == "cancelled" else f"Stability check failed: {message}")
+
     def _show_stability(self) -> None:
-        if self.last_stability is not None:
-            path, stability = self.last_stability
-            self.detail.show_stability(path, stability.summary(self.threshold))
+        from ..stability import spread_summary
+
+        row = self.shown_row()
+        if row is None or row.state != OK or row.path in self._stability_pending:
+            return
+        stability = self.stabilities.get(row.path)
+        text = stability.summary(self.threshold) if stability is not None else spread_summary(row.result, self.threshold)
+        self.detail.show_stability(row.path, text)
 
     # ------------------------------------------------------------------------ help
     def shortcut_list(self) -> list[tuple[str, str]]:

@@ -372,6 +372,17 @@ class ResultsModel(QAbstractTableModel):
         if touched:
             self.dataChanged.emit(self.index(min(touched), 0), self.index(max(touched), len(COLUMNS) - 1))
 
+    def set_stability(self, path: str, stability, sha256: str) -> bool:
+        """Stores a stability check in the row's record (its verdict may become inconclusive:
+        `unstable`); ignored when the row was rescored or changed meanwhile."""
+        index = self._row_of.get(path)
+        row = None if index is None else self.rows[index]
+        if row is None or row.state != OK or row.result is None or row.result.sha256 != sha256:
+            return False
+        row.result.record_spread(stability.all_scores)
+        self.dataChanged.emit(self.index(index, 0), self.index(index, len(COLUMNS) - 1))
+        return True
+
     def paths_in_state(self, state: str) -> list[str]:
         return [row.path for row in self.rows if row.state == state]
 

@@ -335,10 +335,7 @@ class Scanner:
         result.fake_probability = reported_probability(
             math.fsum([score, *others[:tta]]) / (tta + 1) if tta > 0 else score)
         if self.stability_orders > 0:
-            spread = [score, *others[:self.stability_orders]]
-            result.stability_orders = self.stability_orders
-            result.stability_low, result.stability_high = (reported_probability(min(spread)),
-                                                           reported_probability(max(spread)))
+            result.record_spread([score, *others[:self.stability_orders]])
 
     def _score(self, batch: list[_Prepared], keep_selection: bool,
                mosaics: torch.Tensor | None = None) -> Iterator[ScanRecord]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import time
 from pathlib import Path
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
@@ -121,14 +119,12 @@ def open_calibration(path: str, checkpoint_sha256: str, precision: str):
 
 def run_scan(args: argparse.Namespace) -> int:
     from ..detector.device import describe_device
-    from ..scan.csvio import CsvError, CsvResultWriter, RunInfo, check_output, read_results_csv, run_mismatch, same_file
-    from ..scan.discover import expand_paths
-    from ..scan.distributed import ScanRank, discard_leftover_parts, fold_leftover_parts
-    from ..scan.engine import Scanner, ScanProgress
-    from ..verdict import assess
+    from ..detector.manifest import model_warning
+    from ..scan.csvio import RunInfo
+    from ..scan.distributed import ScanRank
+    from ..scan.engine import Scanner
+    from ..scan.job import ScanJob
 
-    if args.force and not args.resume:
-        raise UsageError("--force only applies to --resume")
     if args.calibration and args.threshold is not None:
         raise UsageError("give --calibration or --threshold, not both (the calibration sets the threshold)")
     check_inputs(args.paths)
@@ -141,96 +137,40 @@ def run_scan(args: argparse.Namespace) -> int:
     run = RunInfo(checkpoint=checkpoint.source, checkpoint_sha256=checkpoint.sha256,
                   device=device_label, threshold=threshold, precision=precision, calibration=calibration,
                   tta_orders=args.tta)
-    out = Path(args.csv)
-    if args.resume and not rank and args.csv != "-":
-        try:
-            fold_leftover_parts(out, run)  # rows of an interrupted torchrun scan (only our own files)
-        except CsvError as exc:
-            raise UsageError(str(exc)) from None
-    # The output is checked now but not touched until the model has loaded: a run that fails
-    # its checks leaves an existing results file exactly as it was.
-    existing = check_output(args.csv, resume=args.resume)
-    if existing is not None and existing.rows:
-        mismatch = run_mismatch(existing, run)
-        if mismatch and not args.force:
-            raise UsageError(f"{args.csv} holds rows from another run ({mismatch}); resuming would mix them: "
-                             f"add --force to continue anyway, or write to another --csv")
-        if mismatch:
-            log.warning("%s holds rows from another run (%s); continuing because of --force", args.csv, mismatch)
+    job = ScanJob(args.paths, args.csv, run, resume=args.resume, force=args.force, follow_links=args.follow_links,
+                  rank=rank)
+    job.check()  # before the model loads: a run that fails its checks leaves the results file as it was
     detector = load_model(checkpoint, device)
-    output = same_file(args.csv)  # a results file inside a scanned folder is not scanned
-    # listed before the output is opened, so a new results file in a scanned folder is not among them
-    found = list(expand_paths(args.paths, follow_links=args.follow_links, exclude=[output] if output else []))
-    try:
-        if rank:
-            if args.csv == "-":
-                raise UsageError("a torchrun scan writes to a CSV file, not to standard output")
-            rank.start(out, run, args.resume)
-            done = read_results_csv(out).done_keys if args.resume else set()
-            writer = CsvResultWriter(rank.part(out), run)
-        else:
-            if not args.resume and args.csv != "-":
-                discard_leftover_parts(out, run)
-            done = existing.done_keys if existing is not None else set()
-            writer = CsvResultWriter(args.csv, run, resume=args.resume, existing=existing)
-    except CsvError as exc:
-        raise UsageError(str(exc)) from None
-    files = [p for p in found if os.fsencode(p) not in done and (rank is None or rank.owns(p))]
-    skipped = len(done)
-    completed = False
-    from ..detector.manifest import model_warning
-
-    if model_warning(checkpoint.manifest) and (rank is None or rank.rank == 0):
+    budget = None if args.memory_budget is None else args.memory_budget * MIB
+    scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers, precision=precision,
+                      select_on=args.select_on, jpeg_decoder=args.jpeg_decoder, memory_budget=budget,
+                      stability_orders=args.stability, tta_orders=args.tta)
+    files = job.open()  # opens the writer: nothing that can fail comes between this and job.run
+    lead = rank is None or rank.rank == 0
+    if model_warning(checkpoint.manifest) and lead:
         warn(model_warning(checkpoint.manifest))  # once the output is open: the rows will carry this model
-    try:
-        budget = None if args.memory_budget is None else args.memory_budget * MIB
-        scanner = Scanner(detector, device, batch_size=args.batch_size, workers=args.workers, precision=precision,
-                          select_on=args.select_on, jpeg_decoder=args.jpeg_decoder, memory_budget=budget,
-                          stability_orders=args.stability, tta_orders=args.tta)
-        progress = ScanProgress(total=len(files))
-        counts = {"fake": 0, "real": 0, "inconclusive": 0}
-        bar = None
-        if not args.no_progress and (rank is None or rank.rank == 0):
-            from tqdm import tqdm
+    bar = None
+    if not args.no_progress and lead:
+        from tqdm import tqdm
 
-            bar = tqdm(total=len(files), unit="img", file=sys.stderr, dynamic_ncols=True,
-                       desc="scanning")
-        try:
-            for result in scanner.scan(files):
-                writer.write(result)
-                progress.update(result)
-                verdict = assess(result, threshold).verdict
-                if verdict:
-                    counts[verdict] += 1
-                if bar is not None:
-                    bar.update(1)
-        except CsvError as exc:  # disk full / output removed mid-scan: finished rows are kept
-            raise UsageError(str(exc)) from None
-        except KeyboardInterrupt:
-            if bar is not None:
-                bar.close()
-            completed = progress.done > 0  # with no row yet, an old results file stays as it was
-            writer.close(completed=completed)
-            kept = f"{args.csv} holds every finished row. Continue with --resume." if completed \
-                else "no row was written."
-            print(f"\ndgs-desktop: interrupted after {progress.done} of {len(files)} files; {kept}",
-                  file=sys.stderr)
-            return EXIT_INTERRUPTED
-        finally:
-            if bar is not None:
-                bar.close()
-        completed = True
+        bar = tqdm(total=len(files), unit="img", file=sys.stderr, dynamic_ncols=True, desc="scanning")
+    try:
+        summary = job.run(scanner.scan(files), len(files), threshold,
+                          on_result=None if bar is None else lambda _record: bar.update(1))
     finally:
-        writer.close(completed=completed)
-    elapsed = time.perf_counter() - progress.started
-    resumed = f", {skipped} already in the CSV" if skipped else ""
+        if bar is not None:
+            bar.close()
+    progress = summary.progress
+    if summary.interrupted:
+        kept = f"{args.csv} holds every finished row. Continue with --resume." if progress.done \
+            else "no row was written."
+        print(f"\ndgs-desktop: interrupted after {progress.done} of {len(files)} files; {kept}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    resumed = f", {summary.skipped} already in the CSV" if summary.skipped else ""
     if rank:
-        try:
-            rank.finish(out, run)
-        except CsvError as exc:
-            raise UsageError(str(exc)) from None
         resumed += f" (rank {rank.rank}/{rank.world_size})"
-    print(f"Scanned {progress.done} files in {elapsed:.1f} s ({progress.rate:.1f}/s): "
+    counts = summary.counts
+    print(f"Scanned {progress.done} files in {summary.elapsed_s:.1f} s ({progress.rate:.1f}/s): "
           f"{counts['fake']} fake, {counts['real']} real, {counts['inconclusive']} inconclusive, "
           f"{progress.failed} failed{resumed} -> {args.csv}",
           file=sys.stderr)

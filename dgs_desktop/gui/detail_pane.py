@@ -472,7 +472,7 @@ class DetailPane(QWidget):
         task.signals.succeeded.connect(lambda data: self._loaded(request, data, row))
         task.signals.failed.connect(lambda message: self._failed(request, message))
         self._drop_waiting()
-        self._waiting = start_task(task, self._jobs, self.pool)
+        self._waiting = start_task(task, self._jobs, self.pool, owner=self)
 
     def _drop_waiting(self) -> None:
         """A decode that has not started yet returns at once when its turn comes (the user moved on)."""

@@ -598,7 +598,7 @@ class MainWindow(QMainWindow):
         task = Task(discover_files, [str(p) for p in paths])
         task.signals.succeeded.connect(self._files_found)
         task.signals.failed.connect(self._discovery_failed)
-        start_task(task, self._jobs)
+        start_task(task, self._jobs, owner=self)
 
     def _discovery_failed(self, message: str) -> None:
         show_error(self, "Cannot add files", message)

@@ -112,7 +112,7 @@ class ModelController(QObject):
         task = Task(load_ml_stack)
         task.signals.succeeded.connect(self._libraries_loaded)
         task.signals.failed.connect(lambda message: self._fail(f"The detector libraries could not be loaded: {message}"))
-        start_task(task, self._jobs)
+        start_task(task, self._jobs, owner=self)
 
     def _libraries_loaded(self, devices) -> None:
         self.libraries_ready = True
@@ -136,7 +136,7 @@ class ModelController(QObject):
         task.signals.progress.connect(lambda update: load_id == self._load_id and self.load_stage.emit(*update))
         task.signals.succeeded.connect(lambda session: self._loaded(load_id, session))
         task.signals.failed.connect(lambda message: self._load_failed(load_id, message))
-        start_task(task, self._jobs)
+        start_task(task, self._jobs, owner=self)
 
     def _loaded(self, load_id: int, session: ModelSession) -> None:
         if load_id != self._load_id:

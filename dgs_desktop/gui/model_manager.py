@@ -264,7 +264,7 @@ class ModelManagerDialog(QDialog):
         """A hub model's card metrics, fetched off the GUI thread (from the cache when offline)."""
         task = Task(card_text, checkpoint.source)
         task.signals.succeeded.connect(lambda text: self._show_card(checkpoint, text))
-        start_task(task, self._jobs)
+        start_task(task, self._jobs, owner=self)
 
     def _show_card(self, checkpoint, text: str) -> None:
         session = self.controller.session
@@ -311,7 +311,7 @@ class ModelManagerDialog(QDialog):
         task.signals.succeeded.connect(self._imported)
         task.signals.failed.connect(lambda message: self._show(self.import_message, f"Import failed: {message}", True))
         task.signals.finished.connect(lambda: self.import_button.setEnabled(True))
-        start_task(task, self._jobs)
+        start_task(task, self._jobs, owner=self)
 
     def _imported(self, out_dir: str) -> None:
         self._show(self.import_message, f"Imported into {out_dir}; loading it now.", False)
@@ -335,7 +335,7 @@ class ModelManagerDialog(QDialog):
             not task.cancel_event.is_set()))
         task.signals.finished.connect(self._download_finished)
         self._download = task
-        start_task(task, self._jobs)
+        start_task(task, self._jobs, owner=self)
 
     def cancel_download(self) -> None:
         if self._download is not None:

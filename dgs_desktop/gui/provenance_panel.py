@@ -119,7 +119,7 @@ class ProvenancePanel(QWidget):
         task = Task(analyze_file, path, expected_sha256)
         task.signals.succeeded.connect(lambda result: self._loaded(request, result))
         task.signals.failed.connect(lambda message: self._failed(request, message))
-        start_task(task, self._jobs)
+        start_task(task, self._jobs, owner=self)
 
     def _loaded(self, request: int, result) -> None:
         if request == self._request:

@@ -95,7 +95,7 @@ class ReportAndProvenance(QObject):
         task = Task(export_report, self.report_source(), None if pdf else path, path if pdf else None, overwrite)
         task.signals.succeeded.connect(lambda written: self._done(f"Report written to {written[0]}."))
         task.signals.failed.connect(lambda message: self._done("", message))
-        start_task(task, self._jobs)
+        start_task(task, self._jobs, owner=self)
 
     def _done(self, message: str, error: str = "") -> None:
         self.exporting = False

@@ -121,7 +121,9 @@ class ScanController(QObject):
         self.start_next()
 
     def run_task(self, task: Task) -> Task:
-        """Runs a model task (e.g. the stability check) after the running scan's batches."""
+        """Runs a model task (e.g. the stability check) after the running scan's batches; its
+        reports are dropped once this controller (the window) is gone."""
+        task.bind(self)
         self._tasks.add(task)
         task.signals.finished.connect(lambda: self._tasks.discard(task))
         self.pool.start(task)

@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,50 @@ def shared_pool() -> QThreadPool:
 
 
 class TaskSignals(QObject):
+    """What a task reports, delivered on the GUI thread. A report is dropped when, by the time
+    it reaches the GUI thread, the task was cancelled or its `owner` widget is gone: a window
+    that shut down, or was deleted with a result still queued, is never called back."""
+
     progress = Signal(object)  # whatever the task reports
     succeeded = Signal(object)  # the task's return value
     failed = Signal(str)  # plain words
-    finished = Signal()  # always, last
+    finished = Signal()  # always, last (unless the owner is gone)
+    _reported = Signal(object)  # emitted on the pool thread; re-emitted on the GUI thread
+    _returned = Signal(object)
+    _raised = Signal(str)
+    _ended = Signal()
+
+    def __init__(self, cancelled: Callable[[], bool]):
+        super().__init__()
+        self._cancel_requested = cancelled
+        self.owner: QObject | None = None
+        self._reported.connect(self._deliver_progress)
+        self._returned.connect(self._deliver_success)
+        self._raised.connect(self._deliver_failure)
+        self._ended.connect(self._deliver_end)
+
+    def _owner_gone(self) -> bool:
+        return self.owner is not None and not shiboken6.isValid(self.owner)
+
+    def _cancelled(self) -> bool:
+        return self._cancel_requested() or self._owner_gone()
+
+    def _deliver_progress(self, value) -> None:
+        if not self._cancelled():
+            self.progress.emit(value)
+
+    def _deliver_success(self, value) -> None:
+        if not self._cancelled():
+            self.succeeded.emit(value)
+
+    def _deliver_failure(self, message: str) -> None:
+        # a task cancelled on purpose still says so ("cancelled"), so its caller can reset
+        if not self._owner_gone() and (message == "cancelled" or not self._cancel_requested()):
+            self.failed.emit(message)
+
+    def _deliver_end(self) -> None:
+        if not self._owner_gone():
+            self.finished.emit()
 
 
 class Task(QRunnable):
@@ -64,32 +105,40 @@ class Task(QRunnable):
     def __init__(self, fn: Callable, *args, pass_hooks: bool = False, **kwargs):
         super().__init__()
         self.setAutoDelete(True)
-        self.signals = TaskSignals()
         self.cancel_event = threading.Event()
+        self.signals = TaskSignals(self.cancel_event.is_set)
         self._call = (fn, args, kwargs, pass_hooks)
 
     def cancel(self) -> None:
         self.cancel_event.set()
 
+    def bind(self, owner: QObject) -> Task:
+        """Drops every report that arrives after `owner` (its C++ object) was deleted."""
+        self.signals.owner = owner
+        return self
+
     def run(self) -> None:
         fn, args, kwargs, pass_hooks = self._call
         try:
             if pass_hooks:
-                kwargs = dict(kwargs, report=self.signals.progress.emit, cancelled=self.cancel_event.is_set)
+                kwargs = dict(kwargs, report=self.signals._reported.emit, cancelled=self.cancel_event.is_set)
             value = fn(*args, **kwargs)
         except InterruptedError:  # the task saw cancelled(): not a failure
-            self.signals.failed.emit("cancelled")
+            self.signals._raised.emit("cancelled")
         except BaseException as exc:  # noqa: BLE001 - reported in plain words; details to the log
             log.warning("background task failed:\n%s", traceback.format_exc())
-            self.signals.failed.emit(plain_error(exc))
+            self.signals._raised.emit(plain_error(exc))
         else:
-            self.signals.succeeded.emit(value)
+            self.signals._returned.emit(value)
         finally:
-            self.signals.finished.emit()
+            self.signals._ended.emit()
 
 
-def start_task(task: Task, keep: set, pool: QThreadPool | None = None) -> Task:
-    """Starts `task`, holding a Python reference in `keep` until it finishes."""
+def start_task(task: Task, keep: set, pool: QThreadPool | None = None, owner: QObject | None = None) -> Task:
+    """Starts `task`, holding a Python reference in `keep` until it finishes; with `owner`, its
+    reports are dropped once that widget is gone."""
+    if owner is not None:
+        task.bind(owner)
     keep.add(task)
     task.signals.finished.connect(lambda: keep.discard(task))
     (pool or shared_pool()).start(task)
@@ -194,6 +243,11 @@ class ScanWorker(QRunnable):
 
     def cancel(self) -> None:
         self.cancel_event.set()
+
+    def bind(self, owner: QObject) -> Task:
+        """Drops every report that arrives after `owner` (its C++ object) was deleted."""
+        self.signals.owner = owner
+        return self
 
     def run(self) -> None:
         from ..scan.engine import ScanProgress

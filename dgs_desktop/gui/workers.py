@@ -51,8 +51,9 @@ def shared_pool() -> QThreadPool:
 
 class TaskSignals(QObject):
     """What a task reports, delivered on the GUI thread. A report is dropped when, by the time
-    it reaches the GUI thread, the task was cancelled or its `owner` widget is gone: a window
-    that shut down, or was deleted with a result still queued, is never called back."""
+    it reaches the GUI thread, the task's `owner` widget is gone: a window deleted with a result
+    still queued is never called back. (Cancellation is the caller's to handle: a cancelled
+    download, say, still reports its failure so the dialog can say "cancelled".)"""
 
     progress = Signal(object)  # whatever the task reports
     succeeded = Signal(object)  # the task's return value
@@ -63,9 +64,8 @@ class TaskSignals(QObject):
     _raised = Signal(str)
     _ended = Signal()
 
-    def __init__(self, cancelled: Callable[[], bool]):
+    def __init__(self):
         super().__init__()
-        self._cancel_requested = cancelled
         self.owner: QObject | None = None
         self._reported.connect(self._deliver_progress)
         self._returned.connect(self._deliver_success)
@@ -75,20 +75,16 @@ class TaskSignals(QObject):
     def _owner_gone(self) -> bool:
         return self.owner is not None and not shiboken6.isValid(self.owner)
 
-    def _cancelled(self) -> bool:
-        return self._cancel_requested() or self._owner_gone()
-
     def _deliver_progress(self, value) -> None:
-        if not self._cancelled():
+        if not self._owner_gone():
             self.progress.emit(value)
 
     def _deliver_success(self, value) -> None:
-        if not self._cancelled():
+        if not self._owner_gone():
             self.succeeded.emit(value)
 
     def _deliver_failure(self, message: str) -> None:
-        # a task cancelled on purpose still says so ("cancelled"), so its caller can reset
-        if not self._owner_gone() and (message == "cancelled" or not self._cancel_requested()):
+        if not self._owner_gone():
             self.failed.emit(message)
 
     def _deliver_end(self) -> None:
@@ -106,7 +102,7 @@ class Task(QRunnable):
         super().__init__()
         self.setAutoDelete(True)
         self.cancel_event = threading.Event()
-        self.signals = TaskSignals(self.cancel_event.is_set)
+        self.signals = TaskSignals()
         self._call = (fn, args, kwargs, pass_hooks)
 
     def cancel(self) -> None:
@@ -243,11 +239,6 @@ class ScanWorker(QRunnable):
 
     def cancel(self) -> None:
         self.cancel_event.set()
-
-    def bind(self, owner: QObject) -> Task:
-        """Drops every report that arrives after `owner` (its C++ object) was deleted."""
-        self.signals.owner = owner
-        return self
 
     def run(self) -> None:
         from ..scan.engine import ScanProgress

@@ -17,11 +17,13 @@ import sys
 
 from dgs_desktop.cli.shell import Command, non_negative_float, positive_int, run_cli, threshold, with_default_command
 from dgs_desktop.errors import UsageError
+from dgs_desktop.scan.decode import ANALYST, DECODINGS
 from dgs_desktop.verdict import DEFAULT_THRESHOLD
 
 from . import config as train_config
 from . import publish
 from .config import default_workers
+from .evaluate import BLUR_BACKENDS
 
 PROG = "dgs-desktop-train"
 log = logging.getLogger(__name__)
@@ -51,6 +53,13 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", help="write one row per image (path, subset, category, label, probability) here")
     p.add_argument("--jpeg-quality", type=_quality, help="re-encode each image as JPEG at this quality first")
     p.add_argument("--blur-sigma", type=non_negative_float, help="Gaussian-blur each image with this sigma first")
+    p.add_argument("--blur-backend", default="pillow", choices=BLUR_BACKENDS,
+                   help="pillow (default): Pillow's GaussianBlur; scipy: the authors' scipy gaussian_filter "
+                        "(pip install 'dgs-desktop[paper]'; Pillow is within ~1 gray level of it)")
+    p.add_argument("--decoding", default=ANALYST, choices=DECODINGS,
+                   help="analyst (default, as the app scans): EXIF orientation applied, 16-bit images scaled; "
+                        "authors: their Image.open().convert('RGB'), no rotation, 16-bit values saturate "
+                        "(to reproduce the paper)")
     p.add_argument("--threshold", type=threshold, default=DEFAULT_THRESHOLD,
                    help=f"fake when P(fake) > threshold (default {DEFAULT_THRESHOLD})")
     p.add_argument("--device", default="auto")
@@ -79,6 +88,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .data import format_unreadable
     from .distributed import init_distributed
     from .evaluate import evaluate_detector, write_metrics_csv, write_scores_csv
+    from .facts import scoring_line
     from .metrics import format_log_lines
     from .sources import DataOptions, load_dataset, parse_classes
 
@@ -98,7 +108,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         detector = load_detector(checkpoint, device)
         result = evaluate_detector(detector, dataset, device, threshold=args.threshold, batch_size=args.batch_size,
                                    workers=args.workers, jpeg_quality=args.jpeg_quality, blur_sigma=args.blur_sigma,
-                                   progress=not args.no_progress, precision=args.precision, dist=dist)
+                                   progress=not args.no_progress, precision=args.precision, dist=dist,
+                                   decoding=args.decoding, blur_backend=args.blur_backend)
     finally:
         dist.close()
     if not dist.is_main:
@@ -110,7 +121,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"no image under {args.data} could be scored")
     perturbation = []
     if args.blur_sigma:
-        perturbation.append(f"Gaussian blur sigma={args.blur_sigma:g}")
+        perturbation.append(f"Gaussian blur sigma={args.blur_sigma:g} ({args.blur_backend})")
     if args.jpeg_quality is not None:
         perturbation.append(f"JPEG quality={args.jpeg_quality}")
     print(f"checkpoint {checkpoint.short_id}  data {args.data}  threshold {args.threshold:g}"
@@ -118,6 +129,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if result.note:
         print(f"note: {result.note}")
     print(format_log_lines(result.rows, result.mean, result.paper_table))
+    print(scoring_line(result.facts or {}))
     if args.csv:
         write_metrics_csv(args.csv, result, {"jpeg_quality": args.jpeg_quality or "",
                                              "blur_sigma": args.blur_sigma or ""})

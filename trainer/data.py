@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dgs_desktop.scan.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image, read_file
+from dgs_desktop.scan.decode import ANALYST, DEFAULT_MAX_PIXELS, DecodeError, decode_image, read_file
 from dgs_desktop.scan.discover import IMAGE_SUFFIXES
 
 from .errors import TrainError
@@ -43,8 +43,8 @@ class Sample:
     def read_bytes(self) -> bytes:
         return read_file(self.path)
 
-    def decode(self, max_pixels: int = DEFAULT_MAX_PIXELS):
-        return decode_image(self.path, max_pixels=max_pixels)
+    def decode(self, max_pixels: int = DEFAULT_MAX_PIXELS, decoding: str = ANALYST):
+        return decode_image(self.path, max_pixels=max_pixels, decoding=decoding)
 
 
 @dataclass

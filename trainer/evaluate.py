@@ -7,11 +7,15 @@ pooled), then `mean` (plain mean of the rows, test.py's Mean line), then `paper_
 Scoring goes through the app's scan engine (`dgs_desktop.scan.engine.Scanner`): same
 decoder, same content-seeded patch selection, same batching and autocast as `dgs-desktop
 scan`. Robustness perturbations (Tables 5-6) are applied to the decoded image and written to
-a temporary file that the engine then scans: Gaussian blur first (Pillow's
-`ImageFilter.GaussianBlur(radius=sigma)`, whose radius is the standard deviation; Pillow
-approximates the Gaussian with three box blurs; saved losslessly as PNG), then JPEG
+a temporary file that the engine then scans: Gaussian blur first (`blur_backend` "pillow":
+`ImageFilter.GaussianBlur(radius=sigma)`, whose radius is the standard deviation, approximated
+with three box blurs; "scipy": the authors' data_augment, `scipy.ndimage.gaussian_filter` on
+each uint8 channel in place; saved losslessly as PNG), then JPEG
 re-encoding at quality Q (Pillow `save(format="JPEG", quality=Q)`, libjpeg defaults: 4:2:0
 chroma subsampling, baseline, no optimisation), the order of the authors' data_augment.
+
+`decoding` "authors" decodes as their `Image.open().convert("RGB")` (scan.decode.AUTHORS).
+Every result records how it was scored (`EvalResult.facts`, trainer.facts).
 """
 
 from __future__ import annotations
@@ -25,15 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dgs_desktop.atomic import atomic_path
+from dgs_desktop.detector.modelcard import SCORING_SETTINGS
+from dgs_desktop.errors import UsageError
 from dgs_desktop.scan.csvio import format_probability
+from dgs_desktop.scan.decode import ANALYST
 from dgs_desktop.verdict import DEFAULT_THRESHOLD
 
 from .data import Dataset, Sample
+from .facts import FACT_COLUMNS, scoring_facts
 from .metrics import detection_metrics, mean_metrics, paper_table_metrics
 from .sources import evaluation_groups
 
 TABLE_COLUMNS = ("subset", "n_real", "n_fake", "acc", "r_acc", "f_acc", "ap")
 SCORE_COLUMNS = ("path", "subset", "category", "label", "fake_probability", "error")
+BLUR_BACKENDS = ("pillow", "scipy")  # pillow: the app's default; scipy: the authors' data_augment
 
 
 @dataclass
@@ -43,21 +52,43 @@ class EvalResult:
     paper_table: dict[str, float]
     scores: list[tuple[Sample, float | None, str]]  # (sample, probability, error)
     note: str | None = None  # for the table heading (e.g. real images shared by every generator's row)
+    facts: dict[str, str] | None = None  # how the scores were computed (trainer.facts.FACT_COLUMNS)
 
     @property
     def errors(self) -> list[tuple[str, str]]:
         return [(s.name, err) for s, p, err in self.scores if p is None]
 
 
-def perturb_bytes(path, jpeg_quality: int | None, blur_sigma: float | None) -> tuple[bytes, str]:
-    """Encoded bytes and suffix of the perturbed image (a path or a sample; raises DecodeError)."""
-    from PIL import ImageFilter
+def gaussian_blur(image, sigma: float, backend: str = "pillow"):
+    """`image` (RGB) blurred with standard deviation `sigma` by `backend` (BLUR_BACKENDS)."""
+    if backend == "pillow":
+        from PIL import ImageFilter
 
+        return image.filter(ImageFilter.GaussianBlur(radius=float(sigma)))
+    if backend != "scipy":
+        raise ValueError(f"unknown blur backend {backend!r}; choose one of {', '.join(BLUR_BACKENDS)}")
+    import numpy as np
+    from PIL import Image
+
+    try:
+        from scipy.ndimage import gaussian_filter
+    except ImportError:
+        raise UsageError("--blur-backend scipy needs scipy: pip install 'dgs-desktop[paper]'") from None
+    pixels = np.array(image)
+    for channel in range(pixels.shape[2]):  # in place on uint8, as the authors' data_augment
+        gaussian_filter(pixels[:, :, channel], output=pixels[:, :, channel], sigma=float(sigma))
+    return Image.fromarray(pixels)
+
+
+def perturb_bytes(path, jpeg_quality: int | None, blur_sigma: float | None, blur_backend: str = "pillow",
+                  decoding: str = ANALYST) -> tuple[bytes, str]:
+    """Encoded bytes and suffix of the perturbed image (a path or a sample; raises DecodeError)."""
     from dgs_desktop.scan.decode import decode_image
 
-    image = (path.decode() if hasattr(path, "decode") else decode_image(path)).image
+    decoded = path.decode(decoding=decoding) if hasattr(path, "decode") else decode_image(path, decoding=decoding)
+    image = decoded.image
     if blur_sigma:
-        image = image.filter(ImageFilter.GaussianBlur(radius=float(blur_sigma)))
+        image = gaussian_blur(image, blur_sigma, blur_backend)
     buffer = io.BytesIO()
     if jpeg_quality is not None:
         image.save(buffer, format="JPEG", quality=int(jpeg_quality))
@@ -69,15 +100,19 @@ def perturb_bytes(path, jpeg_quality: int | None, blur_sigma: float | None) -> t
 def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = DEFAULT_THRESHOLD, batch_size: int | None = None,
                       workers: int | None = None, jpeg_quality: int | None = None,
                       blur_sigma: float | None = None, progress: bool = True,
-                      precision: str = "auto", dist=None) -> EvalResult:
+                      precision: str = "auto", dist=None, decoding: str = ANALYST,
+                      blur_backend: str = "pillow") -> EvalResult:
     """Scores every image and builds the table. Under torchrun (`dist`, a `trainer.distributed.Dist`)
     each process scores every world-th image and the scores are gathered in dataset order: an
-    image's score does not depend on its batch, so the table equals a single process's."""
+    image's score does not depend on its batch, so the table equals a single process's.
+    The perturbed images are already decoded as `decoding` says: the engine reads them plainly."""
     from tqdm import tqdm
 
     from dgs_desktop.scan.decode import DecodeError
     from dgs_desktop.scan.engine import Scanner
 
+    if blur_sigma and blur_backend not in BLUR_BACKENDS:
+        raise UsageError(f"unknown blur backend {blur_backend!r}; choose one of {', '.join(BLUR_BACKENDS)}")
     was_training = detector.training
     rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
     mine = list(range(len(dataset.samples)))[rank::world]
@@ -92,13 +127,16 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
             for i, sample in enumerate(tqdm(samples, desc="perturbing", unit="img", disable=not progress)):
                 target = tmp / f"{i:08d}"
                 try:
-                    data, suffix = perturb_bytes(sample, jpeg_quality, blur_sigma)
+                    data, suffix = perturb_bytes(sample, jpeg_quality, blur_sigma, blur_backend, decoding)
                     target = target.with_suffix(suffix)
                     target.write_bytes(data)
                 except DecodeError as exc:
                     perturb_errors[i] = str(exc)
                 paths.append(target)
-        scanner = Scanner(detector, device, batch_size=batch_size, workers=workers, precision=precision)
+        # A perturbed image was decoded as `decoding` says already; its PNG/JPEG copy has no EXIF.
+        scanner = Scanner(detector, device, batch_size=batch_size, workers=workers, precision=precision,
+                          decoding=decoding)
+        facts = scoring_facts(scanner, blur_backend if blur_sigma else "")
         scores: list[tuple[Sample, float | None, str]] = []
         bar = tqdm(total=len(samples), desc="evaluating", unit="img", disable=not progress or rank != 0,
                    dynamic_ncols=True)
@@ -133,13 +171,14 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
     mean, paper = (mean_metrics(rows), paper_table_metrics(rows)) if rows else ({}, {})
     if note and rows:  # every row holds the same real images: the summaries count them once
         mean["n_real"] = paper["n_real"] = sum(1 for sample, prob, _ in scores if sample.label == 0 and prob is not None)
-    return EvalResult(rows=rows, mean=mean, paper_table=paper, scores=scores, note=note)
+    return EvalResult(rows=rows, mean=mean, paper_table=paper, scores=scores, note=note, facts=facts)
 
 
 def write_metrics_csv(path: str | Path, result: EvalResult, extra: dict | None = None) -> None:
     """The table: one row per subset, then `mean`, then `paper_table`; `extra` columns
-    (the perturbation) repeat on every row."""
-    columns = list(TABLE_COLUMNS) + list((extra or {}).keys())
+    (the perturbation) and the scoring facts repeat on every row."""
+    extra = {**(extra or {}), **{k: (result.facts or {}).get(k, "") for k in FACT_COLUMNS}}
+    columns = list(TABLE_COLUMNS) + list(extra.keys())
     summary_rows = [("mean", result.mean), ("paper_table", result.paper_table)]
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
@@ -147,7 +186,7 @@ def write_metrics_csv(path: str | Path, result: EvalResult, extra: dict | None =
         for name, row in list(result.rows.items()) + summary_rows:
             values = [name, row["n_real"], row["n_fake"]] + [
                 "" if math.isnan(row[k]) else f"{row[k]:.6f}" for k in ("acc", "r_acc", "f_acc", "ap")]
-            writer.writerow(values + list((extra or {}).values()))
+            writer.writerow(values + list(extra.values()))
 
 
 def write_scores_csv(path: str | Path, result: EvalResult) -> None:
@@ -165,4 +204,5 @@ def summary(result: EvalResult) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
     return {"per_subset": {k: clean(v) for k, v in result.rows.items()}, "mean": clean(result.mean),
-            "paper_table": clean(result.paper_table), "unscored": len(result.errors)}
+            "paper_table": clean(result.paper_table), "unscored": len(result.errors),
+            "scoring": {k: v for k, v in (result.facts or {}).items() if k in SCORING_SETTINGS}}

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-import torch
 
 from dgs_desktop.detector.backbone import TEST_TINY
 from dgs_desktop.verdict import DEFAULT_THRESHOLD
 
 from .config import TrainConfig
 from .data import Dataset
+from .facts import library_versions
 from .networks import Networks
 from .runtime import Runtime
 from .state import Counters
 
 AUGMENTATION = ("seeded patch shuffle + horizontal flip p=0.5 of the mosaic, a fresh view per epoch; "
                 "stage-2 epoch e shows the view of probe epoch e")
-
-
-def library_versions() -> dict[str, str]:
-    import open_clip
-    import peft
-    import transformers
-
-    from dgs_desktop import __version__
-
-    return {"dgs_desktop": __version__, "torch": torch.__version__,
-            "open_clip": getattr(open_clip, "__version__", "?"), "peft": peft.__version__,
-            "transformers": transformers.__version__, "python": sys.version.split()[0]}
 
 
 def base_weights_id(config: TrainConfig) -> str:

@@ -16,14 +16,15 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dgs_desktop.detector.manifest import MANIFEST_NAME, Checkpoint, read_checkpoint
-from dgs_desktop.detector.modelcard import CARD_KEY, CARD_NAME, METRIC_KEYS, format_percent
+from dgs_desktop.detector.modelcard import CARD_KEY, CARD_NAME, METRIC_KEYS, format_percent, scoring_line
 from dgs_desktop.errors import CheckpointError, UsageError, one_line
 
 from .errors import TrainError
+from .facts import FACT_COLUMNS
 
 DEFAULT_LICENSE = "apache-2.0"
 # Hub ids of the base weights open_clip loads for an architecture/tag (for the card's base_model).
@@ -44,10 +45,12 @@ class EvalTable:
     paper_table: dict | None
     perturbation: str = ""
     note: str = ""
+    scoring: dict[str, str] = field(default_factory=dict)  # trainer.facts: precision, device, versions, ...
 
     def to_card(self) -> dict:
-        return {"name": self.name, "rows": self.rows, "mean": self.mean, "paper_table": self.paper_table,
+        card = {"name": self.name, "rows": self.rows, "mean": self.mean, "paper_table": self.paper_table,
                 "perturbation": self.perturbation, "note": self.note}
+        return {**card, "scoring": self.scoring} if self.scoring else card
 
 
 def _cell_number(text: str, where: str) -> float | None:
@@ -73,6 +76,18 @@ def _cell_count(text: str, where: str) -> int | None:
         return int(text)
     except ValueError:
         raise TrainError(f"{where}: {text!r} is not a whole number") from None
+
+
+def _scoring_facts(records: list[dict], path: Path) -> dict[str, str]:
+    """The scoring facts every row repeats ({} for a table written before they were recorded)."""
+    seen: dict[tuple, int] = {}
+    for number, record in enumerate(records, start=2):
+        seen.setdefault(tuple((record.get(k) or "").strip() for k in FACT_COLUMNS), number)
+    if len(seen) > 1:
+        raise TrainError(f"{path} line {list(seen.values())[1]}: the scoring facts differ from line 2 "
+                         f"(precision, device, decoding, versions): one table must come from one evaluate run")
+    values = next(iter(seen), ())
+    return {k: v for k, v in zip(FACT_COLUMNS, values) if v}
 
 
 def read_eval_csv(spec: str) -> EvalTable:
@@ -103,13 +118,15 @@ def read_eval_csv(spec: str) -> EvalTable:
             summaries[record["subset"]] = row
         else:
             rows.append(row)
-        for column, label in (("blur_sigma", "Gaussian blur sigma={}"), ("jpeg_quality", "JPEG quality={}")):
+        backend = (record.get("blur_backend") or "").strip()
+        for column, label in (("blur_sigma", "Gaussian blur sigma={}" + (f" ({backend})" if backend else "")),
+                              ("jpeg_quality", "JPEG quality={}")):
             if (record.get(column) or "").strip():
                 perturbation.add(label.format(record[column].strip()))
     if not rows:
         raise TrainError(f"evaluation table {path} has no subset rows")
     return EvalTable(name=name, rows=rows, mean=summaries.get("mean"), paper_table=summaries.get("paper_table"),
-                     perturbation=", ".join(sorted(perturbation)))
+                     perturbation=", ".join(sorted(perturbation)), scoring=_scoring_facts(records, path))
 
 
 # ----------------------------------------------------------------------------- the card
@@ -236,6 +253,9 @@ def card_text(checkpoint: Checkpoint, repo_id: str, evaluations: list[EvalTable]
             lines += [f"### {table.name}" + (f" ({table.perturbation})" if table.perturbation else ""), ""]
             if table.note:
                 lines += [table.note, ""]
+            if table.scoring:
+                line = scoring_line(table.scoring)
+                lines += [line[:1].upper() + line[1:] + ".", ""]
             lines += ["| subset | real | fake | Acc | R.Acc | F.Acc | AP |", "|---|---:|---:|---:|---:|---:|---:|"]
             lines += [_pct_row(row) for row in table.rows]
             if table.mean:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from dgs_desktop.envknobs import int_knob
 from dgs_desktop.errors import one_line
-from dgs_desktop.scan.decode import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode_bytes, read_file
+from dgs_desktop.scan.decode import ANALYST, DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode_bytes, read_file
 
 from .errors import TrainError
 
@@ -79,13 +79,13 @@ class Sample:
             return read_file(self.path)
         return read_cell(self.cell)
 
-    def decode(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    def decode(self, max_pixels: int = DEFAULT_MAX_PIXELS, decoding: str = ANALYST) -> DecodedImage:
         """The app's decoder on this image (the scan's `decode_image` for files)."""
         if self.path is not None:
             from dgs_desktop.scan.decode import decode_image
 
-            return decode_image(self.path, max_pixels=max_pixels)
-        return decode_bytes(self.read_bytes(), max_pixels=max_pixels)
+            return decode_image(self.path, max_pixels=max_pixels, decoding=decoding)
+        return decode_bytes(self.read_bytes(), max_pixels=max_pixels, decoding=decoding)
 
 
 @dataclass

@@ -19,6 +19,9 @@ CARD_NAME = "README.md"
 CARD_KEY = "dgs_desktop"  # the card metadata block written by `dgs-desktop-train publish`
 METRIC_KEYS = ("acc", "r_acc", "f_acc", "ap")
 MAX_CARD_BYTES = 1 << 20
+# How an evaluation's scores were computed: `dgs-desktop-train evaluate --csv` columns after the
+# metrics, and the card's `scoring` mapping (with the library versions, trainer.facts).
+SCORING_SETTINGS = ("precision", "device", "jpeg_decoder", "decoding", "blur_backend")
 
 
 @dataclass
@@ -31,6 +34,7 @@ class CardEvaluation:
     paper_table: dict | None = None  # the paper's mAcc / mA.P. (one R.Acc column + each F.Acc)
     perturbation: str = ""
     note: str = ""
+    scoring: dict[str, str] = field(default_factory=dict)  # SCORING_SETTINGS and library versions
 
     @property
     def headline(self) -> dict:
@@ -58,6 +62,27 @@ def _row(raw) -> dict | None:
         value = _number(raw.get(key))
         row[key] = value if value is None or 0.0 <= value <= 1.0 else None
     return row
+
+
+def _scoring(raw) -> dict[str, str]:
+    """A card's `scoring` mapping: short text values under short keys, anything else dropped."""
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k)[:40]: str(v)[:200] for k, v in list(raw.items())[:40]
+            if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
+
+
+def scoring_line(facts: dict, versions: bool = True) -> str:
+    """'scored in fp32 on cpu, JPEG decoder pillow, authors' decoding, blur pillow; torch 2.4.1, ...'."""
+    if not facts:
+        return "scoring settings not recorded"
+    settings = [f"{facts.get('precision') or '?'} on {facts.get('device') or '?'}",
+                f"JPEG decoder {facts.get('jpeg_decoder') or '?'}", f"{facts.get('decoding') or '?'} decoding"]
+    if facts.get("blur_backend"):
+        settings.append(f"blur {facts['blur_backend']}")
+    line = "scored in " + ", ".join(settings)
+    libraries = [f"{k} {v}" for k, v in facts.items() if k not in SCORING_SETTINGS and v]
+    return line + ("; " + ", ".join(libraries) if versions and libraries else "")
 
 
 def _read_metadata(readme: Path) -> dict:
@@ -94,7 +119,7 @@ def card_metrics(readme: str | os.PathLike) -> list[CardEvaluation]:
             out.append(CardEvaluation(name=str(raw.get("name", "evaluation"))[:200], rows=rows,
                                       mean=_row(raw.get("mean")), paper_table=_row(raw.get("paper_table")),
                                       perturbation=str(raw.get("perturbation") or "")[:200],
-                                      note=str(raw.get("note") or "")[:500]))
+                                      note=str(raw.get("note") or "")[:500], scoring=_scoring(raw.get("scoring"))))
         return out
     return _model_index_metrics(metadata)
 
@@ -159,6 +184,8 @@ def format_card_metrics(evaluations: list[CardEvaluation]) -> str:
         extra = f" [{evaluation.perturbation}]" if evaluation.perturbation else ""
         lines.append(f"  {evaluation.name}{extra}: acc {format_percent(head.get('acc'))}, "
                      f"AP {format_percent(head.get('ap'))} ({kind}, {len(evaluation.rows)} subsets)")
+        if evaluation.scoring:
+            lines.append(f"    {scoring_line(evaluation.scoring)}")
         lines += [f"    {row['subset']}: acc {format_percent(row['acc'])}, r_acc {format_percent(row['r_acc'])}, "
                   f"f_acc {format_percent(row['f_acc'])}, AP {format_percent(row['ap'])}" for row in evaluation.rows[:30]]
     return "\n".join(lines)

@@ -31,6 +31,12 @@ Image.core.set_blocks_max(int_knob("PILLOW_BLOCKS_MAX", 64, minimum=0))
 
 Reserve = Callable[[int], None]
 _ROTATIONS = frozenset(range(2, 9))  # EXIF orientations 2-8 need a transpose; others are invalid
+# How pixels become the RGB image that is scored. ANALYST (the app's default): EXIF orientation
+# applied, 16-bit and float images scaled to 8 bits by their range. AUTHORS: the authors' code,
+# `Image.open(path).convert("RGB")` (HorizonTEL/DGS-Net): no rotation, Pillow's conversion, which
+# saturates 16-bit values above 255; for reproducing the paper's tables.
+ANALYST, AUTHORS = "analyst", "authors"
+DECODINGS = (ANALYST, AUTHORS)
 DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k; beyond that a file is treated as a bomb
 MAX_FILE_BYTES = 1 << 30
 
@@ -148,6 +154,34 @@ def _gray_to_rgb(array: np.ndarray) -> Image.Image:
     return Image.fromarray(gray).convert("RGB")
 
 
+def check_decoding(decoding: str) -> str:
+    if decoding not in DECODINGS:
+        raise ValueError(f"unknown decoding {decoding!r}; choose one of {', '.join(DECODINGS)}")
+    return decoding
+
+
+def _authors_rgb(image: Image.Image, orientation, notes: list[str]) -> Image.Image:
+    """The authors' `convert("RGB")`, and notes where it differs from the analyst decoding."""
+    if isinstance(orientation, int) and orientation in _ROTATIONS:
+        notes.append(f"EXIF orientation {orientation} not applied (authors' decoding)")
+    if image.mode.startswith("I") or image.mode == "F":
+        high = float(np.asarray(image).max(initial=0))
+        if high > 255:
+            notes.append(f"{image.mode} values above 255 saturate (authors' decoding)")
+    _note_alpha(image, notes)
+    return image.convert("RGB")
+
+
+def _apply_orientation(image: Image.Image, orientation, notes: list[str]) -> Image.Image:
+    """The image as a viewer shows it (EXIF orientation applied), as the analyst sees it."""
+    if isinstance(orientation, int) and orientation in _ROTATIONS:
+        notes.append(f"EXIF orientation {orientation} applied")
+        return ImageOps.exif_transpose(image)
+    if orientation not in (1, None):
+        notes.append(f"invalid EXIF orientation {orientation} ignored")
+    return image
+
+
 def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
@@ -174,9 +208,13 @@ def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
         scaled = (np.nan_to_num(array, nan=low, posinf=high, neginf=low) - low) * (255.0 / max(high - low, 1e-12))
         notes.append("float image rescaled to 8 bits" + ("" if finite.all() else " (NaN/inf values clamped)"))
         return _gray_to_rgb(scaled)
-    if mode in ("RGBA", "LA", "PA", "P", "RGBa", "La") and ("A" in mode or "transparency" in image.info):
-        notes.append("alpha channel ignored")
+    _note_alpha(image, notes)
     return image.convert("RGB")
+
+
+def _note_alpha(image: Image.Image, notes: list[str]) -> None:
+    if image.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La") and ("A" in image.mode or "transparency" in image.info):
+        notes.append("alpha channel ignored")
 
 
 # What a file's first bytes say it is; used to tell "damaged image" from "not an image".
@@ -248,21 +286,24 @@ def strip_png_chunks(data: bytes, kinds=_PNG_METADATA_CHUNKS) -> tuple[bytes, li
     return b"".join(out), dropped
 
 
-def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reserve: Reserve | None = None) -> DecodedImage:
+def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reserve: Reserve | None = None,
+                 decoding: str = ANALYST) -> DecodedImage:
     """Decodes `data` to RGB; raises only DecodeError (with the sha256 of `data`).
 
     `reserve(nbytes)`, when given, is called with the estimated decoded size after the header
     is read and before the pixels are decoded (the scan's memory budget waits there).
+    `decoding` is ANALYST or AUTHORS (see DECODINGS).
     """
+    check_decoding(decoding)
     sha256 = hashlib.sha256(data).hexdigest()
     try:
         try:
-            return _decode(data, sha256, max_pixels, reserve)
+            return _decode(data, sha256, max_pixels, reserve, decoding)
         except _OversizedPngChunk:
             # A huge ICC profile or text chunk must not make an image unscorable (a way to dodge
             # a verdict): the pixels are scored without the metadata, and the row says so.
             stripped, dropped = strip_png_chunks(data)
-            decoded = _decode(stripped, sha256, max_pixels, reserve)
+            decoded = _decode(stripped, sha256, max_pixels, reserve, decoding)
             decoded.notes.append(f"PNG {'/'.join(dropped)} chunk over Pillow's size limit: ignored, pixels scored "
                                  f"without it")
             return decoded
@@ -277,7 +318,8 @@ def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reserve: Res
         raise DecodeError(f"cannot decode image ({type(exc).__name__}: {exc})", sha256) from None
 
 
-def _decode(data: bytes, sha256: str, max_pixels: int, reserve: Reserve | None = None) -> DecodedImage:
+def _decode(data: bytes, sha256: str, max_pixels: int, reserve: Reserve | None = None,
+            decoding: str = ANALYST) -> DecodedImage:
     if not data:
         raise DecodeError("empty file (0 bytes)")
     notes: list[str] = []
@@ -301,12 +343,10 @@ def _decode(data: bytes, sha256: str, max_pixels: int, reserve: Reserve | None =
             original_mode = image.mode
             image.load()
             orientation = image.getexif().get(0x0112, 1)
-            if isinstance(orientation, int) and orientation in _ROTATIONS:
-                image = ImageOps.exif_transpose(image)
-                notes.append(f"EXIF orientation {orientation} applied")
-            elif orientation not in (1, None):
-                notes.append(f"invalid EXIF orientation {orientation} ignored")
-            rgb = _to_rgb(image, notes)
+            if decoding == AUTHORS:
+                rgb = _authors_rgb(image, orientation, notes)
+            else:
+                rgb = _to_rgb(_apply_orientation(image, orientation, notes), notes)
     except DecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -339,10 +379,10 @@ def _decode(data: bytes, sha256: str, max_pixels: int, reserve: Reserve | None =
 
 
 def decode_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 reserve: Reserve | None = None) -> DecodedImage:
+                 reserve: Reserve | None = None, decoding: str = ANALYST) -> DecodedImage:
     """Reads `path` once and decodes it; raises DecodeError with a plain-words reason."""
     path = Path(path)
-    decoded = decode_bytes(read_file(path), max_pixels=max_pixels, reserve=reserve)
+    decoded = decode_bytes(read_file(path), max_pixels=max_pixels, reserve=reserve, decoding=decoding)
     note = suffix_note(path, decoded.format)
     if note:
         decoded.notes.append(note)

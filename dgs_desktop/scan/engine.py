@@ -34,7 +34,7 @@ from ..detector.patches import PatchSelection, mosaics_to_tensor, select_patches
 from ..provenance.summary import ProvenanceFacts, provenance_facts
 from ..record import ScanRecord, Status, reported_probability
 from ..verdict import NON_FINITE_SCORE
-from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
+from .decode import ANALYST, DEFAULT_MAX_PIXELS, DecodeError, check_decoding, decode_image
 from .memory import DEFAULT_MEMORY_BUDGET_MIB, MIB, MemoryBudget
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ def _take_provenance(result: ScanRecord, data: bytes) -> None:
     result.provenance, result.jpeg_quality, result.provenance_claim = facts.line, facts.jpeg_quality, facts.claim
 
 
-def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, budget: MemoryBudget | None = None) -> _Prepared:
+def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, budget: MemoryBudget | None = None,
+            decoding: str = ANALYST) -> _Prepared:
     """Read, hash, decode and patch-select one file, or one image held elsewhere (anything with
     `name` and `decode(max_pixels)`, such as a dataset row of the trainer: same decoder on its
     bytes). Never raises for a bad file.
@@ -66,8 +67,9 @@ def prepare(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, budget: MemoryBudg
     `path` may carry discovery's verdict on it (scan.discover.FoundPath): a `refusal` (a link
     out of the scanned folders: not read) or `same_as` (another name of a file already listed).
     `budget`: decoding a file waits until the image's estimated size fits (scan.memory).
+    `decoding`: scan.decode's ANALYST (the app) or AUTHORS (reproducing the paper).
     """
-    return _read_decode(path, max_pixels, budget, decode_image, select_now=lambda decoded: True)
+    return _read_decode(path, max_pixels, budget, decode_image, select_now=lambda decoded: True, decoding=decoding)
 
 
 # Decoded images up to this size wait in the look-ahead for batched selection on the device;
@@ -76,7 +78,7 @@ DEVICE_HOLD_MAX_PIXELS = 16_000_000
 
 
 def read_and_decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_on_device: bool = False,
-                    budget: MemoryBudget | None = None) -> _Prepared:
+                    budget: MemoryBudget | None = None, decoding: str = ANALYST) -> _Prepared:
     """The device path's worker step: read, hash and decode (or only check a JPEG for the
     device decoder); patch selection happens later, batched on the device. Never raises.
 
@@ -84,17 +86,19 @@ def read_and_decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_on_de
     on the host (the same patches), so the look-ahead never holds large decoded images."""
     from .gpu_decode import plan_decode
 
-    def decode(file: Path, max_pixels: int, reserve=None):
-        return plan_decode(file, max_pixels) if jpeg_on_device else decode_image(file, max_pixels, reserve=reserve)
+    def decode(file: Path, max_pixels: int, reserve=None, decoding: str = ANALYST):
+        if jpeg_on_device:  # the device decoder decodes as ANALYST does (the Scanner never pairs it with AUTHORS)
+            return plan_decode(file, max_pixels)
+        return decode_image(file, max_pixels, reserve=reserve, decoding=decoding)
 
     def too_large_to_hold(decoded) -> bool:
         return getattr(decoded, "image", None) is not None and decoded.width * decoded.height > DEVICE_HOLD_MAX_PIXELS
 
-    return _read_decode(path, max_pixels, budget, decode, select_now=too_large_to_hold)
+    return _read_decode(path, max_pixels, budget, decode, select_now=too_large_to_hold, decoding=decoding)
 
 
 def _read_decode(path, max_pixels: int, budget: MemoryBudget | None, decode: Callable,
-                 select_now: Callable) -> _Prepared:
+                 select_now: Callable, decoding: str = ANALYST) -> _Prepared:
     """Both paths' worker step: the row for `path`, its decoded image, and its patches when
     `select_now(decoded)` (else the decoded image waits for selection on the device)."""
     held = hasattr(path, "decode")  # an image held elsewhere: decoded from its own bytes
@@ -106,8 +110,8 @@ def _read_decode(path, max_pixels: int, budget: MemoryBudget | None, decode: Cal
     try:
         prepared = None
         with budget.claim() if budget is not None else nullcontext() as claim:
-            decoded = path.decode(max_pixels) if held else \
-                decode(path, max_pixels, reserve=claim.reserve if claim else None)
+            decoded = path.decode(max_pixels, decoding=decoding) if held else \
+                decode(path, max_pixels, reserve=claim.reserve if claim else None, decoding=decoding)
             result.sha256, result.width, result.height = decoded.sha256, decoded.width, decoded.height
             result.format, result.notes = getattr(decoded, "format", "JPEG"), list(decoded.notes)
             data = getattr(decoded, "data", b"")
@@ -208,8 +212,9 @@ class Scanner:
     def __init__(self, detector: torch.nn.Module, device: torch.device, batch_size: int | None = None,
                  workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, precision: str = "auto",
                  select_on: str = "auto", jpeg_decoder: str = "auto", memory_budget: int | None = None,
-                 stability_orders: int = 0, tta_orders: int = 1):
-        """`stability_orders` K: each image is also scored in K other patch orders and the
+                 stability_orders: int = 0, tta_orders: int = 1, decoding: str = ANALYST):
+        """`decoding`: scan.decode's ANALYST (the app's) or AUTHORS (reproducing the paper);
+        `stability_orders` K: each image is also scored in K other patch orders and the
         spread is recorded (an inconclusive reason when it crosses the threshold);
         `tta_orders` K: the reported P(fake) is the mean over K orders (1: the plain score)."""
         from .gpu_decode import resolve_jpeg_decoder
@@ -228,7 +233,10 @@ class Scanner:
             raise ValueError(f"select_on must be auto, host or device, not {select_on!r}")
         # On the CPU the host path's threads select in parallel and measured faster (bench/README.md).
         self.select_on = ("device" if device.type == "cuda" else "host") if select_on == "auto" else select_on
-        self.jpeg_decoder = resolve_jpeg_decoder(device, jpeg_decoder) if self.select_on == "device" else "pillow"
+        self.decoding = check_decoding(decoding)
+        # The device JPEG decoder reproduces the analyst decoding only; the authors' is Pillow's.
+        on_device_jpeg = self.select_on == "device" and self.decoding == ANALYST
+        self.jpeg_decoder = resolve_jpeg_decoder(device, jpeg_decoder) if on_device_jpeg else "pillow"
 
     def scan(self, paths: Iterable[Path], cancel: threading.Event | None = None,
              keep_selection: bool = False) -> Iterator[ScanRecord]:
@@ -239,9 +247,9 @@ class Scanner:
         # Decoded images wait for the device path, mosaics for the host path: keep fewer of the former.
         lookahead = self.workers * 2 + self.batch_size * (1 if on_device else 2)
         if on_device:
-            work = (read_and_decode, self.jpeg_decoder == "torchvision", self.budget)
+            work = (read_and_decode, self.jpeg_decoder == "torchvision", self.budget, self.decoding)
         else:
-            work = (prepare, self.budget)
+            work = (prepare, self.budget, self.decoding)
         pending: deque[Future] = deque()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="dgs-prepare") as pool:
             def refill() -> None:

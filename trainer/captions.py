@@ -26,7 +26,7 @@ from dgs_desktop.errors import one_line
 
 from .errors import TrainError
 
-CAPTIONER = "Salesforce/blip-image-captioning-base"  # the authors' BLIP (paper eq. 5)
+CAPTIONER = "Salesforce/blip-image-captioning-base"  # our choice: the paper cites BLIP [40], no checkpoint
 MAX_NEW_TOKENS = 30
 _TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "photo", "of", "the", "an", "image",
                "cat", "dog", "car", "red", "blue", "green", "small", "big", "on", "with", "in"]

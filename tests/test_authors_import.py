@@ -12,6 +12,7 @@ from torch import nn
 from dgs_desktop.detector.authors import import_authors_weights
 from dgs_desktop.detector.checkpoint import load_detector, load_head_tensors
 from dgs_desktop.detector.manifest import read_checkpoint
+from dgs_desktop.detector.scorer import load_scorer
 from dgs_desktop.errors import CheckpointError
 
 RANK = 4  # not 6, so alpha/sqrt(r) and alpha/r differ clearly
@@ -123,6 +124,8 @@ def test_import_matches_direct_computation(tmp_path, images, merged):
         teacher = detector.teacher_features(images)
     expected, _ = _direct_probabilities(clip, effective, heads["img_fc"], images)
     assert torch.allclose(got, expected, atol=1e-5), (got, expected)
+    with torch.no_grad():  # the scan's network (LoRA merged at load) scores the import alike
+        assert torch.allclose(torch.sigmoid(load_scorer(checkpoint)(images)), expected, atol=1e-5)
     # B A counted exactly once: without LoRA the scores differ, and the teacher is the frozen copy
     plain, plain_features = _direct_probabilities(clip, effective, heads["img_fc"], images, with_lora=False)
     assert (got - plain).abs().max() > 1e-3
@@ -137,9 +140,10 @@ def test_merged_file_with_other_alpha_recovers_it(tmp_path, images):
     clip, effective, heads = _fake_authors_file(pth, merged=True, alpha=3.0)
     checkpoint = read_checkpoint(import_authors_weights(pth, tmp_path / "out"))
     assert checkpoint.manifest["lora"]["alpha"] == pytest.approx(3.0, rel=1e-4)
-    with torch.no_grad():
-        got = torch.sigmoid(load_detector(checkpoint)(images))
-    assert torch.allclose(got, _direct_probabilities(clip, effective, heads["img_fc"], images)[0], atol=1e-5)
+    for load in (load_detector, load_scorer):
+        with torch.no_grad():
+            got = torch.sigmoid(load(checkpoint)(images))
+        assert torch.allclose(got, _direct_probabilities(clip, effective, heads["img_fc"], images)[0], atol=1e-5)
 
 
 def test_unmerged_alpha_can_be_given(tmp_path, images):
@@ -147,9 +151,10 @@ def test_unmerged_alpha_can_be_given(tmp_path, images):
     clip, effective, heads = _fake_authors_file(pth, merged=False, alpha=2.0)
     checkpoint = read_checkpoint(import_authors_weights(pth, tmp_path / "out", lora_alpha=2.0))
     assert "caller" in checkpoint.manifest["provenance"]["lora_alpha_source"]
-    with torch.no_grad():
-        got = torch.sigmoid(load_detector(checkpoint)(images))
-    assert torch.allclose(got, _direct_probabilities(clip, effective, heads["img_fc"], images)[0], atol=1e-5)
+    for load in (load_detector, load_scorer):
+        with torch.no_grad():
+            got = torch.sigmoid(load(checkpoint)(images))
+        assert torch.allclose(got, _direct_probabilities(clip, effective, heads["img_fc"], images)[0], atol=1e-5)
 
 
 class _Payload:

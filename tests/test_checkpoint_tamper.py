@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from dgs_desktop.detector.checkpoint import load_detector
 from dgs_desktop.detector.manifest import read_checkpoint, sha256_file
 from dgs_desktop.detector.resolve import resolve_checkpoint
+from dgs_desktop.detector.scorer import load_scorer
 from dgs_desktop.errors import CheckpointError
 
 
@@ -76,9 +77,13 @@ def edit_tensors(directory: Path, name: str, change, fix_hash: bool = True) -> N
         rehash(directory, name)
 
 
-def load(directory) -> None:
-    """What the app does: resolve (verify) then build the detector."""
-    load_detector(resolve_checkpoint(str(directory)), "cpu")
+# The scan and the window score with load_scorer; training and the reference use load_detector.
+LOADERS = {"scorer": load_scorer, "reference": load_detector}
+
+
+def load(directory, loader: str = "scorer") -> None:
+    """What the app does: resolve (verify) then build the network."""
+    LOADERS[loader](resolve_checkpoint(str(directory)), "cpu")
 
 
 # ----------------------------------------------------------------------------- pickles
@@ -105,13 +110,14 @@ def test_a_pickle_disguised_as_a_safetensors_file_is_refused(tiny_checkpoint, tm
     assert not marker.exists()
 
 
-def test_loading_a_checkpoint_never_unpickles(tiny_checkpoint, monkeypatch):
+@pytest.mark.parametrize("loader", sorted(LOADERS))
+def test_loading_a_checkpoint_never_unpickles(tiny_checkpoint, monkeypatch, loader):
     def refuse(*args, **kwargs):
         raise AssertionError("checkpoint loading tried to unpickle")
 
     for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
         monkeypatch.setattr(module, name, refuse)
-    detector = load_detector(read_checkpoint(tiny_checkpoint.directory), "cpu")
+    detector = LOADERS[loader](read_checkpoint(tiny_checkpoint.directory), "cpu")
     assert detector.head.weight.abs().sum() > 0
 
 
@@ -222,13 +228,14 @@ TAMPERING = {
 }
 
 
+@pytest.mark.parametrize("loader", sorted(LOADERS))
 @pytest.mark.parametrize("case", sorted(TAMPERING))
-def test_tampered_checkpoint_is_refused_with_a_specific_message(case, tiny_checkpoint, tmp_path):
+def test_tampered_checkpoint_is_refused_with_a_specific_message(case, loader, tiny_checkpoint, tmp_path):
     tamper, message = TAMPERING[case]
     directory = copy_checkpoint(tiny_checkpoint, tmp_path)
     tamper(directory)
     with pytest.raises(CheckpointError) as caught:
-        load(directory)
+        load(directory, loader)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
 

@@ -52,12 +52,12 @@ def evidence(tmp_path):
 
 
 def test_engine_scan_changes_nothing_and_writes_nothing_next_to_the_files(evidence, tiny_checkpoint):
-    from dgs_desktop.detector.checkpoint import load_detector
+    from dgs_desktop.detector.scorer import load_scorer
     from dgs_desktop.scan.discover import expand_paths
     from dgs_desktop.scan.engine import Scanner
 
     before, atimes = snapshot(evidence), access_times(evidence)
-    detector = load_detector(tiny_checkpoint, "cpu")
+    detector = load_scorer(tiny_checkpoint, "cpu")
     results = list(Scanner(detector, __import__("torch").device("cpu"), batch_size=4).scan(expand_paths([evidence])))
     # 18 images + 3 broken/non-images + the symlink to an image, which is its own row
     assert sum(r.ok for r in results) == 19 and len(results) == 22

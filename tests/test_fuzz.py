@@ -76,9 +76,9 @@ any_bytes = st.one_of(mutated_images(), mutated_images(), st.binary(max_size=204
 
 @pytest.fixture(scope="module")
 def runner(tiny_checkpoint):
-    from dgs_desktop.detector.checkpoint import load_detector
+    from dgs_desktop.detector.scorer import load_scorer
 
-    return ModelRunner(load_detector(tiny_checkpoint, "cpu"), torch.device("cpu"))
+    return ModelRunner(load_scorer(tiny_checkpoint, "cpu"), torch.device("cpu"))
 
 
 def _expire(signum, frame):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dgs_desktop.detector.checkpoint import load_detector
+from dgs_desktop.detector.scorer import load_scorer
 from dgs_desktop.scan.decode import decode_image
 from dgs_desktop.scan.engine import Scanner
 from dgs_desktop.scan.gpu_decode import PendingJpeg, apply_orientation, decode_jpegs, plan_decode
@@ -56,7 +56,7 @@ def folder(tmp_path_factory):
 
 
 def scan_folder(checkpoint, folder, **options):
-    scanner = Scanner(load_detector(checkpoint, "cpu"), CPU, batch_size=4, workers=2, max_pixels=150_000,
+    scanner = Scanner(load_scorer(checkpoint, "cpu"), CPU, batch_size=4, workers=2, max_pixels=150_000,
                       precision="fp32", **options)
     return {r.path.rsplit("/", 1)[-1]: r for r in scanner.scan(sorted(folder.iterdir()), keep_selection=True)}
 

@@ -95,11 +95,11 @@ def test_sigkill_leaves_complete_rows_and_resume_finishes_without_gaps_or_duplic
     assert rows[: len(partial)] == partial  # the rows written before the kill are kept as they were
 
     # The probabilities match a scan that was never interrupted (in-process, same checkpoint).
-    from dgs_desktop.detector.checkpoint import load_detector
+    from dgs_desktop.detector.scorer import load_scorer
     from dgs_desktop.scan.discover import expand_paths
     from dgs_desktop.scan.engine import Scanner
 
-    scanner = Scanner(load_detector(tiny_checkpoint, "cpu"), torch.device("cpu"), batch_size=32)
+    scanner = Scanner(load_scorer(tiny_checkpoint, "cpu"), torch.device("cpu"), batch_size=32)
     reference = {r.path: r for r in scanner.scan(expand_paths([folder]))}
     for row in rows:
         ref = reference[row["path"]]

@@ -251,9 +251,9 @@ def test_scan_fills_the_provenance_column_and_never_changes_the_probability(tiny
     assert rows["bare.png"]["provenance"] == "no metadata"
     assert rows["claims.png"]["fake_probability"] == rows["bare.png"]["fake_probability"] != ""
     # The same through the engine, to the last bit.
-    from dgs_desktop.detector.checkpoint import load_detector
+    from dgs_desktop.detector.scorer import load_scorer
 
-    detector = load_detector(tiny_checkpoint, "cpu")
+    detector = load_scorer(tiny_checkpoint, "cpu")
     (folder / "claims.jpg").write_bytes(encoded(pixels, "JPEG", quality=95, exif=camera_exif(software="GIMP 2.10")))
     paths = [folder / "bare.png", folder / "claims.png", folder / "claims.jpg"]
     by_path = {}

@@ -29,9 +29,9 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def detector(tiny_checkpoint):
-    from dgs_desktop.detector.checkpoint import load_detector
+    from dgs_desktop.detector.scorer import load_scorer
 
-    return load_detector(tiny_checkpoint, "cpu")
+    return load_scorer(tiny_checkpoint, "cpu")
 
 
 # ------------------------------------------------------------------------ non-finite scores

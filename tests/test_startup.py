@@ -103,17 +103,17 @@ def test_the_window_shows_the_loading_stages_and_stays_responsive(qtbot, tiny_ch
     from dgs_desktop.gui.responsiveness import TickRecorder
 
     monkeypatch.setenv("DGS_DESKTOP_CACHE", str(tmp_path / "cache"))
-    assert not hasattr(model_controller, "load_detector")  # imported inside the worker, off the GUI thread
+    assert not hasattr(model_controller, "load_scorer")  # imported inside the worker, off the GUI thread
     window = open_window(qtbot, settings_path=str(tmp_path / "settings.ini"))
     qtbot.waitUntil(lambda: window.controller.libraries_ready, timeout=60_000)
     stages, bar = [], []
     window.controller.load_stage.connect(lambda name, fraction: stages.append((name, fraction)))
     window.controller.load_stage.connect(lambda *_: bar.append((window.banner.busy.value(),
                                                                  window.banner.busy.format())))
-    import dgs_desktop.detector.checkpoint as checkpoint_module
+    import dgs_desktop.detector.scorer as scorer_module
 
-    slow_check = checkpoint_module.check_finite_scores
-    monkeypatch.setattr(checkpoint_module, "check_finite_scores", lambda d: (time.sleep(0.5), slow_check(d)))
+    slow_check = scorer_module.check_finite_head
+    monkeypatch.setattr(scorer_module, "check_finite_head", lambda d: (time.sleep(0.5), slow_check(d)))
     with TickRecorder() as ticks:
         window.load_model(str(tiny_checkpoint.directory), "cpu")
         qtbot.waitUntil(lambda: window.controller.state == READY, timeout=60_000)

@@ -228,7 +228,7 @@ def test_constructed_images_get_their_reasons_in_the_csv(tiny_checkpoint, tmp_pa
 def test_stability_and_tta_in_the_scan(tiny_checkpoint, tmp_path):
     import torch
 
-    from dgs_desktop.detector.checkpoint import load_detector
+    from dgs_desktop.detector.scorer import load_scorer
     from dgs_desktop.scan.engine import ModelRunner
     from dgs_desktop.stability import order_scores
 
@@ -237,7 +237,7 @@ def test_stability_and_tta_in_the_scan(tiny_checkpoint, tmp_path):
     spread = scan_rows(tmp_path, tiny_checkpoint, str(tmp_path / "a.png"), "--stability", "4")["a.png"]
     mean = scan_rows(tmp_path, tiny_checkpoint, str(tmp_path / "a.png"), "--tta", "4")["a.png"]
     assert spread["fake_probability"] == plain["fake_probability"]  # --stability reports, never changes the score
-    runner = ModelRunner(load_detector(tiny_checkpoint, torch.device("cpu")).eval(), torch.device("cpu"), 8)
+    runner = ModelRunner(load_scorer(tiny_checkpoint, torch.device("cpu")), torch.device("cpu"), 8)  # the scan's
     others = order_scores(np.asarray(Image.open(tmp_path / "a.png").convert("RGB")), runner.score,
                           float(plain["fake_probability"]), k=4).others
     every = [float(plain["fake_probability"]), *others]

@@ -81,9 +81,9 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from dgs_desktop.detector.checkpoint import load_detector
     from dgs_desktop.detector.device import resolve_device
     from dgs_desktop.detector.resolve import resolve_checkpoint
+    from dgs_desktop.detector.scorer import load_scorer
 
     from .data import format_unreadable
     from .distributed import init_distributed
@@ -105,7 +105,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if dist.enabled and device.type == "cuda":
             device = torch.device("cuda", dist.local_rank)
         checkpoint = resolve_checkpoint(args.checkpoint)
-        detector = load_detector(checkpoint, device)
+        detector = load_scorer(checkpoint, device)  # the scan's network: rows score as the same files scanned
         result = evaluate_detector(detector, dataset, device, threshold=args.threshold, batch_size=args.batch_size,
                                    workers=args.workers, jpeg_quality=args.jpeg_quality, blur_sigma=args.blur_sigma,
                                    progress=not args.no_progress, precision=args.precision, dist=dist,

@@ -91,11 +91,11 @@ def open_model(args: argparse.Namespace, rank=None):
 
 
 def load_model(checkpoint, device):
-    from ..detector.checkpoint import load_detector
+    from ..detector.scorer import load_scorer
     from ..errors import CheckpointError
 
     try:
-        return load_detector(checkpoint, device)
+        return load_scorer(checkpoint, device)
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
 

@@ -129,7 +129,7 @@ VERIFYING, BUILDING, LOADING, FIRST_FORWARD = LOAD_STAGES = (
     "verifying files", "building the network", "loading weights", "first forward")
 
 
-class _TensorFile:
+class TensorFile:
     """A listed safetensors file, memory-mapped: tensors are read one at a time, and a file that
     safetensors cannot read is a `CheckpointError` naming it."""
 
@@ -164,7 +164,7 @@ class _TensorFile:
 
 def load_tensors(checkpoint: Checkpoint, name: str) -> dict[str, torch.Tensor]:
     """The tensors of one listed safetensors file; refuses non-float and non-finite values."""
-    tensors = _TensorFile(checkpoint, name)
+    tensors = TensorFile(checkpoint, name)
     return {key: tensors.tensor(key) for key in tensors.keys()}
 
 
@@ -177,7 +177,7 @@ def _load_bundled_base(detector: DGSDetector, checkpoint: Checkpoint, name: str,
     """Copies the bundled vision weights in one tensor at a time (peak memory: the model plus
     one tensor, not the model plus the whole file)."""
     targets = detector.base_visual_tensors()
-    tensors = _TensorFile(checkpoint, name)
+    tensors = TensorFile(checkpoint, name)
     keys = tensors.keys()
     check_same_names(targets, keys)
     for index, key in enumerate(keys, 1):
@@ -196,7 +196,14 @@ def backbone_of(checkpoint: Checkpoint) -> dict:
     return backbone_record(arch, weights_id)
 
 
-def _no_stages(stage: str, fraction: float) -> None:
+def lora_settings_of(checkpoint: Checkpoint) -> LoraSettings:
+    try:
+        return LoraSettings.from_manifest(checkpoint.manifest["lora"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint LoRA settings are invalid: {exc}") from None
+
+
+def no_stages(stage: str, fraction: float) -> None:
     pass
 
 
@@ -208,13 +215,10 @@ def load_detector(checkpoint: Checkpoint, device: str | torch.device = "cpu",
     every tensor comes from the checkpoint: no random initialisation to throw away. `on_stage`
     hears `BUILDING` and `LOADING` with the fraction done.
     """
-    on_stage = on_stage or _no_stages
+    on_stage = on_stage or no_stages
     manifest = checkpoint.manifest
     base = manifest["base_weights"]
-    try:
-        lora = LoraSettings.from_manifest(manifest["lora"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint LoRA settings are invalid: {exc}") from None
+    lora = lora_settings_of(checkpoint)
     bundled = bool(base.get("bundled")) or manifest["architecture"] == TEST_TINY
     on_meta = bool(base.get("bundled")) and not with_text
     on_stage(BUILDING, 0.0)

@@ -1,7 +1,8 @@
 """The DGS Desktop window. The only package that imports Qt (PySide6).
 
 Heavy ML libraries are never imported at module level here: the window must appear before
-torch/open_clip/peft finish loading (see `model_controller.load_ml_stack`).
+torch finishes loading (see `model_controller.load_ml_stack`; scoring needs neither open_clip
+nor peft, `detector.scorer`).
 
 - `app`: start-up, error dialogs, screenshot mode; `main_window`: wires the parts together;
   `window_actions`: every command, its shortcut and its menu, in one table.

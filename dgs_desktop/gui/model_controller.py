@@ -41,18 +41,15 @@ class ModelSession:
 
 
 def load_ml_stack() -> list[tuple[str, str]]:
-    """Imports torch and the detector code (seconds); returns the device choices."""
+    """Imports torch and the scoring code (seconds); returns the device choices. open_clip and
+    peft are not needed to score (see `detector.scorer`), so they are imported only if a
+    checkpoint needs them."""
     import torch  # noqa: F401
 
-    from ..detector import checkpoint, model  # noqa: F401
+    from ..detector import scorer  # noqa: F401
     from ..detector.device import list_devices
     from ..scan import csvio, engine  # noqa: F401
 
-    for optional in ("open_clip", "peft"):  # warm the import cache for real-size models
-        try:
-            __import__(optional)
-        except ImportError:
-            pass
     return list_devices()
 
 
@@ -61,11 +58,12 @@ def load_session(spec, device_spec: str, precision: str = "auto", report=None, c
     by the backend's set-up); `report((stage, fraction))` follows `checkpoint.LOAD_STAGES`."""
     import torch
 
-    from ..detector.checkpoint import FIRST_FORWARD, VERIFYING, load_detector
+    from ..detector.checkpoint import FIRST_FORWARD, VERIFYING
     from ..detector.device import autocast_for, describe_device, resolve_device, resolve_precision
     from ..detector.manifest import Checkpoint
     from ..detector.patches import MOSAIC_SIZE
     from ..detector.resolve import resolve_checkpoint
+    from ..detector.scorer import load_scorer
     from ..scan.engine import Scanner
 
     def stage(name: str, fraction: float) -> None:
@@ -77,7 +75,7 @@ def load_session(spec, device_spec: str, precision: str = "auto", report=None, c
     stage(VERIFYING, 0.0)
     checkpoint = spec if isinstance(spec, Checkpoint) else \
         resolve_checkpoint(spec, verify_progress=lambda fraction: stage(VERIFYING, fraction))
-    detector = load_detector(checkpoint, device, on_stage=stage)
+    detector = load_scorer(checkpoint, device, on_stage=stage)  # the scan's network: the same scores
     stage(FIRST_FORWARD, 0.0)
     with torch.no_grad(), autocast_for(device, precision):
         detector(torch.zeros(1, 3, MOSAIC_SIZE, MOSAIC_SIZE, device=device))
@@ -108,7 +106,7 @@ class ModelController(QObject):
         self.state_changed.emit(state, message)
 
     def start(self) -> None:
-        self._set_state(LOADING_LIBRARIES, "Loading the detector libraries (PyTorch, OpenCLIP)…")
+        self._set_state(LOADING_LIBRARIES, "Loading the detector libraries (PyTorch)…")
         task = Task(load_ml_stack)
         task.signals.succeeded.connect(self._libraries_loaded)
         task.signals.failed.connect(lambda message: self._fail(f"The detector libraries could not be loaded: {message}"))

@@ -89,9 +89,8 @@ class CaseController(QObject):
 
     def open(self, path: str, create: bool = False):
         """Opens (or creates) a case; returns its CaseInfo and rows. Raises CaseError."""
-        from ..case import Case
-
         from .. import __version__
+        from ..case import Case
 
         case = Case.open_or_create(path) if create else Case.open(path)
         case.log("opened", f"opened in dgs-desktop {__version__}")

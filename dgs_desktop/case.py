@@ -164,6 +164,8 @@ class CaseInfo:
     checkpoint_sha256: str
     device: str
     created_with: str  # dgs_desktop version
+    examiner: str = ""  # who examines the case, and the case number the report carries
+    case_number: str = ""
 
 
 def _is_case_file(path: Path) -> bool:
@@ -334,7 +336,17 @@ class Case:
         return CaseInfo(path=str(self.path), name=self._meta("name"), created=self._meta("created"),
                         modified=self._meta("modified"), threshold=threshold,
                         checkpoint=self._meta("checkpoint"), checkpoint_sha256=self._meta("checkpoint_sha256"),
-                        device=self._meta("device"), created_with=self._meta("created_with"))
+                        device=self._meta("device"), created_with=self._meta("created_with"),
+                        examiner=self._meta("examiner"), case_number=self._meta("case_number"))
+
+    def set_details(self, examiner: str, case_number: str) -> None:
+        """The examiner and the case number (shown at the top of the report); a change is logged."""
+        examiner, case_number = examiner.strip(), case_number.strip()
+        if (examiner, case_number) == (self._meta("examiner"), self._meta("case_number")):
+            return
+        with self._db:
+            self._set_meta({"examiner": examiner, "case_number": case_number})
+            self._log("details", f"examiner {examiner or '(none)'}, case number {case_number or '(none)'}")
 
     @property
     def threshold(self) -> float:

@@ -8,6 +8,12 @@ What a file's verdict rests on is stored with it: the probability, the threshold
 and the sha256 of the checkpoint manifest that produced the score. The verdict itself is
 never stored; it is recomputed with `dgs_desktop.verdict.verdict` (one rule everywhere).
 
+Nothing the analyst did is lost: `files` holds each file's current score, and every scoring
+is also appended to `scores` (never updated, except to add a stability check to the same
+score), so re-scoring with another model keeps the earlier results beside the new ones. The
+`audit` table is the case's log: timestamped actions (created, opened, files added, scanned
+with which model, threshold changed, notes, exports), appended and never changed.
+
 Safety: a case file is only ever written when this program created it (the `meta` table
 names the format); an existing file that is not a case is refused, never overwritten.
 """
@@ -15,6 +21,7 @@ names the format); an existing file that is not a case is refused, never overwri
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import json
 import logging
 import os
@@ -35,7 +42,30 @@ CASE_FORMAT = "dgs-desktop-case"
 CASE_SUFFIX = ".dgscase"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
-CASE_VERSION = 2  # 2: the files table holds every ScanRecord column (added to a version-1 file on open)
+# 2: the files table holds every ScanRecord column (added to a version-1 file on open)
+# 3: every scoring kept in `scores`, the case's log in `audit` (a version-2 file's scores seed both on open)
+CASE_VERSION = 3
+
+# What a scan stores; the analyst's note and tags, and when the file was added, are kept as they are.
+_RESULT_COLUMNS = tuple(c for c in SQL_COLUMNS if c not in ("analyst_note", "tags", "added_at"))
+# One scoring in the history: the result without the evidence boxes (they depend on the image only).
+SCORE_COLUMNS = tuple(c for c in _RESULT_COLUMNS if c not in ("boxes", "low_entropy", "entropies"))
+_SCORE_EXTRA = ("threshold REAL", "calibration_sha256 TEXT NOT NULL DEFAULT ''")
+_STABILITY_COLUMNS = ("stability_orders", "stability_low", "stability_high")
+_SAME_SCORING = ("sha256", "status", "fake_probability", "checkpoint_sha256", "device", "precision")
+
+
+def _score_definitions() -> list[str]:
+    return [*_SCORE_EXTRA, *(d for d in sql_column_definitions() if d.split()[0] in SCORE_COLUMNS)]
+
+
+def _history_schema() -> str:
+    columns = ["id INTEGER PRIMARY KEY AUTOINCREMENT", *_score_definitions()]
+    return (f"CREATE TABLE IF NOT EXISTS scores (\n    {(','+chr(10)+'    ').join(columns)}\n);\n"
+            "CREATE INDEX IF NOT EXISTS scores_path ON scores (path);\n"
+            "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, "
+            "user TEXT NOT NULL DEFAULT '', action TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', "
+            "data TEXT NOT NULL DEFAULT '{}');\n")
 
 
 def _schema() -> str:
@@ -44,12 +74,10 @@ def _schema() -> str:
     columns += [c for c in sql_column_definitions() if not c.startswith("path ")]
     return ("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
             f"CREATE TABLE IF NOT EXISTS files (\n    {(','+chr(10)+'    ').join(columns)}\n);\n"
-            "CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);\n")
+            "CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);\n" + _history_schema())
 
 
 _SCHEMA = _schema()
-# What a scan stores; the analyst's note and tags, and when the file was added, are kept as they are.
-_RESULT_COLUMNS = tuple(c for c in SQL_COLUMNS if c not in ("analyst_note", "tags", "added_at"))
 
 
 class CaseError(InputError):
@@ -58,6 +86,68 @@ class CaseError(InputError):
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no user name in the environment or the password database
+        return ""
+
+
+@dataclass
+class ScoreEntry:
+    """One scoring of one file, as the case's history keeps it."""
+
+    record: ScanRecord
+    threshold: float | None  # the case's threshold when the score was stored
+    calibration_sha256: str = ""
+
+
+@dataclass
+class AuditEntry:
+    at: str  # UTC, ISO 8601
+    user: str
+    action: str  # created, opened, added, scanned, threshold, model, calibration, note, tags, exported, ...
+    detail: str
+    data: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclass
+class ScoringRun:
+    """The scores of one model on one device and precision (the history's groups)."""
+
+    checkpoint: str
+    checkpoint_sha256: str
+    device: str
+    precision: str
+    first: str
+    last: str
+    files: int
+    ok: int
+    thresholds: list[float]
+
+
+def scoring_runs(scores: list[ScoreEntry]) -> list[ScoringRun]:
+    """The history grouped by model, device and precision, in the order each group began."""
+    runs: dict[tuple, ScoringRun] = {}
+    paths: dict[tuple, set] = {}
+    for entry in scores:
+        record = entry.record
+        key = (record.checkpoint_sha256, record.device, record.precision)
+        run = runs.get(key)
+        if run is None:
+            run = runs[key] = ScoringRun(record.checkpoint, record.checkpoint_sha256, record.device, record.precision,
+                                         record.scanned_at, record.scanned_at, 0, 0, [])
+            paths[key] = set()
+        run.last = max(run.last, record.scanned_at)
+        if record.path not in paths[key]:
+            paths[key].add(record.path)
+            run.files += 1
+            run.ok += record.ok
+        if entry.threshold is not None and entry.threshold not in run.thresholds:
+            run.thresholds.append(entry.threshold)
+    return list(runs.values())
 
 
 CaseFile = ScanRecord  # one file of a case, as stored: the scan's own record
@@ -74,6 +164,8 @@ class CaseInfo:
     checkpoint_sha256: str
     device: str
     created_with: str  # dgs_desktop version
+    examiner: str = ""  # who examines the case, and the case number the report carries
+    case_number: str = ""
 
 
 def _is_case_file(path: Path) -> bool:
@@ -119,6 +211,7 @@ class Case:
                     ("created", created), ("modified", created), ("threshold", repr(DEFAULT_THRESHOLD)),
                     ("checkpoint", ""), ("checkpoint_sha256", ""), ("device", ""),
                     ("created_with", __version__)])
+                case._log("created", f"case {path.name} created by dgs-desktop {__version__}")
         except (OSError, sqlite3.Error) as exc:
             raise CaseError(f"cannot create the case {path}: {exc}") from None
         return case
@@ -149,15 +242,34 @@ class Case:
     def _columns(self) -> list[str]:
         return [row[1] for row in self._db.execute("PRAGMA table_info(files)")]
 
+    def _tables(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
     def _upgrade(self) -> None:
-        """Adds the columns a case of an older version lacks (nothing stored is changed)."""
+        """Adds what a case of an older version lacks (nothing stored is changed): the columns of
+        `files`, and the history and log, seeded with the scores it holds."""
         present = set(self._columns())
         missing = [d for d in sql_column_definitions() if d.split()[0] not in present]
-        if not missing:
+        had_history = {"scores", "audit"} <= self._tables()
+        if not missing and had_history and int(self._meta("version") or 0) >= CASE_VERSION:
             return
         with self._db:
             for definition in missing:
                 self._db.execute(f"ALTER TABLE files ADD COLUMN {definition}")
+            for statement in _history_schema().split(";\n"):
+                if statement.strip():
+                    self._db.execute(statement)
+            score_present = {row[1] for row in self._db.execute("PRAGMA table_info(scores)")}
+            for definition in _score_definitions():
+                if definition.split()[0] not in score_present:
+                    self._db.execute(f"ALTER TABLE scores ADD COLUMN {definition}")
+            if not had_history:
+                columns = ", ".join(SCORE_COLUMNS)
+                seeded = self._db.execute(
+                    f"INSERT INTO scores (threshold, {columns}) SELECT ?, {columns} FROM files "
+                    "WHERE status IN ('ok', 'error') ORDER BY id", (self.info().threshold,)).rowcount
+                self._log("upgraded", f"case format {self._meta('version') or 1} → {CASE_VERSION}: the log starts "
+                          f"here; the {seeded} stored score(s) are the history's first entries")
             self._set_meta({"version": str(CASE_VERSION)})
 
     @classmethod
@@ -192,6 +304,30 @@ class Case:
         self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value", list(values.items()))
 
+    # ---------------------------------------------------------------------------- log
+    def _log(self, action: str, detail: str, data: dict | None = None) -> None:
+        self._db.execute("INSERT INTO audit (at, user, action, detail, data) VALUES (?, ?, ?, ?, ?)",
+                         (now_iso(), current_user(), action, detail, json.dumps(data or {}, ensure_ascii=False)))
+
+    def log(self, action: str, detail: str, **data) -> None:
+        """Appends one timestamped action to the case's log."""
+        with self._db:
+            self._log(action, detail, data)
+
+    def audit(self) -> list[AuditEntry]:
+        """The case's log, oldest first (empty for a case made before it had one and not reopened)."""
+        if "audit" not in self._tables():
+            return []
+        entries = []
+        for at, user, action, detail, data in self._db.execute(
+                "SELECT at, user, action, detail, data FROM audit ORDER BY id"):
+            try:
+                values = json.loads(data) if data else {}
+            except ValueError:
+                values = {}
+            entries.append(AuditEntry(at, user or "", action, detail or "", values if isinstance(values, dict) else {}))
+        return entries
+
     def info(self) -> CaseInfo:
         try:
             threshold = check_threshold(float(self._meta("threshold")))
@@ -200,7 +336,17 @@ class Case:
         return CaseInfo(path=str(self.path), name=self._meta("name"), created=self._meta("created"),
                         modified=self._meta("modified"), threshold=threshold,
                         checkpoint=self._meta("checkpoint"), checkpoint_sha256=self._meta("checkpoint_sha256"),
-                        device=self._meta("device"), created_with=self._meta("created_with"))
+                        device=self._meta("device"), created_with=self._meta("created_with"),
+                        examiner=self._meta("examiner"), case_number=self._meta("case_number"))
+
+    def set_details(self, examiner: str, case_number: str) -> None:
+        """The examiner and the case number (shown at the top of the report); a change is logged."""
+        examiner, case_number = examiner.strip(), case_number.strip()
+        if (examiner, case_number) == (self._meta("examiner"), self._meta("case_number")):
+            return
+        with self._db:
+            self._set_meta({"examiner": examiner, "case_number": case_number})
+            self._log("details", f"examiner {examiner or '(none)'}, case number {case_number or '(none)'}")
 
     @property
     def threshold(self) -> float:
@@ -212,16 +358,30 @@ class Case:
             self._set_meta({"threshold": repr(threshold)})
 
     def set_model(self, checkpoint: str, checkpoint_sha256: str, device: str) -> None:
+        """The model in use; logged when it is another model or device than before."""
+        before = (self._meta("checkpoint_sha256"), self._meta("device"))
         with self._db:
             self._set_meta({"checkpoint": checkpoint, "checkpoint_sha256": checkpoint_sha256, "device": device})
+            if before != (checkpoint_sha256, device):
+                self._log("model", f"model {checkpoint} (manifest sha256 {checkpoint_sha256}) on {device}",
+                          {"checkpoint": checkpoint, "checkpoint_sha256": checkpoint_sha256, "device": device})
 
     # -------------------------------------------------------------------------- files
-    def add_paths(self, paths: Iterable[str]) -> None:
-        """Lists files (not scanned yet); paths already in the case are left as they are."""
+    def add_paths(self, paths: Iterable[str]) -> list[str]:
+        """Lists files (not scanned yet); paths already in the case are left as they are.
+        Returns the new ones (logged as one action)."""
         added = now_iso()
+        known = {row[0] for row in self._db.execute("SELECT path FROM files")}
+        new = list(dict.fromkeys(str(p) for p in paths if str(p) not in known))
+        if not new:
+            return []
         with self._db:
             self._db.executemany("INSERT OR IGNORE INTO files (path, added_at) VALUES (?, ?)",
-                                 [(str(p), added) for p in paths])
+                                 [(p, added) for p in new])
+            folders = sorted({os.path.dirname(p) for p in new})
+            shown = ", ".join(folders[:3]) + (f" and {len(folders) - 3} more folders" if len(folders) > 3 else "")
+            self._log("added", f"{len(new)} file(s) added from {shown}", {"paths": new})
+        return new
 
     def set_status(self, paths: Iterable[str], status: str) -> None:
         """Marks files that have no result (queued, not scanned)."""
@@ -230,16 +390,20 @@ class Case:
                                  [(status, str(p)) for p in paths])
 
     def record_results(self, results: Iterable, checkpoint: str, checkpoint_sha256: str, device: str,
-                       selections: dict | None = None, precision: str = "") -> None:
+                       selections: dict | None = None, precision: str = "", threshold: float | None = None,
+                       calibration_sha256: str = "") -> None:
         """Stores scan results (ScanRecords, or objects with their fields) with the model that made them.
 
         `selections` maps a path to its patch boxes, low/high flags and entropies
         (`(boxes, low_entropy, entropies)`) when the records do not carry them, so the evidence
         can be shown again without a rescan. The analyst's note and tags are left as they are.
+        Each result is also appended to the history with `threshold` (default: the case's); the
+        same score stored again (a stability check added) completes its history entry instead.
         """
         selections = selections or {}
+        threshold = self.threshold if threshold is None else check_threshold(threshold)
         scanned = now_iso()
-        rows = []
+        rows, history = [], []
         for result in results:
             record = _as_record(result)
             boxes, low, entropies = selections.get(record.path, (record.boxes, record.low_entropy, record.entropies))
@@ -250,22 +414,62 @@ class Case:
             record.scanned_at = record.added_at = scanned
             values = dict(zip(SQL_COLUMNS, sql_values(record)))
             rows.append([values[c] for c in ("added_at", *_RESULT_COLUMNS)])
+            history.append(values)
         columns = ", ".join(("added_at", *_RESULT_COLUMNS))
         updates = ", ".join(f"{c} = excluded.{c}" for c in _RESULT_COLUMNS if c != "path")
         with self._db:
             self._db.executemany(
                 f"INSERT INTO files ({columns}) VALUES ({', '.join('?' * (len(_RESULT_COLUMNS) + 1))}) "
                 f"ON CONFLICT(path) DO UPDATE SET {updates}", rows)
+            for values in history:
+                self._append_score(values, threshold, calibration_sha256)
             self._set_meta({})
 
+    def _append_score(self, values: dict, threshold: float, calibration_sha256: str) -> None:
+        last = self._db.execute(f"SELECT id, threshold, calibration_sha256, {', '.join(_SAME_SCORING)} FROM scores "
+                                "WHERE path = ? ORDER BY id DESC LIMIT 1", (values["path"],)).fetchone()
+        if last is not None and tuple(last[1:]) == (threshold, calibration_sha256, *(values[c] for c in _SAME_SCORING)):
+            self._db.execute(f"UPDATE scores SET {', '.join(f'{c} = ?' for c in _STABILITY_COLUMNS)} WHERE id = ?",
+                             [*(values[c] for c in _STABILITY_COLUMNS), last[0]])
+            return
+        columns = ("threshold", "calibration_sha256", *SCORE_COLUMNS)
+        self._db.execute(f"INSERT INTO scores ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                         [threshold, calibration_sha256, *(values[c] for c in SCORE_COLUMNS)])
+
+    def scores(self, path: str | None = None) -> list[ScoreEntry]:
+        """Every scoring kept, oldest first (of one file, or of all)."""
+        if "scores" not in self._tables():
+            return []
+        present = [row[1] for row in self._db.execute("PRAGMA table_info(scores)")]
+        columns = ", ".join(c for c in ("threshold", "calibration_sha256", *SCORE_COLUMNS) if c in present)
+        where, args = ("WHERE path = ?", (str(path),)) if path is not None else ("", ())
+        self._db.row_factory = sqlite3.Row
+        try:
+            rows = list(self._db.execute(f"SELECT {columns} FROM scores {where} ORDER BY id", args))
+        finally:
+            self._db.row_factory = None
+        return [ScoreEntry(record_from_sql(row), row["threshold"], row["calibration_sha256"] or "") for row in rows]
+
+    def _annotation(self, path: str, column: str) -> str | None:
+        row = self._db.execute(f"SELECT {column} FROM files WHERE path = ?", (str(path),)).fetchone()
+        return None if row is None else row[0]
+
     def set_note(self, path: str, note: str) -> None:
+        """The analyst's note on a file; a change is logged with the new text."""
+        before = self._annotation(path, "analyst_note")
         with self._db:
             self._db.execute("UPDATE files SET analyst_note = ? WHERE path = ?", (note, str(path)))
+            if before is not None and before != note:
+                self._log("note", f"note on {os.path.basename(str(path))}: {note or '(removed)'}", {"path": str(path)})
 
     def set_tags(self, path: str, tags: Iterable[str]) -> None:
         clean = sorted({t.strip() for t in tags if t and t.strip()})
+        before = self._annotation(path, "tags")
         with self._db:
             self._db.execute("UPDATE files SET tags = ? WHERE path = ?", (json.dumps(clean), str(path)))
+            if before is not None and json.loads(before or "[]") != clean:
+                self._log("tags", f"tags on {os.path.basename(str(path))}: {', '.join(clean) or '(none)'}",
+                          {"path": str(path)})
 
     def files(self) -> list[ScanRecord]:
         """Every file in the order it was added (a read-only older case: the columns it has)."""
@@ -297,8 +501,7 @@ def _as_record(result) -> ScanRecord:
     return ScanRecord(**values)
 
 
-def read_case(path: str | os.PathLike) -> tuple[CaseInfo, list[CaseFile]]:
-    """The case's facts and files, read without changing the file (for reports)."""
+def _read(path: str | os.PathLike, read):
     path = Path(path)
     if not _is_case_file(path):
         raise CaseError(f"{path} is not a DGS Desktop case file")
@@ -308,8 +511,18 @@ def read_case(path: str | os.PathLike) -> tuple[CaseInfo, list[CaseFile]]:
         raise CaseError(f"cannot read the case {path}: {exc}") from None
     case = Case(path, connection)
     try:
-        return case.info(), case.files()
+        return read(case)
     except sqlite3.Error as exc:
         raise CaseError(f"cannot read the case {path}: {exc}") from None
     finally:
         case.close()
+
+
+def read_case(path: str | os.PathLike) -> tuple[CaseInfo, list[CaseFile]]:
+    """The case's facts and files, read without changing the file (for reports)."""
+    return _read(path, lambda case: (case.info(), case.files()))
+
+
+def read_history(path: str | os.PathLike) -> tuple[list[ScoreEntry], list[AuditEntry]]:
+    """Every scoring the case keeps and its log, read without changing the file."""
+    return _read(path, lambda case: (case.scores(), case.audit()))

@@ -315,3 +315,40 @@ def test_another_model_on_a_case_asks_before_rescoring(qtbot, tiny_checkpoint, t
     with qtbot.waitSignal(window.scan_finished, timeout=60_000):
         next(b for b in window.rescore_box.buttons() if b.text() == "Re-score with this model").click()
     assert all(row.checkpoint_sha256 != tiny_checkpoint.sha256 for row in window.model.rows)
+
+
+def test_rescoring_a_case_keeps_every_run_names_each_rows_model_and_logs_it(qtbot, tiny_checkpoint, tmp_path):
+    from dgs_desktop.case import read_case, read_history, scoring_runs
+    from dgs_desktop.detector.demo import save_demo_checkpoint
+    from dgs_desktop.gui.model_controller import READY
+    from dgs_desktop.gui.results_model import MODEL_COL
+
+    other = save_demo_checkpoint(tmp_path / "other", seed=11)
+    window = open_window(qtbot, tiny_checkpoint)
+    scan_paths(qtbot, window, [make_images(tmp_path / "ev", 2)])
+    window.threshold_spin.setValue(0.385)
+    case = tmp_path / "inquiry.dgscase"
+    assert window.save_case_as(str(case))
+    first = {f.path: f.fake_probability for f in read_case(case)[1]}
+    model_cells = lambda: {window.model.index(i, MODEL_COL).data() for i in range(2)}  # noqa: E731
+    assert model_cells() == {Path(tiny_checkpoint.directory).name}
+    window.load_model(str(other), "cpu")
+    qtbot.waitUntil(lambda: window.rescore_box is not None, timeout=60_000)
+    with qtbot.waitSignal(window.scan_finished, timeout=60_000):
+        next(b for b in window.rescore_box.buttons() if b.text() == "Re-score with this model").click()
+    assert model_cells() == {"other"}
+    assert "other" in window.model.index(0, MODEL_COL).data(Qt.ItemDataRole.ToolTipRole)
+    info, files = read_case(case)
+    assert {f.checkpoint_sha256 for f in files} == {window.controller.session.checkpoint.sha256}
+    window.cases.close()  # flushes what waits for the log
+    scores, audit = read_history(case)
+    runs = scoring_runs(scores)
+    assert [(r.checkpoint, r.files) for r in runs] == [(str(tiny_checkpoint.directory), 2), (str(other), 2)]
+    kept = {e.record.path: e.record.fake_probability for e in scores if e.record.checkpoint == str(tiny_checkpoint.directory)}
+    assert kept == first and all(e.threshold == 0.385 for e in scores[:2])  # the first run, as it was
+    assert window.controller.state == READY
+    actions = [e.action for e in audit]
+    assert actions[:4] == ["created", "added", "model", "threshold"] and "re-score" in actions
+    scanned = [e for e in audit if e.action == "scanned"]
+    assert len(scanned) == 1 and str(other) in scanned[0].detail and "2 file(s)" in scanned[0].detail
+    assert actions.index("re-score") < actions.index("scanned")

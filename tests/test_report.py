@@ -133,7 +133,8 @@ def test_model_and_run_on_the_first_page(scanned, tiny_checkpoint):
     head = html.split('<div class="item">')[0]  # everything before the first image's page
     assert tiny_checkpoint.sha256 in head
     assert "Architecture</td><td>test-tiny" in head
-    assert "Provenance: purpose</td><td>tests" in head
+    assert "Provenance: purpose</td><td>tests" not in head  # training settings: in the appendix
+    assert "Provenance: purpose</td><td>tests" in html.split("Appendix: how the model was trained")[1]
     assert "Validation metrics</td><td>none recorded" in head
     assert "Device</td><td>cpu" in head and f"Precision</td><td>{rows[0]['precision']}" in head
     assert f"dgs-desktop {rows[0]['dgs_desktop_version']}" in head

@@ -16,6 +16,10 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="DIR",
                         help="checkpoint folder whose manifest describes the model (default: the one the "
                              "rows name, when it is a local folder with the recorded sha256)")
+    parser.add_argument("--examiner", metavar="NAME", help="examiner named at the top of the report "
+                        "(default: the case's, if any)")
+    parser.add_argument("--case-number", metavar="NUMBER", help="case number at the top of the report "
+                        "(default: the case's, if any)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace OUT even if it is not a report dgs-desktop wrote")
 
@@ -31,6 +35,8 @@ def run_report(args: argparse.Namespace) -> int:
     for out in outputs:  # refuse before any work, and never the input itself
         check_output(out, args.overwrite)
     source = read_source(args.source)
+    source.examiner = args.examiner if args.examiner is not None else source.examiner
+    source.case_number = args.case_number if args.case_number is not None else source.case_number
     model = find_model(source.run, args.checkpoint)
     bar = None
     if sys.stderr.isatty():

@@ -2,14 +2,16 @@
 
 While a case is open every added file, every scan result (with its patch boxes, so the
 evidence can be shown again without a rescan), the threshold, the model and the analyst's
-notes go into it as they happen. Without a case, results count as unsaved until exported.
+notes go into it as they happen, and the case's log gets each action: a scan when it ends
+(how many files, which model), a threshold once it has settled, exports. Without a case,
+results count as unsaved until exported.
 """
 
 from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..record import ScanRecord
 from .results_model import QUEUED, ResultRow, ResultsModel, reliability_warning
@@ -23,7 +25,7 @@ def row_from_case_file(stored: ScanRecord) -> ResultRow:
         boxes, low, entropies = stored.evidence()
         row.result = stored
         row.state = stored.status.value
-        row.checkpoint_sha256, row.device = stored.checkpoint_sha256, stored.device
+        row.checkpoint_sha256, row.device, row.checkpoint = stored.checkpoint_sha256, stored.device, stored.checkpoint
         row.boxes = tuple(boxes) or None
         row.low_entropy = tuple(low) or None
         row.entropies = tuple(entropies) or None
@@ -31,6 +33,9 @@ def row_from_case_file(stored: ScanRecord) -> ResultRow:
     else:
         row.state = QUEUED
     return row
+
+
+THRESHOLD_SETTLE_MS = 1500  # a threshold is logged once it has stayed put this long (a slider drag is one change)
 
 
 class CaseController(QObject):
@@ -41,6 +46,13 @@ class CaseController(QObject):
         self.model = model
         self.case = None  # dgs_desktop.case.Case while one is open
         self.unsaved = False  # results that are neither in a case nor exported
+        self.calibration_sha256 = ""  # of the calibration whose threshold judges new scores
+        self._logged_threshold: float | None = None  # the threshold the log last recorded
+        self._pending_threshold: tuple[float, str] | None = None  # (value, why) waiting to settle
+        self._threshold_timer = QTimer(self, singleShot=True, interval=THRESHOLD_SETTLE_MS,
+                                       timeout=self.flush_threshold)
+        self._scan_counts = {"ok": 0, "error": 0}
+        self._scan_model = ("", "", "")  # spec, sha256, device of the scan being counted
 
     @property
     def name(self) -> str:
@@ -63,27 +75,37 @@ class CaseController(QObject):
         if session is not None:
             case.set_model(session.spec, session.checkpoint.sha256, session.scored_on)
         case.set_threshold(threshold)
+        case.log("threshold", f"threshold {threshold:.6g}", threshold=threshold)
+        self._logged_threshold = threshold
         for row in self.model.rows:
             if row.note_or_tags:
                 case.set_note(row.path, row.analyst_note)
                 case.set_tags(row.path, row.tags)
-        self.results_scanned([row.result for row in self.model.rows if row.result is not None], session)
+        stored = [row.result for row in self.model.rows if row.result is not None]
+        self.results_scanned(stored, session, scanned=False)
+        if stored:
+            case.log("saved", f"{len(stored)} result(s) scored in this window saved into the case")
         self.changed.emit()
 
     def open(self, path: str, create: bool = False):
         """Opens (or creates) a case; returns its CaseInfo and rows. Raises CaseError."""
+        from .. import __version__
         from ..case import Case
 
         case = Case.open_or_create(path) if create else Case.open(path)
+        case.log("opened", f"opened in dgs-desktop {__version__}")
         info, files = case.info(), case.files()
         self.close()
         self.case = case
+        self._logged_threshold = info.threshold
         self.changed.emit()
         return info, [row_from_case_file(f) for f in files]
 
     def close(self) -> None:
         """Closes the case (everything in it stays) and forgets unsaved state."""
         if self.case is not None:
+            self.flush_threshold()
+            self.scan_ended(cancelled=True)
             self.case.close()
             self.case = None
         self.unsaved = False
@@ -94,7 +116,15 @@ class CaseController(QObject):
         if self.case is not None and paths:
             self.case.add_paths(paths)
 
-    def results_scanned(self, results: list, session) -> None:
+    def log(self, action: str, detail: str, **data) -> None:
+        """One action in the open case's log (nothing without a case)."""
+        if self.case is not None:
+            self.flush_threshold()  # the log keeps the order things happened in
+            self.case.log(action, detail, **data)
+
+    def results_scanned(self, results: list, session, scanned: bool = True) -> None:
+        """Stores results (`scanned`: of the running scan, counted for its log entry; else e.g.
+        a stability check added to a stored score)."""
         if self.case is None:
             self._set_unsaved(bool(results) or self.unsaved)
             return
@@ -106,15 +136,48 @@ class CaseController(QObject):
                 continue
             groups.setdefault((row.checkpoint_sha256, row.device), []).append(result)
             selections[result.path] = (row.boxes or (), row.low_entropy or (), row.entropies or ())
+        threshold = self.model.threshold
         for (checkpoint_sha256, device), group in groups.items():
             current = session is not None and session.checkpoint.sha256 == checkpoint_sha256
             spec = session.spec if current else self.case.info().checkpoint
-            self.case.record_results(group, spec, checkpoint_sha256, device, selections)
+            self.case.record_results(group, spec, checkpoint_sha256, device, selections, threshold=threshold,
+                                     calibration_sha256=self.calibration_sha256)
+            if scanned:
+                self._scan_model = (spec, checkpoint_sha256, device)
+                for result in group:
+                    self._scan_counts["ok" if result.ok else "error"] += 1
         self._set_unsaved(False)
 
-    def threshold_changed(self, threshold: float) -> None:
-        if self.case is not None:
-            self.case.set_threshold(threshold)
+    def scan_ended(self, cancelled: bool) -> None:
+        """Logs the scan that just ended: how many files, with which model, on what."""
+        done = self._scan_counts["ok"] + self._scan_counts["error"]
+        if self.case is None or not done:
+            return
+        spec, sha256, device = self._scan_model
+        how = "stopped early" if cancelled else "finished"
+        self.case.log("scanned", f"scan {how}: {done} file(s) scored with {spec} (manifest sha256 {sha256}) on "
+                      f"{device}, threshold {self.model.threshold:.6g}: {self._scan_counts['ok']} ok, "
+                      f"{self._scan_counts['error']} failed", checkpoint=spec, checkpoint_sha256=sha256,
+                      device=device, files=done, failed=self._scan_counts["error"], threshold=self.model.threshold)
+        self._scan_counts = {"ok": 0, "error": 0}
+
+    def threshold_changed(self, threshold: float, why: str = "") -> None:
+        """Stores the threshold at once; logs it when it has settled (`why`: e.g. the calibration's)."""
+        if self.case is None:
+            return
+        self.case.set_threshold(threshold)
+        self._pending_threshold = (threshold, why)
+        self._threshold_timer.start()
+
+    def flush_threshold(self) -> None:
+        self._threshold_timer.stop()
+        pending, self._pending_threshold = self._pending_threshold, None
+        if self.case is None or pending is None or pending[0] == self._logged_threshold:
+            return
+        value, why = pending
+        before = "" if self._logged_threshold is None else f" (was {self._logged_threshold:.6g})"
+        self.case.log("threshold", f"threshold {value:.6g}{before}" + (f": {why}" if why else ""), threshold=value)
+        self._logged_threshold = value
 
     def model_changed(self, session) -> float | None:
         """Records the model; returns the case's threshold when the case was made with it."""
@@ -134,5 +197,9 @@ class CaseController(QObject):
             self.case.set_note(path, note)
             self.case.set_tags(path, tags)
 
-    def exported(self) -> None:
+    def exported(self, what: str = "", path: str = "", rows: int = 0, scope: str = "") -> None:
+        """Results went out (logged in the case with where to, how many rows, which ones)."""
+        if what:
+            self.log("exported", f"{what} written to {path}: {rows} row(s), {scope or 'all rows'}", path=path,
+                     rows=rows, scope=scope)
         self._set_unsaved(False)

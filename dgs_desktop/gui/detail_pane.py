@@ -493,6 +493,9 @@ class DetailPane(QWidget):
             facts.append(("Same content as", row.duplicate_of))
         if row.state == ERROR and result is not None:
             facts.append(("Error", result.error))
+        if result is not None:
+            facts.append(("Scored by", f"{row.checkpoint or 'unnamed model'} (manifest sha256 "
+                                       f"{row.checkpoint_sha256[:16]}…) on {row.device}"))
         return facts
 
     def refresh_verdict(self, row: ResultRow | None, threshold: float) -> None:

@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self._model_dialog = None
         self._closing = False
         self.last_status = ""
+        self._threshold_why = ""  # why the next threshold change happens, for the case's log
         # What the threshold is compared with (its value and where it comes from: "default",
         # "model"; calibration adds its own): the control says when the active one differs.
         self.reference_threshold: tuple[float, str] = (DEFAULT_THRESHOLD, "default")
@@ -332,7 +333,7 @@ class MainWindow(QMainWindow):
         return abs(self.threshold_spin.value() - self.reference_threshold[0]) > THRESHOLD_STEP
 
     def reset_threshold(self) -> None:
-        self.set_threshold(self.reference_threshold[0])
+        self.set_threshold(self.reference_threshold[0], why=f"reset to the {self.reference_threshold[1]}'s value")
 
     def _show_threshold_note(self) -> None:
         value, source = self.reference_threshold
@@ -411,16 +412,19 @@ class MainWindow(QMainWindow):
         return idle
 
     # ------------------------------------------------------------------------ threshold
-    def set_threshold(self, threshold: float, exact: bool = False) -> None:
-        """`exact`: a calibrated threshold keeps every digit (the spin box shows it rounded)."""
+    def set_threshold(self, threshold: float, exact: bool = False, why: str = "") -> None:
+        """`exact`: a calibrated threshold keeps every digit (the spin box shows it rounded);
+        `why` goes into the case's log with it (the analyst's own changes have none)."""
         threshold = float(threshold) if exact else round(float(threshold), 3)
         if exact:
             self.threshold_spin.blockSignals(True)
             self.threshold_spin.setValue(threshold)
             self.threshold_spin.blockSignals(False)
         elif abs(self.threshold_spin.value() - threshold) > 1e-9:
+            self._threshold_why = why
             self.threshold_spin.setValue(threshold)  # re-enters through valueChanged
             return
+        why, self._threshold_why = why or self._threshold_why, ""
         self.threshold_slider.blockSignals(True)
         self.threshold_slider.setValue(round(threshold * 1000))
         self.threshold_slider.blockSignals(False)
@@ -432,7 +436,7 @@ class MainWindow(QMainWindow):
             default = session.checkpoint.threshold
             self.settings.set_threshold_for(session.checkpoint.sha256,
                                             None if abs(threshold - default) < 1e-9 else threshold)
-        self.cases.threshold_changed(threshold)
+        self.cases.threshold_changed(threshold, why)
         self._show_threshold_note()
         self._show_stability()
         self._schedule_summary()
@@ -458,6 +462,7 @@ class MainWindow(QMainWindow):
             self.model_label.setText(f"⚠ {self.model_label.text()}")
         if self.model.calibration is not None and self.model.calibration.checkpoint_sha256 != session.checkpoint.sha256:
             self.model.set_calibration(None)  # a calibration belongs to the model it was made with
+            self.cases.calibration_sha256 = ""
             self._status("Calibration cleared: it was made with another model.")
         scored_by_others = [row for row in self.model.rows
                             if row.result is not None and row.checkpoint_sha256 != session.checkpoint.sha256]
@@ -467,13 +472,14 @@ class MainWindow(QMainWindow):
         self._use_session(session)
 
     def ask_rescore(self, session, count: int) -> None:
-        """Another model was loaded over a case scored by a different one: re-scoring replaces
-        the stored scores (a case keeps one score per file), so the analyst decides."""
+        """Another model was loaded over a case scored by a different one: the analyst decides
+        whether it scores the files again (the stored scores stay in the case's history)."""
         info = self.cases.case.info()
         box = QMessageBox(QMessageBox.Icon.Question, "Re-score the case with another model?",
                           f"{count} file(s) in case {self.cases.name} were scored by another model "
                           f"({info.checkpoint or info.checkpoint_sha256[:12]}). Scoring them with {session.spec} "
-                          f"replaces their stored scores and the case's threshold.",
+                          f"makes its scores and threshold the case's current ones; the stored scores stay in the "
+                          "case's history (shown in the report).",
                           QMessageBox.StandardButton.NoButton, self)
         keep = box.addButton("Keep the stored scores", QMessageBox.ButtonRole.RejectRole)
         rescore = box.addButton("Re-score with this model", QMessageBox.ButtonRole.DestructiveRole)
@@ -484,8 +490,12 @@ class MainWindow(QMainWindow):
         def answered(*_):
             self.rescore_box = None
             if box.clickedButton() is rescore:
+                self.cases.log("re-score", f"chose to re-score {count} file(s) with {session.spec} (scored by "
+                               f"{info.checkpoint or info.checkpoint_sha256})")
                 self._use_session(session)
             elif info.checkpoint:  # back to the model that made the stored scores
+                self.cases.log("kept scores", f"kept the stored scores of {info.checkpoint} instead of re-scoring "
+                               f"with {session.spec}")
                 self._status(f"Kept the stored scores; loading their model {info.checkpoint} again.")
                 self.load_model(info.checkpoint)
 
@@ -498,21 +508,23 @@ class MainWindow(QMainWindow):
         stored = self.settings.threshold_for(session.checkpoint.sha256)
         self.set_reference_threshold(session.checkpoint.threshold, "model")
         self.set_threshold(case_threshold if case_threshold is not None
-                           else session.checkpoint.threshold if stored is None else stored)
+                           else session.checkpoint.threshold if stored is None else stored,
+                           why="the case's value for this model" if case_threshold is not None
+                           else "the model's value" if stored is None else "your saved value for this model")
         if self.threshold_differs:  # never silently: say where the threshold came from
             origin = "the case's" if case_threshold is not None else "your saved"
             self._status(f"Threshold {self.threshold:.3f} is {origin} value for this model; the model's own is "
                          f"{session.checkpoint.threshold:.3f} (Reset beside the threshold).")
         # Rows another model scored are scanned again so the table and exports never mix models.
         self.model.selections.clear()
-        self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on)
+        self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on, session.spec)
         self._refresh_detail(force=True)
 
     def _model_load_failed(self, message: str) -> None:
         show_error(self, "Model not loaded", message)
         session = self.controller.session
         if session is not None:  # rows from another model (e.g. a reopened case) are re-scored
-            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on)
+            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on, session.spec)
 
     def load_model(self, spec, device: str | None = None, precision: str | None = None) -> None:
         device = device or self.settings.device
@@ -538,15 +550,19 @@ class MainWindow(QMainWindow):
     def set_calibration(self, calibration) -> None:
         """Uses `calibration`'s threshold and reference scores (None: back to the model's threshold)."""
         self.model.set_calibration(calibration)
+        self.cases.calibration_sha256 = "" if calibration is None else calibration.sha256
         session = self.controller.session
         if calibration is not None:
+            self.cases.log("calibration", f"calibration sha256 {calibration.sha256} loaded: {calibration.summary()}",
+                           calibration_sha256=calibration.sha256)
             self.set_reference_threshold(calibration.threshold, "calibration")
-            self.set_threshold(calibration.threshold, exact=True)
+            self.set_threshold(calibration.threshold, exact=True, why="the calibration's")
             warning = calibration.warning()
             self._status(f"Calibration loaded: {calibration.summary()}" + (f" ⚠ {warning}" if warning else ""))
         elif session is not None:
+            self.cases.log("calibration", "calibration cleared")
             self.set_reference_threshold(session.checkpoint.threshold, "model")
-            self.set_threshold(session.checkpoint.threshold)
+            self.set_threshold(session.checkpoint.threshold, why="the model's value (calibration cleared)")
             self._status("Calibration cleared: the model's threshold applies.")
         if getattr(self, "_calibration_dialog", None) is not None:
             self._calibration_dialog.refresh()
@@ -638,11 +654,13 @@ class MainWindow(QMainWindow):
                                     f"{format_eta(status.eta_s)}{failed}")
 
     def _scan_cancelled(self, done: int, total: int, left: int) -> None:
+        self.cases.scan_ended(cancelled=True)
         self.progress.setVisible(False)
         self.cancel_action.setEnabled(False)
         self._status(f"Cancelled: {done} of {total} scanned; {left} not scanned (Scan remaining: Ctrl+R).")
 
     def _scan_stopped(self, cancelled: bool) -> None:
+        self.cases.scan_ended(cancelled)
         self.progress.setVisible(False)
         self.cancel_action.setEnabled(False)
         # Counts are in the status bar's right corner, where they follow the threshold.
@@ -770,7 +788,7 @@ class MainWindow(QMainWindow):
         if info.checkpoint and (session is None or session.checkpoint.sha256 != info.checkpoint_sha256):
             self.load_model(info.checkpoint)  # the model that made these scores; rows it scored stay
         elif session is not None:
-            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on)
+            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on, session.spec)
         if rows and self.table.currentIndex().row() < 0:
             self.table.selectRow(0)
         self.case_changed.emit(str(path))
@@ -931,7 +949,8 @@ class MainWindow(QMainWindow):
         self._stability_pending.discard(path)
         if self.model.set_stability(path, stability, sha256):
             self.stabilities[path] = stability
-            self.cases.results_scanned([self.model.row_for_path(path).result], self.controller.session)
+            self.cases.results_scanned([self.model.row_for_path(path).result], self.controller.session,
+                                       scanned=False)
         self._show_stability()
 
     def _stability_failed(self, path: str, message: str) -> None:

@@ -17,8 +17,9 @@ from PySide6.QtGui import QColor
 from ..verdict import DEFAULT_THRESHOLD, FAKE, INCONCLUSIVE, REAL, RULE_TEXT, Assessment, assess, is_fake
 
 QUEUED, SCANNING, OK, ERROR, NOT_SCANNED = "queued", "scanning", "ok", "error", "not scanned"
-COLUMNS = ("", "Name", "Folder", "P(fake)", "Verdict", "Status", "Provenance", "Real ≥")
-THUMB_COL, NAME_COL, FOLDER_COL, PROB_COL, VERDICT_COL, STATUS_COL, PROVENANCE_COL, REFERENCE_COL = range(len(COLUMNS))
+COLUMNS = ("", "Name", "Folder", "P(fake)", "Verdict", "Status", "Provenance", "Real ≥", "Model")
+(THUMB_COL, NAME_COL, FOLDER_COL, PROB_COL, VERDICT_COL, STATUS_COL, PROVENANCE_COL, REFERENCE_COL,
+ MODEL_COL) = range(len(COLUMNS))
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ROW_ROLE = Qt.ItemDataRole.UserRole + 2
 
@@ -39,7 +40,17 @@ HEADER_TIPS = {
     REFERENCE_COL: "With a calibration loaded: the share of your real reference photos that score at least this high",
     STATUS_COL: "ok, the reason a file failed, or whether it still waits for the scan",
     PROVENANCE_COL: "Metadata, C2PA and generator signals, beside the score (they never change it)",
+    MODEL_COL: "The model (checkpoint) that scored the row; hover for its manifest sha256 and device",
 }
+
+
+def model_name(checkpoint: str) -> str:
+    """A short name for a checkpoint: a folder's name, or the hub spec as given."""
+    if not checkpoint:
+        return ""
+    if checkpoint.startswith("hf:"):
+        return checkpoint
+    return os.path.basename(os.path.normpath(checkpoint)) or checkpoint
 
 
 @dataclass
@@ -53,6 +64,7 @@ class ResultRow:
     low_entropy: tuple | None = None
     entropies: tuple | None = None  # spectral entropy of each mosaic cell's patch
     checkpoint_sha256: str = ""  # the model that produced `result`
+    checkpoint: str = ""  # and where it was loaded from (a folder or hf:org/name@rev)
     device: str = ""  # and the device it ran on (scores differ in the last bits between devices)
     duplicate_of: str = ""  # path of the first row with the same sha256
     warning: str = ""  # why this score is less reliable (small image, padding)
@@ -235,6 +247,9 @@ class ResultsModel(QAbstractTableModel):
             if column == REFERENCE_COL:
                 return row.verdict_explained(self.threshold, self.calibration) if self.calibration else \
                     "Load a calibration (Model \u2192 Calibration\u2026) to compare with your own real photos"
+            if column == MODEL_COL:
+                return (f"Scored by {row.checkpoint or 'an unnamed model'}\nmanifest sha256 {row.checkpoint_sha256}\n"
+                        f"on {row.device}") if row.result is not None else "Not scored yet"
             return row.status_text
         if role == Qt.ItemDataRole.TextAlignmentRole and column == PROB_COL:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -255,6 +270,8 @@ class ResultsModel(QAbstractTableModel):
             return row.status_text
         if column == PROVENANCE_COL:
             return row.provenance
+        if column == MODEL_COL:
+            return model_name(row.checkpoint) if row.result is not None else ""
         return None
 
     def _sort_key(self, row: ResultRow, column: int):
@@ -271,6 +288,8 @@ class ResultsModel(QAbstractTableModel):
             return 2.0 if rate is None else rate
         if column == PROVENANCE_COL:
             return row.provenance
+        if column == MODEL_COL:
+            return self._display(row, column)
         return row.status_text
 
     def _foreground(self, row: ResultRow, column: int):
@@ -305,7 +324,7 @@ class ResultsModel(QAbstractTableModel):
         """What to hand the scanner for these rows: discovery's found paths where known."""
         return [self._found.get(path, path) for path in paths]
 
-    def apply_results(self, results: list, checkpoint_sha256: str = "", device: str = "") -> None:
+    def apply_results(self, results: list, checkpoint_sha256: str = "", device: str = "", checkpoint: str = "") -> None:
         """Stores scan results; mosaics go to the bounded cache, boxes stay with the row."""
         touched = []
         for result in results:
@@ -316,7 +335,7 @@ class ResultsModel(QAbstractTableModel):
             selection, result.selection = result.selection, None
             row.result = result
             row.state = OK if result.ok else ERROR
-            row.checkpoint_sha256, row.device = checkpoint_sha256, device
+            row.checkpoint_sha256, row.device, row.checkpoint = checkpoint_sha256, device, checkpoint
             row.warning = reliability_warning(result) if result.ok else ""
             if selection is not None:
                 row.boxes, row.low_entropy = selection.boxes, selection.low_entropy
@@ -341,6 +360,7 @@ class ResultsModel(QAbstractTableModel):
         else:
             self._first_with_sha[sha] = index
             row.duplicate_of = ""
+        row.result.same_content_as = row.duplicate_of  # the CSV, the case and the report say it too
 
     def restore_rows(self, rows: list[ResultRow]) -> None:
         """Appends rows that already carry results (a reopened case)."""
@@ -366,7 +386,7 @@ class ResultsModel(QAbstractTableModel):
             if index is not None:
                 row = self.rows[index]
                 row.state, row.result, row.boxes, row.low_entropy = state, None, None, None
-                row.entropies, row.checkpoint_sha256, row.device = None, "", ""
+                row.entropies, row.checkpoint_sha256, row.device, row.checkpoint = None, "", "", ""
                 row.duplicate_of, row.warning = "", ""
                 touched.append(index)
         if touched:

@@ -33,6 +33,7 @@ class ScanController(QObject):
         self.model = model
         self.scanner = None
         self.checkpoint_sha256 = ""
+        self.checkpoint = ""  # where the model was loaded from (each row names it)
         self.device = ""
         self.worker: ScanWorker | None = None
         self.scan_id = 0
@@ -48,11 +49,12 @@ class ScanController(QObject):
     def scanning(self) -> bool:
         return self.worker is not None
 
-    def set_scanner(self, scanner, checkpoint_sha256: str, device: str) -> None:
+    def set_scanner(self, scanner, checkpoint_sha256: str, device: str, checkpoint: str = "") -> None:
         """A new model or device: rows it did not score are queued again, so the table and
         its exports never mix models (or devices, whose scores differ in the last bits)."""
         self._stop_worker()
         self.scanner, self.checkpoint_sha256, self.device = scanner, checkpoint_sha256, device
+        self.checkpoint = checkpoint
         stale = [row.path for row in self.model.rows
                  if row.result is None or (row.checkpoint_sha256, row.device) != (checkpoint_sha256, device)]
         self.model.set_state(stale, QUEUED)
@@ -79,7 +81,7 @@ class ScanController(QObject):
     def _results(self, scan_id: int, results: list) -> None:
         if scan_id != self.scan_id:
             return  # a cancelled or superseded scan
-        self.model.apply_results(results, self.checkpoint_sha256, self.device)
+        self.model.apply_results(results, self.checkpoint_sha256, self.device, self.checkpoint)
         self.results.emit(results)
 
     def _progress(self, scan_id: int, status: ScanStatus) -> None:

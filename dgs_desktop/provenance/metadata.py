@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from xml.parsers import expat
 
 import numpy as np
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +390,14 @@ def _exif_thumbnail(image: Image.Image, exif) -> bytes:
     return data if data.startswith(b"\xff\xd8") else b""
 
 
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def _no_object_repr(exc: Exception) -> str:
+    """An exception's message without Python object reprs (e.g. Pillow naming the BytesIO it read)."""
+    return _OBJECT_REPR.sub("the file's bytes", str(exc))
+
+
 def read_metadata(data: bytes, image: Image.Image | None = None) -> Metadata:
     """Metadata of the file whose bytes are `data`; `image` is Pillow's opened (not yet
     converted) image of those bytes when the caller has one, else it is opened here from the
@@ -404,9 +412,11 @@ def read_metadata(data: bytes, image: Image.Image | None = None) -> Metadata:
                 image = Image.open(io.BytesIO(data))
             meta.format = image.format or ""
             _read_all(image, meta)
+    except UnidentifiedImageError:  # its message is the repr of our in-memory buffer: say it in words
+        meta.problems.append("metadata unreadable: not an image format Pillow can read")
     except Exception as exc:  # noqa: BLE001 - metadata is a side show: never fail the scan for it
         log.debug("metadata unreadable", exc_info=True)
-        meta.problems.append(f"metadata unreadable: {type(exc).__name__}: {clip_text(exc, 200)}")
+        meta.problems.append(f"metadata unreadable: {type(exc).__name__}: {clip_text(_no_object_repr(exc), 200)}")
     return meta
 
 

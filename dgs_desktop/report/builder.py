@@ -1,10 +1,14 @@
 """The analyst's report as one self-contained HTML file (GUI-free).
 
-First page: summary counts and the P(fake) histogram, the model (checkpoint hash,
-architecture, training provenance, validation metrics), tool version, device, precision and
-time. Then per image: thumbnail, patch overlay and mosaic recomputed from the file with the
-scan's own safe reader and patch selection, P(fake), verdict, threshold, provenance, sha256
-(checked against the scan's), size, and the analyst's note.
+First page: the case, examiner and case number, what the reader must know before any verdict
+(model warnings, calibration, mixed thresholds), the verdict counts with the inconclusive
+reasons, and an overview table (file, P(fake), verdict, reasons, and the model when rows were
+scored by more than one). Then the histogram, the run and the model's identity. Then per
+image: thumbnail, patch overlay and mosaic recomputed from the file with the scan's own safe
+reader and patch selection, P(fake), verdict, threshold, provenance, sha256 (checked against
+the scan's), size, and the analyst's note and tags. Appendices: how the model was trained (its
+configuration and provenance), a case's scoring history (every run, earlier scores included)
+and its log (timestamped actions).
 
 Everything that comes from files or rows is escaped; images are inlined as data: URIs that
 this program encoded; a Content-Security-Policy forbids anything but inline styles and data:
@@ -19,6 +23,7 @@ import html
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,8 +48,9 @@ body { font-family: sans-serif; font-size: 10pt; color: #111; margin: 24px; }
 h1 { font-size: 18pt; margin: 0 0 4px 0; } h2 { font-size: 13pt; margin: 18px 0 6px 0; }
 h3 { font-size: 11pt; margin: 14px 0 4px 0; word-break: break-all; }
 table.kv td { padding: 2px 8px 2px 0; vertical-align: top; }
-table.kv td.k { color: #555; white-space: nowrap; }
+table.kv td.k { color: #555; }
 td.mono, span.mono { font-family: monospace; word-break: break-all; }
+span.hash { font-family: monospace; font-size: 8pt; word-break: break-all; }
 .muted { color: #666; } .fake { color: #b91c1c; font-weight: bold; } .real { color: #15803d; font-weight: bold; }
 .inconclusive { color: #6a1b9a; font-weight: bold; }
 table.overview { border-collapse: collapse; } table.overview td, table.overview th { border-bottom: 1px solid #ddd;
@@ -65,13 +71,30 @@ def text(value) -> str:
     return html.escape(value, quote=True)
 
 
+KEY_WIDTH = "28%"  # of a key/value table: the value column keeps the rest (a sha256 fits on one or two lines)
+
+
 def _kv_rows(rows: list[tuple[str, str]], raw_values: bool = False) -> str:
-    """<tr> rows of a key/value table; values are escaped unless `raw_values` (our own markup)."""
+    """<tr> rows of a key/value table; values are escaped unless `raw_values` (our own markup).
+    A 64-hex-digit value (a sha256) is set small in monospace so it does not wrap into a column."""
     out = []
     for key, value in rows:
-        shown = value if raw_values else text(value)
+        shown = value if raw_values else _value_html(value)
         out.append(f'<tr><td class="k">{text(key)}</td><td>{shown}</td></tr>')
     return "".join(out)
+
+
+def kv_table(rows: list[tuple[str, str]], raw_values: bool = False) -> str:
+    """A key/value table across the page whose key column is KEY_WIDTH wide (set on its first row)."""
+    body = _kv_rows(rows, raw_values).replace('<td class="k">', f'<td class="k" width="{KEY_WIDTH}">', 1)
+    return f'<table class="kv" width="100%">{body}</table>'
+
+
+_HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def _value_html(value) -> str:
+    return _HEX64.sub(lambda m: f'<span class="hash">{m.group(0)}</span>', text(value))
 
 
 def _verdict_html(item: ReportItem) -> str:
@@ -120,8 +143,8 @@ def _without_text_tower(record):
 
 
 def model_rows(model: ModelInfo) -> list[tuple[str, str]]:
-    """What the first page says about the model: identity, then validation metrics, then how
-    it was trained, then the configuration in full."""
+    """What the report's front part says about the model: its identity and validation metrics
+    (how it was trained is in the appendix: `training_rows`)."""
     rows = [("Checkpoint", model.source or "—"), ("Checkpoint sha256 (manifest)", model.sha256 or "—")]
     manifest = model.manifest
     if manifest is None:
@@ -131,14 +154,24 @@ def model_rows(model: ModelInfo) -> list[tuple[str, str]]:
     rows += [("Architecture", str(manifest.get("architecture", "—"))),
              ("Base weights", f"{base.get('id', '—')}" + (" (bundled)" if base.get("bundled") else "")),
              ("Checkpoint threshold", str(manifest.get("threshold", "—")))]
-    provenance = dict(manifest.get("provenance") or {})
-    metrics = provenance.pop("final_metrics", None)
+    metrics = (manifest.get("provenance") or {}).get("final_metrics")
     if isinstance(metrics, dict) and metrics.get("val"):
         metric_rows: list[tuple[str, str]] = []
         _flatten("", metrics["val"], metric_rows)
         rows += [(f"Validation: {key}", value) for key, value in metric_rows[:40]]
     else:
         rows.append(("Validation metrics", "none recorded in the checkpoint"))
+    return rows
+
+
+def training_rows(model: ModelInfo) -> list[tuple[str, str]]:
+    """The appendix on the model: its training provenance and configuration in full."""
+    manifest = model.manifest
+    if manifest is None:
+        return []
+    rows: list[tuple[str, str]] = []
+    provenance = dict(manifest.get("provenance") or {})
+    provenance.pop("final_metrics", None)
     provenance_rows: list[tuple[str, str]] = []
     _flatten("", provenance, provenance_rows)
     rows += [(f"Provenance: {key}", value) for key, value in provenance_rows[:40]]
@@ -284,15 +317,95 @@ def summary_counts(items: list[ReportItem]) -> dict[str, int]:
     return counts
 
 
+def model_labels(items: list[ReportItem]) -> dict[str, str]:
+    """A letter per model that scored rows (manifest sha256 -> 'A', 'B', ...), in row order."""
+    labels: dict[str, str] = {}
+    for item in items:
+        sha = item.record.checkpoint_sha256
+        if item.record.scanned and sha and sha not in labels:
+            labels[sha] = chr(ord("A") + len(labels)) if len(labels) < 26 else str(len(labels) + 1)
+    return labels
+
+
 def overview_html(items: list[ReportItem]) -> str:
-    """Page 1's table: each file with its P(fake), verdict and reasons."""
+    """Page 1's table: each file with its P(fake), verdict and reasons, and which model scored it
+    when more than one did (a legend names them)."""
+    labels = model_labels(items)
+    mixed = len(labels) > 1
     rows = "".join(
         f"<tr><td>{index}</td><td class='mono'>{text(os.path.basename(item.path) or item.path)}</td>"
         f"<td>{text(_format_probability(item.record.fake_probability))}</td><td>{_verdict_html(item)}</td>"
-        f"<td>{_reasons_html(item) if item.assessment.reasons else ''}</td></tr>"
+        f"<td>{_reasons_html(item) if item.assessment.reasons else ''}</td>"
+        + (f"<td>{text(labels.get(item.record.checkpoint_sha256, ''))}</td>" if mixed else "") + "</tr>"
         for index, item in enumerate(items, 1))
-    return ("<table class='overview'><tr><th>#</th><th>File</th><th>P(fake)</th><th>Verdict</th>"
-            f"<th>Inconclusive because</th></tr>{rows}</table>")
+    legend = ""
+    if mixed:
+        names = {i.record.checkpoint_sha256: i.record.checkpoint for i in items if i.record.checkpoint}
+        legend = "<p class='muted'>Models: " + "; ".join(
+            f"{text(label)} = {text(names.get(sha, ''))} (manifest sha256 {_value_html(sha)})"
+            for sha, label in labels.items()) + "</p>"
+    return ("<table class='overview' width='100%'><tr><th>#</th><th>File</th><th>P(fake)</th><th>Verdict</th>"
+            f"<th>Inconclusive because</th>{'<th>Model</th>' if mixed else ''}</tr>{rows}</table>{legend}")
+
+
+def reason_counts(items: list[ReportItem]) -> dict[str, int]:
+    """How many rows each inconclusive reason applies to (by its code)."""
+    counts: dict[str, int] = {}
+    for item in items:
+        for reason in item.assessment.reasons:
+            code = str(reason).split(":", 1)[0].strip()
+            counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
+def history_html(source: ReportSource) -> str:
+    """Appendix: every scoring run the case keeps, and the earlier scores of files scored again."""
+    from ..case import scoring_runs
+
+    if not source.history:
+        return ""
+    runs = scoring_runs(source.history)
+    run_tables = "".join(
+        f"<h3>Run {index}: {text(model_name_of(run.checkpoint) or 'unnamed model')}</h3>" + kv_table([
+            ("Model", run.checkpoint or "—"), ("Manifest sha256", run.checkpoint_sha256 or "—"),
+            ("Device, precision", f"{run.device} {run.precision}".strip() or "—"),
+            ("First and last score", f"{run.first} … {run.last}"), ("Files", f"{run.files} ({run.ok} scored ok)"),
+            ("Threshold", ", ".join(format_threshold(t) for t in run.thresholds) or "—")])
+        for index, run in enumerate(runs, 1))
+    by_path: dict[str, list] = {}
+    for entry in source.history:
+        by_path.setdefault(entry.record.path, []).append(entry)
+    earlier = "".join(
+        f"<tr><td class='mono'>{text(os.path.basename(path) or path)}</td><td>{text(entry.record.scanned_at)}</td>"
+        f"<td>{text(entry.record.checkpoint or entry.record.checkpoint_sha256[:16])}</td>"
+        f"<td>{text(_format_probability(entry.record.fake_probability) if entry.record.ok else entry.record.error)}"
+        f"</td><td>{text(format_threshold(entry.threshold) if entry.threshold is not None else '—')}</td>"
+        f"<td>{text(entry.record.verdict(entry.threshold) if entry.threshold is not None else '')}</td></tr>"
+        for path, entries in by_path.items() if len(entries) > 1 for entry in entries)
+    earlier_html = ("<h3>Files scored more than once (every score, oldest first)</h3><table class='overview' "
+                    "width='100%'><tr><th>File</th><th>Scored</th><th>Model</th><th>P(fake)</th><th>Threshold</th>"
+                    f"<th>p &gt; threshold</th></tr>{earlier}</table>") if earlier else ""
+    return ("<div class='item'><h2>Appendix: scoring history</h2><p class='muted'>Every scoring the case keeps; "
+            f"none is ever overwritten. The overview shows each file's current score.</p>{run_tables}{earlier_html}"
+            "</div>")
+
+
+def model_name_of(checkpoint: str) -> str:
+    """A checkpoint's short name: a folder's name, or the hub spec."""
+    if checkpoint.startswith("hf:"):
+        return checkpoint
+    return os.path.basename(os.path.normpath(checkpoint)) if checkpoint else ""
+
+
+def audit_html(source: ReportSource) -> str:
+    """Appendix: the case's log, the chain of custody."""
+    if not source.audit:
+        return ""
+    rows = "".join(f"<tr><td>{text(e.at)}</td><td>{text(e.user)}</td><td>{text(e.action)}</td>"
+                   f"<td>{_value_html(e.detail)}</td></tr>" for e in source.audit)
+    return ("<div class='item'><h2>Appendix: case log</h2><p class='muted'>Every action recorded in the case "
+            "file, in order (times in UTC).</p><table class='overview' width='100%'><tr><th>Time</th><th>User</th>"
+            f"<th>Action</th><th>Detail</th></tr>{rows}</table></div>")
 
 
 def warnings_html(source: ReportSource, model: ModelInfo) -> str:
@@ -301,6 +414,9 @@ def warnings_html(source: ReportSource, model: ModelInfo) -> str:
     warnings = []
     if model.manifest is not None and model_warning(model.manifest):
         warnings.append(model_warning(model.manifest))
+    elif model.manifest is None:
+        warnings.append(f"The model's manifest is not included ({model.manifest_note or 'not found'}): this report "
+                        "cannot say what the model is or whether it is a test model.")
     run = source.run
     small = [n for n in run.reference_ns if n < 100]
     if small:
@@ -322,18 +438,26 @@ def build_html(source: ReportSource, model: ModelInfo, generated_at: dt.datetime
     thresholds = run.thresholds or [0.5]
     scored = [i.record.fake_probability for i in source.items if i.record.ok and i.record.fake_probability is not None]
     chart = images.encode(images.histogram(scored, thresholds[0]), "PNG")
-    scanned = dt.datetime.fromtimestamp(source.modified, dt.timezone.utc)
-    run_rows = [("Report made", f"{generated_at:%Y-%m-%d %H:%M:%S %Z} by dgs-desktop {__version__}"),
-                (f"From {source.kind}", f"{source.path}" + (f" (sha256 {source.sha256})" if source.sha256 else "")),
-                ("Scan time", f"{scanned:%Y-%m-%d %H:%M:%S %Z} ({source.time_meaning})"),
+    when = dt.datetime.fromtimestamp(source.modified, dt.timezone.utc)
+    calibration = (("sha256 " + ", ".join(run.calibrations) + " on " + ", ".join(str(n) for n in run.reference_ns)
+                    + " real reference photos") if run.calibrations
+                   else "none (the model's or the analyst's threshold)")
+    reasons = reason_counts(source.items)
+    header_rows = [("Case", source.case_name or "—"), ("Case number", source.case_number or "not given"),
+                   ("Examiner", source.examiner or "not given"),
+                   ("Report made", f"{generated_at:%Y-%m-%d %H:%M:%S %Z} by dgs-desktop {__version__}")]
+    glance_rows = [("Verdicts", f"{counts[FAKE]} fake, {counts[REAL]} real, {counts[INCONCLUSIVE]} inconclusive, "
+                                f"{counts['errors']} not scored, of {counts['images']} images"),
+                   ("Inconclusive reasons", ", ".join(f"{code} {n}" for code, n in reasons.items()) or "none"),
+                   ("Threshold", ", ".join(format_threshold(t) for t in thresholds) + f" ({RULE_TEXT})"),
+                   ("Calibration", calibration),
+                   ("Model", "; ".join(run.checkpoints) or "—")]
+    run_rows = [(f"From {source.kind}", f"{source.path}" + (f" (sha256 {source.sha256})" if source.sha256 else "")),
+                (source.time_label, f"{when:%Y-%m-%d %H:%M:%S %Z} ({source.time_meaning})"),
                 ("Scanned with", ", ".join(f"dgs-desktop {v}" for v in run.versions) or "—"),
                 ("Device", "; ".join(run.devices) or "—"), ("Precision", "; ".join(run.precisions) or "—"),
                 ("Threshold", ", ".join(format_threshold(t) for t in thresholds) + f" ({RULE_TEXT})"),
-                ("Calibration", ("sha256 " + ", ".join(run.calibrations) + " on "
-                                 + ", ".join(str(n) for n in run.reference_ns) + " real reference photos")
-                 if run.calibrations else "none (the model's or the analyst's threshold)")]
-    if source.case_name:
-        run_rows.insert(1, ("Case", source.case_name))
+                ("Calibration", calibration)]
     count_rows = [("Images", str(counts["images"])), ("Fake", str(counts[FAKE])), ("Real", str(counts[REAL])),
                   ("Inconclusive", str(counts[INCONCLUSIVE])), ("Not scored (errors)", str(counts["errors"]))]
     parts = [
@@ -341,16 +465,19 @@ def build_html(source: ReportSource, model: ModelInfo, generated_at: dt.datetime
         f'<meta name="generator" content="{GENERATOR_MARK} {text(__version__)}">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         f"<title>DGS Desktop report — {text(source.path.name)}</title><style>{STYLE}</style></head><body>",
-        "<h1>DGS Desktop report</h1>",
+        "<h1>DGS Desktop report</h1>", kv_table(header_rows),
+        warnings_html(source, model),
         '<p class="muted">P(fake) is the DGS-Net detector\'s probability that an image is AI-generated. '
         "Provenance signals are shown beside it and never change it. A verdict is <i>inconclusive</i> where "
         "DGS-Net is known to be unreliable for the image (the reasons are named).</p>",
-        warnings_html(source, model),
-        f'<h2>Summary</h2><table><tr><td width="190" style="vertical-align: top; white-space: nowrap"><table class="kv">{_kv_rows(count_rows)}'
-        f'</table></td><td><img src="{chart}" alt="histogram of P(fake)" width="420" height="158"></td></tr></table>',
+        kv_table(glance_rows),
         f"<h2>Overview</h2>{overview_html(source.items)}",
-        f'<h2>Run</h2><table class="kv">{_kv_rows(run_rows)}</table>',
-        f'<h2>Model</h2><table class="kv">{_kv_rows(model_rows(model))}</table>',
+        f'<h2>Summary</h2><table><tr><td width="190" style="vertical-align: top; white-space: nowrap">'
+        f'<table class="kv">{_kv_rows(count_rows)}</table></td><td><img src="{chart}" alt="histogram of P(fake)" '
+        'width="420" height="158"></td></tr></table>',
+        f"<h2>Run</h2>{kv_table(run_rows)}",
+        f"<h2>Model</h2>{kv_table(model_rows(model))}"
+        + ('<p class="muted">How it was trained: see the appendix.</p>' if model.manifest is not None else ""),
     ]
     total = len(source.items)
     for index, item in enumerate(source.items, 1):
@@ -365,5 +492,9 @@ def build_html(source: ReportSource, model: ModelInfo, generated_at: dt.datetime
                          f"{text(exc)}</p></div>")
         if progress is not None:
             progress(index, total)
+    training = training_rows(model)
+    if training:
+        parts.append(f"<div class='item'><h2>Appendix: how the model was trained</h2>{kv_table(training)}</div>")
+    parts += [history_html(source), audit_html(source)]
     parts.append("</body></html>\n")
     return "\n".join(parts)

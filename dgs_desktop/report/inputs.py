@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..case import read_case as read_case_file
+from ..case import read_history
 from ..detector.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, sha256_file
 from ..errors import InputError
 from ..record import ScanRecord, Status, record_from_csv
@@ -65,6 +66,11 @@ class ReportSource:
     run: RunDetails
     case_name: str = ""
     time_meaning: str = "the scan CSV's modification time"  # what `modified` is
+    time_label: str = "CSV last changed"  # how the report names `modified`
+    history: list = field(default_factory=list)  # dgs_desktop.case.ScoreEntry: every scoring a case keeps
+    audit: list = field(default_factory=list)  # dgs_desktop.case.AuditEntry: the case's log
+    examiner: str = ""
+    case_number: str = ""
 
 
 def add_unique(values: list, value) -> None:
@@ -127,9 +133,14 @@ def read_case(path: Path) -> ReportSource:
     """A case file (read-only): its threshold, model, and the analyst's notes and tags.
     Rows never scanned are listed without a verdict."""
     info, files = read_case_file(path)  # CaseError is an InputError: one line for the user
+    history, audit = read_history(path)
     run = RunDetails(thresholds=[info.threshold], versions=[info.created_with] if info.created_with else [])
     items = []
+    first_with: dict[str, str] = {}
     for record in files:
+        if record.sha256 and not record.same_content_as:  # a case written before rows said so
+            first = first_with.setdefault(record.sha256, record.path)
+            record.same_content_as = "" if first == record.path else first
         if not record.scanned:
             record.status, record.error = Status.NOT_SCANNED, "not scanned in this case"
         if not record.ok:
@@ -147,7 +158,8 @@ def read_case(path: Path) -> ReportSource:
         add_unique(run.devices, info.device)
     return ReportSource(path=Path(path), kind="case file", sha256=sha256_file(Path(path)),
                         modified=Path(path).stat().st_mtime, items=items, run=run, case_name=info.name,
-                        time_meaning=f"the case file's last change; case created {info.created}")
+                        time_meaning=f"case created {info.created}", time_label="Case last changed",
+                        history=history, audit=audit, examiner=info.examiner, case_number=info.case_number)
 
 
 def read_source(path: str | Path) -> ReportSource:
@@ -207,10 +219,12 @@ def find_model(run: RunDetails, checkpoint_dir: str | Path | None = None) -> Mod
 
 
 def source_from_results(results, run, name: str = "window results", notes: dict[str, str] | None = None,
-                        case_name: str = "") -> ReportSource:
+                        case_name: str = "", case_path: str | Path | None = None, examiner: str = "",
+                        case_number: str = "") -> ReportSource:
     """A report source from in-memory scan results (the window's export): `results` are
     ScanRecords, `run` the RunInfo the CSV export would record (its calibration included),
-    `notes` the analyst's note per path."""
+    `notes` the analyst's note per path; `case_path` the open case, whose history and log
+    the report shows."""
     from .. import __version__
 
     notes = notes or {}
@@ -226,5 +240,8 @@ def source_from_results(results, run, name: str = "window results", notes: dict[
                          devices=[run.device], precisions=[run.precision], versions=[__version__],
                          thresholds=[run.threshold], calibrations=[run.calibration_sha256] if calibration else [],
                          reference_ns=[calibration.n] if calibration else [])
+    history, audit = read_history(case_path) if case_path is not None else ([], [])
     return ReportSource(path=Path(name), kind="window session", sha256="", modified=time.time(), items=items,
-                        run=details, case_name=case_name, time_meaning="when the report was exported")
+                        run=details, case_name=case_name, time_meaning="from the window's results",
+                        time_label="Exported", history=history, audit=audit, examiner=examiner,
+                        case_number=case_number)

@@ -24,14 +24,14 @@ from pathlib import Path
 PARTS = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import torch, open_clip, peft  # noqa
-from dgs_desktop.detector.checkpoint import load_detector
+import torch  # noqa
 from dgs_desktop.detector.manifest import read_checkpoint
+from dgs_desktop.detector.scorer import load_scorer
 t1 = time.perf_counter()
 checkpoint = read_checkpoint(sys.argv[1])
 t2 = time.perf_counter()
 marks = {}
-detector = load_detector(checkpoint, "cpu", on_stage=lambda name, f: marks.setdefault((name, f), time.perf_counter()))
+detector = load_scorer(checkpoint, "cpu", on_stage=lambda name, f: marks.setdefault((name, f), time.perf_counter()))
 t3 = time.perf_counter()
 with torch.no_grad():
     detector(torch.zeros(1, 3, 224, 224))
@@ -40,6 +40,10 @@ build = marks[("building the network", 1.0)] - t2
 print(json.dumps({"imports": t1 - t0, "verify": t2 - t1, "build": build, "load": t3 - t2 - build,
                   "first forward": t4 - t3}))
 """
+
+
+# what a scan imports: torch and the torch-only scoring path (no open_clip, peft, torchvision)
+SCAN_IMPORTS = "import torch; import dgs_desktop.detector.scorer; import dgs_desktop.scan.engine"
 
 
 def timed(cmd: list[str], env: dict) -> float:
@@ -57,13 +61,13 @@ def make_checkpoint(arch: str, folder: Path) -> None:
 
 
 def import_summary(env: dict) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import torch, open_clip, peft"],
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", SCAN_IMPORTS],
                           env=env, capture_output=True, text=True)
     top = {}
     for line in done.stderr.splitlines():
         parts = line.split("|")
-        if len(parts) == 3 and parts[2].rstrip() in (" torch", " open_clip", " peft", "   transformers",
-                                                      "         torchvision"):
+        if len(parts) == 3 and parts[2].strip() in ("torch", "open_clip", "peft", "transformers", "torchvision",
+                                                     "dgs_desktop.detector.scorer", "dgs_desktop.scan.engine"):
             top[parts[2].strip()] = int(parts[1]) / 1e6
     return top
 

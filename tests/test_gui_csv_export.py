@@ -98,3 +98,35 @@ def test_the_window_applies_the_scans_link_rules(qtbot, window, tmp_path):
     assert escape.status == "error" and "outside" in escape.error and escape.sha256 == ""
     twin = rows[str(folder / "second-name.png")].result
     assert twin.ok and twin.fake_probability == rows[str(folder / "img000.png")].result.fake_probability
+
+
+def test_export_carries_notes_and_tags_and_exports_only_the_chosen_rows(qtbot, window, tmp_path):
+    folder = make_images(tmp_path / "three", 3)
+    with qtbot.waitSignal(window.scan_finished, timeout=TIMEOUT_MS):
+        window.add_paths([str(folder)])
+    noted = str(folder / "img001.png")
+    window.set_annotation(noted, "seen on a forum", ["forum", "ask source"])
+    everything = tmp_path / "all.csv"
+    assert window.export_csv(str(everything))
+    rows = {row["path"]: row for row in csv.DictReader(everything.open(encoding="utf-8", newline=""))}
+    assert len(rows) == 3 and rows[noted]["analyst_note"] == "seen on a forum"
+    assert "forum" in rows[noted]["tags"] and "ask source" in rows[noted]["tags"]
+    assert rows[str(folder / "img000.png")]["analyst_note"] == ""
+    assert [scope for scope, _ in window.export_row_choices()] == ["all rows"]  # one row is merely current
+    from PySide6.QtCore import QItemSelectionModel
+
+    selection = window.table.selectionModel()
+    for row in (0, 2):
+        selection.select(window.proxy.index(row, 0),
+                         QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+    picked = dict(window.export_row_choices())["the 2 selected rows"]
+    assert sorted(row.path for row in picked) == [str(folder / "img000.png"), str(folder / "img002.png")]
+    selection.clearSelection()
+
+    window.text_filter.setText("img002")
+    scopes = dict(window.export_row_choices())
+    shown = scopes["the 1 rows the filter shows"]
+    narrowed = tmp_path / "shown.csv"
+    assert window.export_csv(str(narrowed), shown, "the 1 rows the filter shows")
+    assert [row["path"] for row in csv.DictReader(narrowed.open(encoding="utf-8", newline=""))] == \
+        [str(folder / "img002.png")]

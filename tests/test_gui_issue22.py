@@ -352,3 +352,21 @@ def test_rescoring_a_case_keeps_every_run_names_each_rows_model_and_logs_it(qtbo
     scanned = [e for e in audit if e.action == "scanned"]
     assert len(scanned) == 1 and str(other) in scanned[0].detail and "2 file(s)" in scanned[0].detail
     assert actions.index("re-score") < actions.index("scanned")
+
+
+def test_exports_are_logged_in_the_case_with_their_rows(qtbot, tiny_checkpoint, tmp_path):
+    from dgs_desktop.case import read_history
+
+    window = open_window(qtbot, tiny_checkpoint)
+    scan_paths(qtbot, window, [make_images(tmp_path / "ev", 3)])
+    case = tmp_path / "inquiry.dgscase"
+    assert window.save_case_as(str(case))
+    window.text_filter.setText("img001")
+    scope, rows = window.export_row_choices()[1]
+    out = tmp_path / "out" / "one.csv"
+    out.parent.mkdir()
+    assert window.export_csv(str(out), rows, scope)
+    window.cases.close()
+    _, audit = read_history(case)
+    [entry] = [e for e in audit if e.action == "exported"]
+    assert str(out) in entry.detail and "1 row(s)" in entry.detail and "filter" in entry.detail

@@ -812,23 +812,51 @@ class MainWindow(QMainWindow):
         if self.controller.session is None or not self.model.scanned_results():
             show_error(self, "Nothing to export", "There are no scanned results to export yet.")
             return
+        choice = self.choose_export_rows("Export results as CSV")
+        if choice is None:
+            return
         path, _ = choose_output_path(self, "Export results as CSV", "dgs-results.csv", "CSV files (*.csv)")
         if path:
-            self.export_csv(path)
+            self.export_csv(path, *choice)
 
-    def export_csv(self, path: str) -> bool:
+    def export_row_choices(self) -> list[tuple[str, list | None]]:
+        """(scope, rows) the analyst may export: all rows, and the shown (filtered) or the selected
+        ones (two or more) when they are fewer."""
+        shown = [self.proxy.index(i, 0).data(ROW_ROLE) for i in range(self.proxy.rowCount())]
+        selected = [self.proxy.index(index.row(), 0).data(ROW_ROLE)
+                    for index in self.table.selectionModel().selectedRows()]
+        choices = [("all rows", None)]
+        if 0 < len(shown) < len(self.model.rows):
+            choices.append((f"the {len(shown)} rows the filter shows", shown))
+        if 1 < len(selected) < len(self.model.rows):  # one selected row is only the row in the detail pane
+            choices.append((f"the {len(selected)} selected rows", selected))
+        return choices
+
+    def choose_export_rows(self, title: str) -> tuple[list | None, str] | None:
+        """(rows, scope) to export, asked only when a filter or a selection narrows the rows."""
+        choices = self.export_row_choices()
+        if len(choices) == 1:
+            return None, choices[0][0]
+        box = QMessageBox(QMessageBox.Icon.Question, title, "Which rows should be exported?",
+                          QMessageBox.StandardButton.Cancel, self)
+        buttons = [(box.addButton(scope.capitalize(), QMessageBox.ButtonRole.AcceptRole), scope, rows)
+                   for scope, rows in choices]
+        box.exec()
+        return next(((rows, scope) for button, scope, rows in buttons if box.clickedButton() is button), None)
+
+    def export_csv(self, path: str, rows: list | None = None, scope: str = "all rows") -> bool:
         from ..scan.csvio import CsvError, write_results_csv
 
-        results = self.model.scanned_results()
+        results = self.model.export_records(rows)
         try:
             write_results_csv(path, results, self.run_info())
         except (CsvError, OSError) as exc:
             show_error(self, "Export failed", f"The CSV could not be written: {exc}")
             return False
-        waiting = len(self.model.rows) - len(results)
+        waiting = len(self.model.rows if rows is None else rows) - len(results)
         note = f" ({waiting} not scanned yet were left out)" if waiting else ""
         self._status(f"Exported {len(results)} rows to {path}{note}.")
-        self.cases.exported()
+        self.cases.exported("CSV", path, len(results), scope)
         return True
 
     def copy_selected_rows(self) -> None:

@@ -436,6 +436,15 @@ class ResultsModel(QAbstractTableModel):
         """ScanRecords of every scanned row, in the order the files were added (the CLI's order)."""
         return [row.result for row in self.rows if row.result is not None]
 
+    def export_records(self, rows=None) -> list:
+        """Copies of the ScanRecords of `rows` (default: every row) that are scanned, in the order the
+        files were added, each with its row's analyst note and tags (exports carry them)."""
+        import dataclasses
+
+        chosen = self.rows if rows is None else [row for row in self.rows if any(row is r for r in rows)]
+        return [dataclasses.replace(row.result, analyst_note=row.analyst_note, tags=list(row.tags))
+                for row in chosen if row.result is not None]
+
     def counts(self) -> dict[str, int]:
         counts = {FAKE: 0, REAL: 0, INCONCLUSIVE: 0, "failed": 0, "pending": 0, "total": len(self.rows)}
         for row in self.rows:

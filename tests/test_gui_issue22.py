@@ -280,10 +280,9 @@ def test_window_fits_the_available_screen(qtbot):
 
 
 # ------------------------------------------------------------- item 1: another model on a case
-def test_another_model_on_a_case_asks_before_rescoring(qtbot, tiny_checkpoint, tmp_path):
-    from dgs_desktop.case import read_case
+def case_of_two_files_and_another_model(qtbot, tiny_checkpoint, tmp_path):
+    """A window whose two scanned files are saved in a case at threshold 0.385, and a second model."""
     from dgs_desktop.detector.demo import save_demo_checkpoint
-    from dgs_desktop.gui.model_controller import READY
 
     other = save_demo_checkpoint(tmp_path / "other", seed=11)
     window = open_window(qtbot, tiny_checkpoint)
@@ -291,6 +290,14 @@ def test_another_model_on_a_case_asks_before_rescoring(qtbot, tiny_checkpoint, t
     window.threshold_spin.setValue(0.385)
     case = tmp_path / "inquiry.dgscase"
     assert window.save_case_as(str(case))
+    return window, case, other
+
+
+def test_another_model_on_a_case_asks_before_rescoring(qtbot, tiny_checkpoint, tmp_path):
+    from dgs_desktop.case import read_case
+    from dgs_desktop.gui.model_controller import READY
+
+    window, case, other = case_of_two_files_and_another_model(qtbot, tiny_checkpoint, tmp_path)
     stored = {f.path: f.fake_probability for f in read_case(case)[1]}
 
     def load(spec):
@@ -319,16 +326,10 @@ def test_another_model_on_a_case_asks_before_rescoring(qtbot, tiny_checkpoint, t
 
 def test_rescoring_a_case_keeps_every_run_names_each_rows_model_and_logs_it(qtbot, tiny_checkpoint, tmp_path):
     from dgs_desktop.case import read_case, read_history, scoring_runs
-    from dgs_desktop.detector.demo import save_demo_checkpoint
     from dgs_desktop.gui.model_controller import READY
     from dgs_desktop.gui.results_model import MODEL_COL
 
-    other = save_demo_checkpoint(tmp_path / "other", seed=11)
-    window = open_window(qtbot, tiny_checkpoint)
-    scan_paths(qtbot, window, [make_images(tmp_path / "ev", 2)])
-    window.threshold_spin.setValue(0.385)
-    case = tmp_path / "inquiry.dgscase"
-    assert window.save_case_as(str(case))
+    window, case, other = case_of_two_files_and_another_model(qtbot, tiny_checkpoint, tmp_path)
     first = {f.path: f.fake_probability for f in read_case(case)[1]}
     model_cells = lambda: {window.model.index(i, MODEL_COL).data() for i in range(2)}  # noqa: E731
     assert model_cells() == {Path(tiny_checkpoint.directory).name}

@@ -59,14 +59,18 @@ class EvalResult:
         return [(s.name, err) for s, p, err in self.scores if p is None]
 
 
+def check_blur_backend(backend: str) -> str:
+    if backend not in BLUR_BACKENDS:
+        raise ValueError(f"unknown blur backend {backend!r}; choose one of {', '.join(BLUR_BACKENDS)}")
+    return backend
+
+
 def gaussian_blur(image, sigma: float, backend: str = "pillow"):
     """`image` (RGB) blurred with standard deviation `sigma` by `backend` (BLUR_BACKENDS)."""
-    if backend == "pillow":
+    if check_blur_backend(backend) == "pillow":
         from PIL import ImageFilter
 
         return image.filter(ImageFilter.GaussianBlur(radius=float(sigma)))
-    if backend != "scipy":
-        raise ValueError(f"unknown blur backend {backend!r}; choose one of {', '.join(BLUR_BACKENDS)}")
     import numpy as np
     from PIL import Image
 
@@ -111,8 +115,8 @@ def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = 
     from dgs_desktop.scan.decode import DecodeError
     from dgs_desktop.scan.engine import Scanner
 
-    if blur_sigma and blur_backend not in BLUR_BACKENDS:
-        raise UsageError(f"unknown blur backend {blur_backend!r}; choose one of {', '.join(BLUR_BACKENDS)}")
+    if blur_sigma:  # before any image is perturbed
+        check_blur_backend(blur_backend)
     was_training = detector.training
     rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
     mine = list(range(len(dataset.samples)))[rank::world]

@@ -239,10 +239,7 @@ def load_detector(checkpoint: Checkpoint, device: str | torch.device = "cpu",
             _load_bundled_base(detector, checkpoint, base.get("file") or BASE_FILE,
                                lambda done: on_stage(LOADING, 0.9 * done))
         lora_state = load_tensors(checkpoint, LORA_FILE)
-        missing = sorted(set(detector.lora_state_dict()) - set(lora_state))
-        if missing:
-            # peft would silently keep its initial (zero) update for these layers.
-            raise ValueError(f"LoRA weights are missing for {len(missing)} tensors (e.g. {missing[0]})")
+        check_lora_keys(set(detector.lora_state_dict()), lora_state)
         detector.load_lora_state_dict(lora_state)
         heads = load_head_tensors(checkpoint)
         head_state = {"weight": heads.get("h_img.weight"), "bias": heads.get("h_img.bias")}
@@ -272,6 +269,16 @@ def _materialise(detector: DGSDetector, device: str | torch.device) -> DGSDetect
     return detector.to_empty(device=device)
 
 
+def check_lora_keys(expected: set[str], state: dict) -> None:
+    """The LoRA file names exactly the factors the architecture adapts: a missing one would
+    silently keep a zero update (peft's initial value), an extra one belongs to another model."""
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing:
+        raise ValueError(f"LoRA weights are missing for {len(missing)} tensors (e.g. {missing[0]})")
+    if unexpected:
+        raise ValueError(f"LoRA weights do not match the architecture: unexpected keys {unexpected[:3]}")
+
+
 def check_finite_scores(detector: DGSDetector) -> None:
     """Refuses weights that are finite but cannot give a finite score: an empty LoRA weight,
     a LoRA update scale * B A that overflows float32, a head that overflows any logit."""
@@ -288,8 +295,13 @@ def check_finite_scores(detector: DGSDetector) -> None:
         if not bool(torch.isfinite(delta).all()):
             raise CheckpointError(f"the LoRA update of {name} overflows (scale x B A is not finite); "
                                   f"this checkpoint cannot give a finite score")
+    check_finite_head(detector.head)
+
+
+def check_finite_head(head: torch.nn.Linear) -> None:
+    """A head whose weights are finite but so large that a logit overflows gives no score."""
     with torch.no_grad():
-        bound = detector.head.weight.float().abs().sum() + detector.head.bias.float().abs().sum()
+        bound = head.weight.float().abs().sum() + head.bias.float().abs().sum()
     if not bool(torch.isfinite(bound)):
         raise CheckpointError("the head h_img has weights so large that its logit overflows; "
                               "this checkpoint cannot give a finite score")

@@ -26,6 +26,8 @@ from .checkpoint import (
     LOADING,
     TensorFile,
     backbone_of,
+    check_finite_head,
+    check_lora_keys,
     load_detector,
     load_head_tensors,
     load_tensors,
@@ -78,7 +80,7 @@ def load_scorer(checkpoint: Checkpoint, device: str | torch.device = "cpu", *,
     except (ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint weights do not fit the {checkpoint.architecture} architecture: "
                               f"{one_line(exc)}") from None
-    check_finite_head(scorer)
+    check_finite_head(scorer.head)
     on_stage(LOADING, 1.0)
     return scorer.eval().requires_grad_(False)
 
@@ -125,11 +127,7 @@ def merge_lora(scorer: ScoringDetector, spec: VisionSpec, settings: LoraSettings
     """Adds scale·B·A to each adapted q/k/v weight; every factor must be present, none extra."""
     expected = {lora_key(block, target, part) for block in range(spec.layers) for target in settings.targets
                 for part in "AB"}
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing:
-        raise ValueError(f"LoRA weights are missing for {len(missing)} tensors (e.g. {missing[0]})")
-    if unexpected:
-        raise ValueError(f"LoRA weights do not match the architecture: unexpected keys {unexpected[:3]}")
+    check_lora_keys(expected, state)
     shapes = {"A": (settings.r, spec.width), "B": (spec.width, settings.r)}
     for block in range(spec.layers):
         attention = scorer.visual.transformer.resblocks[block].attn
@@ -158,12 +156,3 @@ def place_head(scorer: ScoringDetector, heads: dict[str, torch.Tensor], device: 
             got = None if value is None else tuple(value.shape)
             raise ValueError(f"head h_img.{part} has shape {got}, expected {expected}")
         place(scorer.head, part, value, device)
-
-
-def check_finite_head(scorer: ScoringDetector) -> None:
-    """A head whose weights are finite but so large that a logit overflows gives no score."""
-    with torch.no_grad():
-        bound = scorer.head.weight.abs().sum() + scorer.head.bias.abs().sum()
-    if not bool(torch.isfinite(bound)):
-        raise CheckpointError("the head h_img has weights so large that its logit overflows; "
-                              "this checkpoint cannot give a finite score")

@@ -441,7 +441,8 @@ class ResultsModel(QAbstractTableModel):
         files were added, each with its row's analyst note and tags (exports carry them)."""
         import dataclasses
 
-        chosen = self.rows if rows is None else [row for row in self.rows if any(row is r for r in rows)]
+        wanted = None if rows is None else {id(row) for row in rows}
+        chosen = self.rows if wanted is None else [row for row in self.rows if id(row) in wanted]
         return [dataclasses.replace(row.result, analyst_note=row.analyst_note, tags=list(row.tags))
                 for row in chosen if row.result is not None]
 

@@ -160,9 +160,14 @@ def check_decoding(decoding: str) -> str:
     return decoding
 
 
+def _transposes(orientation) -> bool:
+    """An EXIF orientation that a viewer applies (2-8)."""
+    return isinstance(orientation, int) and orientation in _ROTATIONS
+
+
 def _authors_rgb(image: Image.Image, orientation, notes: list[str]) -> Image.Image:
     """The authors' `convert("RGB")`, and notes where it differs from the analyst decoding."""
-    if isinstance(orientation, int) and orientation in _ROTATIONS:
+    if _transposes(orientation):
         notes.append(f"EXIF orientation {orientation} not applied (authors' decoding)")
     if image.mode.startswith("I") or image.mode == "F":
         high = float(np.asarray(image).max(initial=0))
@@ -174,7 +179,7 @@ def _authors_rgb(image: Image.Image, orientation, notes: list[str]) -> Image.Ima
 
 def _apply_orientation(image: Image.Image, orientation, notes: list[str]) -> Image.Image:
     """The image as a viewer shows it (EXIF orientation applied), as the analyst sees it."""
-    if isinstance(orientation, int) and orientation in _ROTATIONS:
+    if _transposes(orientation):
         notes.append(f"EXIF orientation {orientation} applied")
         return ImageOps.exif_transpose(image)
     if orientation not in (1, None):

@@ -260,8 +260,9 @@ def test_zoomed_pixels_are_sharp_squares_with_a_value_readout(qtbot, ready_windo
 
 
 # ----------------------------------------------------------------- item 9: a small screen
-def test_window_fits_the_available_screen(qtbot):
-    from dgs_desktop.gui.main_window import fit_to_screen
+def test_window_fits_the_available_screen(qtbot, monkeypatch):
+    from dgs_desktop.gui import window_geometry
+    from dgs_desktop.gui.window_geometry import fit_to_screen
 
     small = QRect(0, 0, 1024, 740)  # 1024x768 less a panel
     assert fit_to_screen(QRect(0, 0, 1280, 800), small) == QRect(0, 0, 1024, 740)
@@ -272,9 +273,9 @@ def test_window_fits_the_available_screen(qtbot):
     assert window.frameGeometry().width() <= max(available.width(), window.minimumWidth() + 4)
     assert window.frameGeometry().height() <= available.height()
     # On a 1024x768 screen the whole window, frame included, is on the screen.
-    window.available_geometry = lambda: small
+    monkeypatch.setattr(window_geometry, "available_geometry", lambda w: small)
     window.resize(1280, 800)
-    window.fit_screen()
+    window_geometry.fit_screen(window)
     assert small.contains(window.frameGeometry()) and window.frameGeometry().width() == 1024
     assert window.minimumSizeHint().width() <= 1024 and window.minimumSizeHint().height() <= 740
 

@@ -65,13 +65,13 @@ def test_status_bar_counts_and_histogram_follow_the_threshold(qtbot, ready_windo
     middle = round((scores[4] + scores[5]) / 2, 3)
     window.threshold_spin.setValue(middle)
     fake = sum(p > middle for p in scores)
-    qtbot.waitUntil(lambda: window.counts_label.text().startswith(
+    qtbot.waitUntil(lambda: window.summary.counts.text().startswith(
         f"{fake} fake · {len(scores) - fake} real · 1 inconclusive"))
-    assert f"{fake} fake" in window.summary.text() and "1 inconclusive" in window.summary.text()
+    assert f"{fake} fake" in window.summary.line.text() and "1 inconclusive" in window.summary.line.text()
     bins = window.histogram.bins
     assert bins.edges[bins.split] == middle and sum(bins.counts[bins.split:]) == sum(p > middle for p in every)
     window.threshold_spin.setValue(1.0)
-    qtbot.waitUntil(lambda: window.counts_label.text().startswith(f"0 fake · {len(scores)} real · 1 inconclusive"))
+    qtbot.waitUntil(lambda: window.summary.counts.text().startswith(f"0 fake · {len(scores)} real · 1 inconclusive"))
 
 
 # ------------------------------------------------------------------------------ honesty
@@ -130,7 +130,7 @@ def test_duplicates_are_grouped_by_content(qtbot, ready_window, tmp_path):
     copy = by_name["img999.png"]
     assert copy.duplicate_of.endswith("img000.png") and "same content as img000.png" in copy.status_text
     assert by_name["img000.png"].duplicate_of == "" and copy.probability == by_name["img000.png"].probability
-    assert "1 duplicate" in window.summary.text()
+    assert "1 duplicate" in window.summary.line.text()
 
 
 # ------------------------------------------------------------------------------ cases

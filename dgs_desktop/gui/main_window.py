@@ -1,35 +1,21 @@
-"""The main window: menus, drop zone, results table, summary + histogram, detail pane.
+"""The main window: it assembles the parts and wires them together; the work lives in them.
 
-The window wires its parts together; the work lives in them: `ModelController` (libraries and
-the active model), `ScanController` (the scan state machine, on its own thread pool),
-`ResultsModel` (rows), `DetailPane` (evidence viewer) and `dgs_desktop.case.Case` (the case
-file, saved as results arrive).
+Data flow, drop -> row: `FileIntake` finds the files (off the GUI thread) and lists them in
+`ResultsModel`; `ScanController` scores them on its own thread pool with the model that
+`ModelController` loaded (`ModelFlow` decides what a new model means for the rows); each
+result updates its row, goes into the open case (`CaseController`) and is shown by the table
+(`ResultsView`), the summary, the histogram and `DetailPane`. One `Threshold` object judges
+them all. Results leave through `ExportController` (CSV, report, copy).
 """
 
 from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QRect, QSize, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QPainter
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QComboBox,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QLineEdit,
-    QMainWindow,
-    QMessageBox,
-    QSplitter,
-    QTableView,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QToolBar, QVBoxLayout, QWidget
 
-from ..verdict import RULE_TEXT
-from . import help_dialogs
+from . import help_dialogs, window_geometry
 from .case_controller import CaseController
 from .detail_pane import DetailPane
 from .dialogs import show_error
@@ -40,19 +26,8 @@ from .model_banner import ModelBanner
 from .model_controller import ModelController
 from .model_flow import ModelFlow
 from .provenance_tab import ProvenanceTab
-from .results_model import (
-    NAME_COL,
-    OK,
-    PROB_COL,
-    ROW_ROLE,
-    STATUS_COL,
-    THUMB_COL,
-    VERDICT_COL,
-    VERDICT_FILTERS,
-    ResultRow,
-    ResultsFilter,
-    ResultsModel,
-)
+from .results_model import OK, ROW_ROLE, ResultRow, ResultsFilter, ResultsModel
+from .results_view import ResultsSummary, ResultsView, filter_bar
 from .scan_controller import ScanController
 from .scan_progress import ScanProgress
 from .settings import AppSettings
@@ -64,30 +39,8 @@ from .window_actions import build_actions, build_menus, connect_actions, toolbar
 log = logging.getLogger(__name__)
 
 SHUTDOWN_WAIT_MS = 3000
-DEFAULT_SIZE = QSize(1280, 800)
-
-
-def fit_to_screen(frame: QRect, available: QRect) -> QRect:
-    """`frame` made no larger than `available` and moved inside it (a window saved on a larger
-    screen, or the default size on a 1024x768 one, opens whole instead of clipped)."""
-    width, height = min(frame.width(), available.width()), min(frame.height(), available.height())
-    left = min(max(frame.left(), available.left()), available.right() + 1 - width)
-    top = min(max(frame.top(), available.top()), available.bottom() + 1 - height)
-    return QRect(left, top, width, height)
-
-
-class ResultsView(QTableView):
-    """The table; when empty it says where to drop files. Tab moves on to the next widget."""
-
-    def paintEvent(self, event) -> None:  # noqa: N802
-        super().paintEvent(event)
-        if self.model() is not None and self.model().rowCount() == 0:
-            painter = QPainter(self.viewport())
-            painter.setPen(self.palette().placeholderText().color())
-            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             "Drop images or folders anywhere on this window\n"
-                             "or use Add files / Add folder (Ctrl+O, Ctrl+Shift+O).")
-            painter.end()
+MODEL_WARNING_STYLE = ("background: #fff3e0; color: #bf360c; border: 1px solid #ffb74d; padding: 4px 8px; "
+                       "font-weight: bold")
 
 
 class MainWindow(QMainWindow):
@@ -99,45 +52,39 @@ class MainWindow(QMainWindow):
         self.controller = controller or ModelController(self)
         self.setAcceptDrops(True)
         self._closing = False
-        self.last_status = ""
-        self.verdict_threshold = Threshold(self)
         self._fitted_to_screen = False
+        self.last_status = ""
         self.about_box: QMessageBox | None = None
         self.shortcuts_box: QMessageBox | None = None
 
+        self.verdict_threshold = Threshold(self)
         self.thumbnails = ThumbnailProvider(THUMBNAIL_SIZE, parent=self)
         self.model = ResultsModel(self.thumbnails, self)
-        self.verdict_threshold.changed.connect(self._threshold_changed)
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
         self.scans = ScanController(self.model, self)
-        self.cases = CaseController(self)
-        self.cases.changed.connect(self._update_title)
+        self.scans.failed.connect(lambda message: show_error(self, "Scan stopped", f"The scan stopped: {message}"))
         build_actions(self)
         self.stability_action.setEnabled(False)  # until a scored row is shown
+        self._build_ui()
+        self._subscribe_to_the_threshold()
         self.intake = FileIntake(self)
         self.scan_progress = ScanProgress(self)
         self.scan_progress.finished.connect(self.scan_finished)
-        self._build_ui()
+        self.statusBar().insertWidget(0, self.scan_progress.bar)
+        self.cases = CaseController(self)
+        self.cases.changed.connect(self._update_title)
         self.models = ModelFlow(self)
         self.stability = StabilityChecks(self)
-        build_menus(self)
         self.exports = ExportController(self)
         self.provenance = ProvenanceTab(self)
+        build_menus(self)
         connect_actions(self, self._action_triggers())
-        self._summary_timer = QTimer(self, singleShot=True, interval=150, timeout=self.refresh_summary)
-        self.model.dataChanged.connect(self._schedule_summary)
         self.model.dataChanged.connect(self._rows_changed)
-        self.model.rowsInserted.connect(self._schedule_summary)
-        self.model.modelReset.connect(self._schedule_summary)
-
-        self.scans.failed.connect(lambda message: show_error(self, "Scan stopped", f"The scan stopped: {message}"))
-
-        self._restore_settings()
+        window_geometry.restore(self, self.settings)
         self._update_title()
-        self.refresh_summary()
+        self.summary.refresh()
 
-    # ---------------------------------------------------------------------------------- UI
     def _action_triggers(self) -> dict:
         """What each action of window_actions does."""
         view = self.detail.image_view
@@ -156,6 +103,14 @@ class MainWindow(QMainWindow):
             "shortcuts_action": self.show_shortcuts, "about_action": self.show_about,
         }
 
+    def _subscribe_to_the_threshold(self) -> None:
+        """The table, the histogram and the detail pane follow the threshold (the case, the
+        summary, the stability text and the saved settings subscribe themselves)."""
+        changed = self.verdict_threshold.changed
+        changed.connect(lambda value, why: self.model.set_threshold(value))
+        changed.connect(lambda value, why: self.histogram.set_threshold(value))
+        changed.connect(lambda value, why: self.detail.refresh_verdict(self.shown_row(), value))
+
     def _build_ui(self) -> None:
         toolbar = QToolBar("Main", self)
         toolbar.setObjectName("mainToolbar")
@@ -172,62 +127,25 @@ class MainWindow(QMainWindow):
         self.model_warning = QLabel()
         self.model_warning.setObjectName("modelWarning")
         self.model_warning.setWordWrap(True)
-        self.model_warning.setStyleSheet("background: #fff3e0; color: #bf360c; border: 1px solid #ffb74d; "
-                                         "padding: 4px 8px; font-weight: bold")
+        self.model_warning.setStyleSheet(MODEL_WARNING_STYLE)
         self.model_warning.setVisible(False)
 
-        self.verdict_filter = QComboBox()
-        self.verdict_filter.addItems(VERDICT_FILTERS)
-        self.verdict_filter.setToolTip("Show only rows with this verdict")
-        self.verdict_filter.currentTextChanged.connect(self.proxy.set_verdict_filter)
-        self.text_filter = QLineEdit()
-        self.text_filter.setPlaceholderText("Filter by name or folder…")
-        self.text_filter.setClearButtonEnabled(True)
-        self.text_filter.setToolTip("Show only files whose path contains this text")
-        self.text_filter.setMinimumWidth(100)
-        self.text_filter.textChanged.connect(self.proxy.set_text_filter)
-        filters = QHBoxLayout()
-        filters.addWidget(QLabel("Show:"))
-        filters.addWidget(self.verdict_filter)
-        filters.addWidget(self.text_filter, 1)
         self.threshold_control = ThresholdControl(self.verdict_threshold)
         self.threshold_spin = self.threshold_control.spin  # Ctrl+H's target
-        filters.addWidget(self.threshold_control)  # beside the table: never in an overflow menu
-
-        self.table = ResultsView()
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # input order until the user sorts
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move between rows
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIZE + 6)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for column, width in ((THUMB_COL, THUMBNAIL_SIZE + 12), (NAME_COL, 170), (2, 140), (PROB_COL, 70),
-                              (VERDICT_COL, 64), (STATUS_COL, 120)):
-            header.resizeSection(column, width)
-        self.table.selectionModel().currentRowChanged.connect(self._current_row_changed)
-        self.table.selectionModel().selectionChanged.connect(self._current_row_changed)
-
-        self.summary = QLabel()
-        self.summary.setWordWrap(True)
-        self.summary.setToolTip(f"Counts per verdict at the current threshold ({RULE_TEXT})")
+        filters, self.verdict_filter, self.text_filter = filter_bar(self.proxy, self.threshold_control)
+        self.table = ResultsView(self.proxy)
+        self.table.selectionModel().currentRowChanged.connect(lambda *_: self.refresh_detail())
+        # Both the selection and the current row signal one click: the same row is loaded once.
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self.refresh_detail())
         self.histogram = ProbabilityHistogram()
+        self.summary = ResultsSummary(self)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(6, 6, 0, 6)
         left_layout.addLayout(filters)
         left_layout.addWidget(self.table, 1)
-        left_layout.addWidget(self.summary)
+        left_layout.addWidget(self.summary.line)
         left_layout.addWidget(self.histogram)
 
         self.detail = DetailPane()
@@ -250,12 +168,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.progress_label = QLabel()
-        self.counts_label = QLabel()
-        self.counts_label.setToolTip(f"Counts at the current threshold ({RULE_TEXT})")
         self.model_label = QLabel()
-        self.statusBar().addWidget(self.scan_progress.bar)
         self.statusBar().addWidget(self.progress_label, 1)
-        self.statusBar().addPermanentWidget(self.counts_label)
+        self.statusBar().addPermanentWidget(self.summary.counts)
         self.statusBar().addPermanentWidget(self.model_label)
 
     def _update_title(self) -> None:
@@ -263,45 +178,18 @@ class MainWindow(QMainWindow):
         unsaved = " (unsaved results)" if self.cases.unsaved else ""
         self.setWindowTitle(f"DGS Desktop — is this image AI-generated?{case}{unsaved}")
 
-    # ------------------------------------------------------------------------- settings
-    def _restore_settings(self) -> None:
-        geometry = self.settings.geometry("main")
-        if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(DEFAULT_SIZE)
-        self.fit_screen()
-        splitter = self.settings.geometry("splitter")
-        if splitter is not None:
-            self.splitter.restoreState(splitter)
-
-    def available_geometry(self) -> QRect:
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        return screen.availableGeometry()
-
-    def fit_screen(self) -> None:
-        """Keeps the whole window, frame included, on the screen's available area."""
-        if self.isMaximized() or self.isFullScreen():
-            return
-        frame, inner = self.frameGeometry(), self.geometry()
-        margins = QSize(frame.width() - inner.width(), frame.height() - inner.height())  # title bar, borders
-        fitted = fit_to_screen(frame, self.available_geometry())
-        if fitted != frame:
-            self.resize(fitted.size() - margins)
-            self.move(fitted.topLeft())
-
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
         if not self._fitted_to_screen:  # on the screen it opens on (it may not be the primary one)
             self._fitted_to_screen = True
-            self.fit_screen()
+            window_geometry.fit_screen(self)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if not self._closing and self.cases.unsaved:
             event.ignore()
             self.cases.ask_unsaved("quit", self._confirmed_close)
             return
-        self.settings.set_geometry("main", self.saveGeometry())
-        self.settings.set_geometry("splitter", self.splitter.saveState())
-        self.settings.sync()
+        window_geometry.save(self, self.settings)
         self.shutdown()
         super().closeEvent(event)
 
@@ -320,18 +208,6 @@ class MainWindow(QMainWindow):
             log.warning("some background work was still running after %d ms; quitting anyway", timeout_ms)
         self.cases.close()
         return idle
-
-    # ------------------------------------------------------------------------ threshold
-    def _threshold_changed(self, threshold: float, why: str) -> None:
-        self.model.set_threshold(threshold)
-        self.histogram.set_threshold(threshold)
-        self.detail.refresh_verdict(self.shown_row(), threshold)
-        session = self.controller.session
-        if session is not None:  # remembered per model, unless it is the model's own
-            default = session.checkpoint.threshold
-            self.settings.set_threshold_for(session.checkpoint.sha256,
-                                            None if abs(threshold - default) < 1e-9 else threshold)
-        self._schedule_summary()
 
     @property
     def threshold(self) -> float:
@@ -367,27 +243,13 @@ class MainWindow(QMainWindow):
         self.stability.clear()
 
     # ------------------------------------------------------------------- detail & summary
-    def _shown_index(self) -> QModelIndex:
-        """The row the detail pane shows: the current row when it is selected, else the first
-        selected row, else none. A row that is not selected (deselected, or made current by a
-        filter that hid the selected one) is never shown."""
-        selection = self.table.selectionModel()
-        index = self.table.currentIndex()
-        if index.isValid() and selection.isRowSelected(index.row(), index.parent()):
-            return index
-        rows = sorted(selection.selectedRows(), key=lambda i: i.row())
-        return rows[0] if rows else QModelIndex()
-
     def shown_row(self) -> ResultRow | None:
-        index = self._shown_index()
+        """The row the detail pane shows (ResultsView.shown_index), or None."""
+        index = self.table.shown_index()
         return index.data(ROW_ROLE) if index.isValid() else None
 
-    def _current_row_changed(self, *args) -> None:
-        # Both the selection and the current row signal one click: the same row is loaded once.
-        self.refresh_detail()
-
-    def _rows_changed(self, top: QModelIndex, bottom: QModelIndex, roles=()) -> None:
-        index = self._shown_index()
+    def _rows_changed(self, top, bottom, roles=()) -> None:
+        index = self.table.shown_index()
         if index.isValid() and top.row() <= self.proxy.mapToSource(index).row() <= bottom.row():
             self.refresh_detail()
 
@@ -405,38 +267,7 @@ class MainWindow(QMainWindow):
         self.stability.check(automatic=True)
 
     def select_path(self, path: str) -> bool:
-        for proxy_row in range(self.proxy.rowCount()):
-            index = self.proxy.index(proxy_row, NAME_COL)
-            if index.data(ROW_ROLE).path == path:
-                self.table.selectionModel().setCurrentIndex(
-                    index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
-                return True
-        return False
-
-    def _schedule_summary(self, *args) -> None:
-        if not self._summary_timer.isActive():
-            self._summary_timer.start()
-
-    def refresh_summary(self) -> None:
-        counts = self.model.counts()
-        if not counts["total"]:
-            self.summary.setText("No files yet.")
-            self.counts_label.setText("")
-        else:
-            duplicates = sum(1 for row in self.model.rows if row.duplicate_of)
-            warned = sum(1 for row in self.model.rows if row.warning and row.state == OK)
-            extra = (f" · {duplicates} duplicate(s)" if duplicates else "") + (f" · ⚠ {warned} less reliable"
-                                                                                  if warned else "")
-            self.summary.setText(
-                f"{counts['total']} file(s): <b style='color:#c62828'>{counts['fake']} fake</b>, "
-                f"<b style='color:#2e7d32'>{counts['real']} real</b>, "
-                f"<b style='color:#6a1b9a'>{counts['inconclusive']} inconclusive</b>, {counts['failed']} failed, "
-                f"{counts['pending']} not scored · threshold {self.threshold:.3f}{extra}")
-            self.counts_label.setText(f"{counts['fake']} fake · {counts['real']} real · "
-                                      f"{counts['inconclusive']} inconclusive · {counts['failed']} failed"
-                                      + (f" · {counts['pending']} waiting" if counts["pending"] else ""))
-        self.histogram.set_values(self.model.probabilities())
-        self.update_export_actions()
+        return self.table.select_path(path)
 
     def update_export_actions(self) -> None:
         scanned = bool(self.model.scanned_results())

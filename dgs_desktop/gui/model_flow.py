@@ -27,6 +27,7 @@ class ModelFlow(QObject):
         controller.state_changed.connect(self._state_changed)
         controller.session_changed.connect(self._session_changed)
         controller.load_failed.connect(self._load_failed)
+        window.verdict_threshold.changed.connect(self._remember_threshold)
         self._state_changed(controller.state, "Loading the detector libraries…")
 
     # ---------------------------------------------------------------------------- loading
@@ -144,6 +145,14 @@ class ModelFlow(QObject):
         window.model.selections.clear()
         window.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on, session.spec)
         window.refresh_detail(force=True)
+
+    def _remember_threshold(self, threshold: float, why: str) -> None:
+        """The analyst's threshold is saved per model, unless it is the model's own."""
+        session = self.window.controller.session
+        if session is not None:
+            own = session.checkpoint.threshold
+            self.window.settings.set_threshold_for(session.checkpoint.sha256,
+                                                   None if abs(threshold - own) < 1e-9 else threshold)
 
     def _load_failed(self, message: str) -> None:
         window = self.window

@@ -64,7 +64,7 @@ class ScanProgress(QObject):
 
     def _idle(self, cancelled: bool) -> None:
         self.window.resume_action.setEnabled(bool(self.window.model.paths_in_state(NOT_SCANNED)))
-        self.window.refresh_summary()
+        self.window.summary.refresh()
         self.finished.emit(cancelled)
 
     def scan_remaining(self) -> None:

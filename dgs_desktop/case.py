@@ -33,14 +33,13 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError
+from .ownfiles import CASE_FORMAT as CASE_FORMAT
+from .ownfiles import CASE_SUFFIX as CASE_SUFFIX
+from .ownfiles import is_case_file
 from .record import SQL_COLUMNS, ScanRecord, record_from_sql, sql_column_definitions, sql_values
 from .verdict import DEFAULT_THRESHOLD, check_threshold
 
 log = logging.getLogger(__name__)
-
-CASE_FORMAT = "dgs-desktop-case"
-CASE_SUFFIX = ".dgscase"
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # 2: the files table holds every ScanRecord column (added to a version-1 file on open)
 # 3: every scoring kept in `scores`, the case's log in `audit` (a version-2 file's scores seed both on open)
@@ -168,21 +167,6 @@ class CaseInfo:
     case_number: str = ""
 
 
-def _is_case_file(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
-                return False
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = connection.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        finally:
-            connection.close()
-    except (OSError, sqlite3.Error):
-        return False
-    return row is not None and row[0] == CASE_FORMAT
-
-
 class Case:
     """An open case file. Every method commits at once: a crash loses nothing written so far."""
 
@@ -222,7 +206,7 @@ class Case:
         path = Path(path)
         if not path.is_file():
             raise CaseError(f"{path} does not exist or is not a file")
-        if not _is_case_file(path):
+        if not is_case_file(path):
             raise CaseError(f"{path} is not a DGS Desktop case file")
         try:
             case = cls(path, cls._connect(path))
@@ -503,7 +487,7 @@ def _as_record(result) -> ScanRecord:
 
 def _read(path: str | os.PathLike, read):
     path = Path(path)
-    if not _is_case_file(path):
+    if not is_case_file(path):
         raise CaseError(f"{path} is not a DGS Desktop case file")
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

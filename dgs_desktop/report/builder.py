@@ -31,6 +31,7 @@ from PIL import Image
 
 from .. import __version__
 from ..detector.manifest import model_warning
+from ..ownfiles import GENERATOR_MARK
 from ..record import format_threshold
 from ..scan.csvio import FORMULA_STARTS
 from ..verdict import FAKE, INCONCLUSIVE, REAL, RULE_TEXT
@@ -39,7 +40,6 @@ from .inputs import ModelInfo, ReportItem, ReportSource
 
 log = logging.getLogger(__name__)
 
-GENERATOR_MARK = "dgs-desktop report"  # in every report's <head>; how we recognise our own files
 MAX_FIELDS_SHOWN = 80
 MAX_FIELD_CHARS = 400
 

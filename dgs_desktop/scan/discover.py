@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from ..case import CASE_SUFFIX, _is_case_file
+from ..ownfiles import CASE_SUFFIX, is_case_file, is_our_report
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,7 @@ IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
 
 def _is_case_side_file(path: Path) -> bool:
     """SQLite's journal, WAL or shared-memory file beside one of our cases."""
-    return _is_case_file(path.with_name(path.name.rsplit("-", 1)[0]))
-
-
-def _is_report(path: Path) -> bool:
-    from ..report.output import is_our_report
-
-    return is_our_report(path)
+    return is_case_file(path.with_name(path.name.rsplit("-", 1)[0]))
 
 
 def _is_results_csv(path: Path) -> bool:
@@ -67,9 +61,9 @@ def _is_results_csv(path: Path) -> bool:
 # The files dgs-desktop writes, by suffix, each with the content check that tells ours from a
 # file that only has the same suffix (that one is scanned like any other). The one list.
 OWN_FILES: dict[str, Callable[[Path], bool]] = {
-    CASE_SUFFIX: _is_case_file,
+    CASE_SUFFIX: is_case_file,
     **{CASE_SUFFIX + side: _is_case_side_file for side in ("-journal", "-wal", "-shm")},
-    ".html": _is_report, ".htm": _is_report, ".pdf": _is_report,
+    ".html": is_our_report, ".htm": is_our_report, ".pdf": is_our_report,
     ".csv": _is_results_csv,
 }
 

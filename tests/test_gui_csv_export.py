@@ -30,7 +30,7 @@ def window(qtbot, tmp_path, monkeypatch, tiny_checkpoint):
     qtbot.addWidget(window)
     window.show()
     window.controller.start()
-    window.load_model(str(tiny_checkpoint.directory), "cpu")
+    window.models.load(str(tiny_checkpoint.directory), "cpu")
     qtbot.waitUntil(lambda: window.controller.state == READY, timeout=TIMEOUT_MS)
     return window
 
@@ -56,26 +56,26 @@ def check_rows(text: str, folder, delimiter: str) -> None:
 
 def test_export_and_copy_use_the_scan_writer(qtbot, window, hostile_folder, tmp_path):
     with qtbot.waitSignal(window.scan_finished, timeout=TIMEOUT_MS):
-        window.add_paths([str(hostile_folder)])
+        window.intake.add_paths([str(hostile_folder)])
     exported = tmp_path / "export.csv"
-    assert window.export_csv(str(exported))
+    assert window.exports.export_csv(str(exported))
     data = exported.read_bytes()
     check_rows(data.decode("utf-8"), hostile_folder, ",")
 
     window.table.selectAll()
-    window.copy_selected_rows()
+    window.exports.copy_selected_rows()
     check_rows(QApplication.clipboard().text(), hostile_folder, "\t")
 
 
 def test_copy_neutralises_formulas_from_outside(qtbot, window, hostile_folder):
     with qtbot.waitSignal(window.scan_finished, timeout=TIMEOUT_MS):
-        window.add_paths([str(hostile_folder)])
+        window.intake.add_paths([str(hostile_folder)])
     # Text the file itself supplies (metadata, generator signals) reaches the provenance cell.
     for proxy_row in range(window.proxy.rowCount()):
         row = window.proxy.index(proxy_row, 0).data(ROW_ROLE)
         row.result.provenance = "@SUM(1+1)*cmd|' /C calc'!A0"
     window.table.selectAll()
-    window.copy_selected_rows()
+    window.exports.copy_selected_rows()
     rows = list(csv.DictReader(io.StringIO(QApplication.clipboard().text(), newline=""), delimiter="\t"))
     assert len(rows) == 2 and all(row["provenance"] == "'@SUM(1+1)*cmd|' /C calc'!A0" for row in rows)
 
@@ -87,9 +87,9 @@ def test_the_window_applies_the_scans_link_rules(qtbot, window, tmp_path):
     outside = make_images(tmp_path / "elsewhere", 1, seed=9) / "img000.png"
     (folder / "escape.png").symlink_to(outside)
     (folder / "second-name.png").hardlink_to(folder / "img000.png")
-    with qtbot.waitSignal(window.files_added, timeout=TIMEOUT_MS):
-        window.add_paths([str(folder)])
-    qtbot.waitUntil(lambda: not window.scanning and all(r.result is not None for r in window.model.rows),
+    with qtbot.waitSignal(window.intake.files_added, timeout=TIMEOUT_MS):
+        window.intake.add_paths([str(folder)])
+    qtbot.waitUntil(lambda: not window.scans.scanning and all(r.result is not None for r in window.model.rows),
                     timeout=TIMEOUT_MS)
     rows = {r.path: r for r in window.model.rows}
     assert sorted(rows) == sorted(str(folder / n) for n in ("escape.png", "img000.png", "img001.png",
@@ -103,30 +103,30 @@ def test_the_window_applies_the_scans_link_rules(qtbot, window, tmp_path):
 def test_export_carries_notes_and_tags_and_exports_only_the_chosen_rows(qtbot, window, tmp_path):
     folder = make_images(tmp_path / "three", 3)
     with qtbot.waitSignal(window.scan_finished, timeout=TIMEOUT_MS):
-        window.add_paths([str(folder)])
+        window.intake.add_paths([str(folder)])
     noted = str(folder / "img001.png")
-    window.set_annotation(noted, "seen on a forum", ["forum", "ask source"])
+    window.cases.annotate(noted, "seen on a forum", ["forum", "ask source"])
     everything = tmp_path / "all.csv"
-    assert window.export_csv(str(everything))
+    assert window.exports.export_csv(str(everything))
     rows = {row["path"]: row for row in csv.DictReader(everything.open(encoding="utf-8", newline=""))}
     assert len(rows) == 3 and rows[noted]["analyst_note"] == "seen on a forum"
     assert "forum" in rows[noted]["tags"] and "ask source" in rows[noted]["tags"]
     assert rows[str(folder / "img000.png")]["analyst_note"] == ""
-    assert [scope for scope, _ in window.export_row_choices()] == ["all rows"]  # one row is merely current
+    assert [scope for scope, _ in window.exports.row_choices()] == ["all rows"]  # one row is merely current
     from PySide6.QtCore import QItemSelectionModel
 
     selection = window.table.selectionModel()
     for row in (0, 2):
         selection.select(window.proxy.index(row, 0),
                          QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
-    picked = dict(window.export_row_choices())["the 2 selected rows"]
+    picked = dict(window.exports.row_choices())["the 2 selected rows"]
     assert sorted(row.path for row in picked) == [str(folder / "img000.png"), str(folder / "img002.png")]
     selection.clearSelection()
 
     window.text_filter.setText("img002")
-    scopes = dict(window.export_row_choices())
+    scopes = dict(window.exports.row_choices())
     shown = scopes["the 1 rows the filter shows"]
     narrowed = tmp_path / "shown.csv"
-    assert window.export_csv(str(narrowed), shown, "the 1 rows the filter shows")
+    assert window.exports.export_csv(str(narrowed), shown, "the 1 rows the filter shows")
     assert [row["path"] for row in csv.DictReader(narrowed.open(encoding="utf-8", newline=""))] == \
         [str(folder / "img002.png")]

@@ -141,9 +141,9 @@ def test_case_saves_reopens_without_rescanning_and_autosaves(qtbot, tiny_checkpo
     scan_paths(qtbot, window, [mixed])
     window.threshold_spin.setValue(0.55)
     path = tmp_path / "inquiry.dgscase"
-    assert window.unsaved
-    assert window.save_case_as(str(path)) and not window.unsaved
-    window.set_annotation(window.model.rows[1].path, "from the complainant", ["exhibit-1"])
+    assert window.cases.unsaved
+    assert window.cases.save_as(str(path)) and not window.cases.unsaved
+    window.cases.annotate(window.model.rows[1].path, "from the complainant", ["exhibit-1"])
     info, files = read_case(path)
     assert info.threshold == 0.55 and info.checkpoint_sha256 == tiny_checkpoint.sha256
     scored = {row.path: row.probability for row in window.model.rows}
@@ -158,12 +158,12 @@ def test_case_saves_reopens_without_rescanning_and_autosaves(qtbot, tiny_checkpo
     again = open_window(qtbot, tiny_checkpoint)
     started = []
     again.scans.started.connect(started.append)
-    assert again.open_case(str(path))
-    assert again.threshold == 0.55 and not again.unsaved
+    assert again.cases.open(str(path))
+    assert again.threshold == 0.55 and not again.cases.unsaved
     assert {row.path: row.probability for row in again.model.rows} == {f.path: f.fake_probability for f in files}
     assert again.model.rows[1].analyst_note == "from the complainant"
     QApplication.processEvents()
-    assert started == [] and not again.scanning  # the same model's scores are not recomputed
+    assert started == [] and not again.scans.scanning  # the same model's scores are not recomputed
     _show(qtbot, again, mixed / "sample00.jpg")  # evidence shown from the stored boxes
     assert len(again.detail.image_view.outlines) == 49
 
@@ -172,21 +172,21 @@ def test_clear_and_quit_ask_when_results_are_unsaved(qtbot, ready_window, mixed,
     window = ready_window
     scan_paths(qtbot, window, [mixed / "sample00.jpg", mixed / "sample01.png"])
     window.request_clear()
-    box = window.unsaved_box
+    box = window.cases.unsaved_box
     assert box is not None and len(window.model.rows) == 2
     box.button(box.StandardButton.Cancel).click()
-    assert len(window.model.rows) == 2 and window.unsaved_box is None
+    assert len(window.model.rows) == 2 and window.cases.unsaved_box is None
     window.close()  # quitting asks too
-    assert window.isVisible() and window.unsaved_box is not None
-    window.unsaved_box.button(window.unsaved_box.StandardButton.Cancel).click()
+    assert window.isVisible() and window.cases.unsaved_box is not None
+    window.cases.unsaved_box.button(window.cases.unsaved_box.StandardButton.Cancel).click()
     assert window.isVisible()
     window.request_clear()
-    next(b for b in window.unsaved_box.buttons() if b.text().startswith("Discard")).click()
+    next(b for b in window.cases.unsaved_box.buttons() if b.text().startswith("Discard")).click()
     assert window.model.rows == []
     scan_paths(qtbot, window, [mixed / "sample00.jpg"])
-    assert window.export_csv(str(tmp_path / "out.csv")) and not window.unsaved
+    assert window.exports.export_csv(str(tmp_path / "out.csv")) and not window.cases.unsaved
     window.request_clear()  # exported: nothing to lose, no question
-    assert window.unsaved_box is None and window.model.rows == []
+    assert window.cases.unsaved_box is None and window.model.rows == []
 
 
 def test_case_option_on_the_command_line(tmp_path):
@@ -205,7 +205,7 @@ def test_small_screen_keeps_threshold_visible_and_detail_scrolls(qtbot, ready_wi
     scan_paths(qtbot, window, [mixed / "sample00.jpg"])
     qtbot.waitUntil(lambda: window.width() == 1024)
     assert window.minimumSizeHint().width() <= 1024 and window.minimumSizeHint().height() <= 700
-    for widget in (window.threshold_spin, window.threshold_slider):
+    for widget in (window.threshold_spin, window.threshold_control.slider):
         assert widget.isVisible() and not widget.visibleRegion().isEmpty()
         assert not isinstance(widget.parentWidget().parentWidget(), QToolBar)  # never in an overflow menu
     for i in range(window.detail.tabs.count()):
@@ -242,10 +242,10 @@ def test_about_names_version_model_and_device(qtbot, ready_window, tiny_checkpoi
 
 def test_recent_models_update_at_once(qtbot, tiny_checkpoint):
     window = open_window(qtbot)
-    window.open_model_manager()
-    dialog = window._model_dialog
+    window.models.open_manager()
+    dialog = window.models.manager_dialog
     assert dialog.recent_list.count() == 0
-    window.load_model(str(tiny_checkpoint.directory), "cpu")
+    window.models.load(str(tiny_checkpoint.directory), "cpu")
     qtbot.waitUntil(lambda: dialog.recent_list.count() == 1, timeout=60_000)
     assert [a.text() for a in window.recent_menu.actions()] == [str(tiny_checkpoint.directory)]
     dialog.close()
@@ -277,7 +277,7 @@ def test_detail_pane_follows_the_row_state(qtbot, ready_window, mixed):
     assert window.detail.probability_label.text() == "scanning"  # the same word as the table
     assert window.model.index(0, 5).data() == "scanning"
     window.scans.start_next()  # nothing queued: no scan starts, the row stays as it is
-    assert not window.scanning
+    assert not window.scans.scanning
 
 
 def test_moving_quickly_through_rows_shows_the_last_one(qtbot, ready_window, mixed):
@@ -301,7 +301,7 @@ def test_notes_and_tags_are_saved_into_the_case(qtbot, ready_window, mixed, tmp_
     scan_paths(qtbot, window, [mixed / "sample00.jpg"])
     assert not window.detail.note_edit.isEnabled()  # no case yet: nowhere to keep a note
     path = tmp_path / "notes.dgscase"
-    assert window.save_case_as(str(path))
+    assert window.cases.save_as(str(path))
     _show(qtbot, window, mixed / "sample00.jpg")
     assert window.detail.note_edit.isEnabled()
     window.detail.note_edit.setPlainText("EXIF says edited in an app")
@@ -382,8 +382,8 @@ def test_detail_view_checks_stability_by_itself_and_an_unstable_row_is_inconclus
     scan_paths(qtbot, window, [mixed / "sample00.jpg"])
     _show(qtbot, window, mixed / "sample00.jpg")  # no click on "Check stability"
     row = window.model.rows[0]
-    qtbot.waitUntil(lambda: row.path in window.stabilities, timeout=60_000)
-    stability = window.stabilities[row.path]
+    qtbot.waitUntil(lambda: row.path in window.stability.results, timeout=60_000)
+    stability = window.stability.results[row.path]
     assert stability.reference == row.probability and len(stability.others) == 8
     text = window.detail.stability_label.text()
     assert "8 other patch orders" in text and f"{stability.spread:.4f}" in text
@@ -392,7 +392,7 @@ def test_detail_view_checks_stability_by_itself_and_an_unstable_row_is_inconclus
     assert record.stability_orders == 8
     assert (record.stability_low, record.stability_high) == pytest.approx((stability.low, stability.high), abs=1e-8)
     assert stability.spread > 0  # 8 random orders of a test-tiny mosaic never score all alike
-    window.set_threshold((stability.low + stability.high) / 2, exact=True)
+    window.verdict_threshold.set((stability.low + stability.high) / 2, exact=True)
     assessment = row.assessment(window.threshold)
     assert assessment.verdict == INCONCLUSIVE and any(r.startswith(UNSTABLE) for r in assessment.reasons)
     assert window.model.counts()[INCONCLUSIVE] == 1
@@ -402,9 +402,9 @@ def test_detail_view_checks_stability_by_itself_and_an_unstable_row_is_inconclus
         qtbot.wait(300)
         window.grab().save(os.path.join(os.environ["DGS_SCREENSHOT_DIR"], "unstable.png"))
     window.stability_action.trigger()  # asked again by hand: it runs again, same seeds, same numbers
-    qtbot.waitUntil(lambda: row.path not in window._stability_pending and window.stabilities[row.path] is not stability,
+    qtbot.waitUntil(lambda: row.path not in window.stability.pending and window.stability.results[row.path] is not stability,
                     timeout=60_000)
-    assert window.stabilities[row.path] == stability
+    assert window.stability.results[row.path] == stability
 
 
 def test_reopened_rows_from_another_model_or_device_are_scored_again(qtbot, tiny_checkpoint, mixed, tmp_path):
@@ -425,7 +425,7 @@ def test_reopened_rows_from_another_model_or_device_are_scored_again(qtbot, tiny
                                                  width=256, height=256, format="JPEG", notes=[], provenance="")],
                                 str(tiny_checkpoint.directory), sha, device)
     with qtbot.waitSignal(window.scan_finished, timeout=60_000):
-        assert window.open_case(str(path))
+        assert window.cases.open(str(path))
     rows = {row.path: row for row in window.model.rows}
     assert rows[same].probability == 0.123456  # scored by this model on this device: kept
     for rescored in (other_device, other_model):  # never mixed into the table or an export

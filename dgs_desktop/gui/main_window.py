@@ -9,46 +9,39 @@ file, saved as results arrive).
 from __future__ import annotations
 
 import logging
-import os
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QRect, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
     QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
-    QSlider,
     QSplitter,
     QTableView,
     QToolBar,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from ..case import CASE_SUFFIX
-from ..scan.discover import IMAGE_SUFFIXES
-from ..verdict import DEFAULT_THRESHOLD, RULE_TEXT
+from ..verdict import RULE_TEXT
 from . import help_dialogs
 from .case_controller import CaseController
 from .detail_pane import DetailPane
 from .dialogs import show_error
+from .export_controller import ExportController
+from .file_intake import FileIntake, local_paths
 from .histogram import ProbabilityHistogram
 from .model_banner import ModelBanner
-from .model_controller import READY, ModelController, model_warning
-from .output_place import choose_output_path, output_folder
+from .model_controller import ModelController
+from .model_flow import ModelFlow
+from .provenance_tab import ProvenanceTab
 from .results_model import (
     NAME_COL,
-    NOT_SCANNED,
     OK,
     PROB_COL,
     ROW_ROLE,
@@ -61,18 +54,17 @@ from .results_model import (
     ResultsModel,
 )
 from .scan_controller import ScanController
+from .scan_progress import ScanProgress
 from .settings import AppSettings
+from .stability_checks import StabilityChecks
+from .threshold import Threshold, ThresholdControl
 from .thumbnails import THUMBNAIL_SIZE, ThumbnailProvider
-from .window_actions import build_actions, build_menus, toolbar_actions
-from .workers import Task, discover_files, start_task
+from .window_actions import build_actions, build_menus, connect_actions, toolbar_actions
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILTER = f"Images ({' '.join('*' + s for s in sorted(IMAGE_SUFFIXES))});;All files (*)"
-CASE_FILTER = f"DGS Desktop cases (*{CASE_SUFFIX});;All files (*)"
 SHUTDOWN_WAIT_MS = 3000
 DEFAULT_SIZE = QSize(1280, 800)
-THRESHOLD_STEP = 0.0005  # the control shows 3 decimals: closer than this is the same threshold
 
 
 def fit_to_screen(frame: QRect, available: QRect) -> QRect:
@@ -82,16 +74,6 @@ def fit_to_screen(frame: QRect, available: QRect) -> QRect:
     left = min(max(frame.left(), available.left()), available.right() + 1 - width)
     top = min(max(frame.top(), available.top()), available.bottom() + 1 - height)
     return QRect(left, top, width, height)
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"about {max(1, round(seconds))} s left"
-    if seconds < 3600:
-        return f"about {seconds / 60:.0f} min left"
-    return f"about {seconds / 3600:.1f} h left"
 
 
 class ResultsView(QTableView):
@@ -110,76 +92,69 @@ class ResultsView(QTableView):
 
 class MainWindow(QMainWindow):
     scan_finished = Signal(bool)  # cancelled; emitted when no scan runs and nothing waits
-    files_added = Signal(int)  # number of new rows, after every add (0 when all were listed)
-    case_changed = Signal(str)  # path of the open case, "" when none
 
     def __init__(self, settings: AppSettings | None = None, controller: ModelController | None = None):
         super().__init__()
         self.settings = settings or AppSettings()
         self.controller = controller or ModelController(self)
         self.setAcceptDrops(True)
-        self._jobs: set = set()
-        self._model_dialog = None
         self._closing = False
         self.last_status = ""
-        self._threshold_why = ""  # why the next threshold change happens, for the case's log
-        # What the threshold is compared with (its value and where it comes from: "default",
-        # "model"; calibration adds its own): the control says when the active one differs.
-        self.reference_threshold: tuple[float, str] = (DEFAULT_THRESHOLD, "default")
+        self.verdict_threshold = Threshold(self)
         self._fitted_to_screen = False
-        self.scanned_folders: set[str] = set()  # the folders the analyst added (the evidence)
-        self.stabilities: dict = {}  # path -> Stability of this session's checks
-        self._stability_pending: set[str] = set()
-        self.unsaved_box: QMessageBox | None = None
         self.about_box: QMessageBox | None = None
         self.shortcuts_box: QMessageBox | None = None
-        self.rescore_box: QMessageBox | None = None
 
         self.thumbnails = ThumbnailProvider(THUMBNAIL_SIZE, parent=self)
         self.model = ResultsModel(self.thumbnails, self)
+        self.verdict_threshold.changed.connect(self._threshold_changed)
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
         self.scans = ScanController(self.model, self)
-        self.cases = CaseController(self.model, self)
+        self.cases = CaseController(self)
         self.cases.changed.connect(self._update_title)
         build_actions(self)
-        for action in (self.cancel_action, self.resume_action, self.stability_action):
-            action.setEnabled(False)  # until there is a scan to cancel, a file left, a scored row
+        self.stability_action.setEnabled(False)  # until a scored row is shown
+        self.intake = FileIntake(self)
+        self.scan_progress = ScanProgress(self)
+        self.scan_progress.finished.connect(self.scan_finished)
         self._build_ui()
+        self.models = ModelFlow(self)
+        self.stability = StabilityChecks(self)
         build_menus(self)
-        from .report_action import attach
-
-        attach(self)  # metadata & provenance tab, File → Export report
-        self._summary_timer = QTimer(self, singleShot=True, interval=150, timeout=self._refresh_summary)
+        self.exports = ExportController(self)
+        self.provenance = ProvenanceTab(self)
+        connect_actions(self, self._action_triggers())
+        self._summary_timer = QTimer(self, singleShot=True, interval=150, timeout=self.refresh_summary)
         self.model.dataChanged.connect(self._schedule_summary)
         self.model.dataChanged.connect(self._rows_changed)
         self.model.rowsInserted.connect(self._schedule_summary)
         self.model.modelReset.connect(self._schedule_summary)
 
-        self.scans.started.connect(self._scan_started)
-        self.scans.results.connect(self._scan_results)
-        self.scans.progress.connect(self._scan_progress)
         self.scans.failed.connect(lambda message: show_error(self, "Scan stopped", f"The scan stopped: {message}"))
-        self.scans.cancelled.connect(self._scan_cancelled)
-        self.scans.stopped.connect(self._scan_stopped)
-        self.scans.idle.connect(self._scans_idle)
 
-        self.controller.state_changed.connect(self._model_state_changed)
-        self.controller.session_changed.connect(self._session_changed)
-        self.controller.load_failed.connect(self._model_load_failed)
         self._restore_settings()
-        self._model_state_changed(self.controller.state, "Loading the detector libraries…")
         self._update_title()
-        self._refresh_summary()
+        self.refresh_summary()
 
     # ---------------------------------------------------------------------------------- UI
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.settings.recent_models
-        for spec in recent:
-            self.recent_menu.addAction(spec, lambda checked=False, s=spec: self.load_model(s))
-        if not recent:
-            self.recent_menu.addAction("(none yet)").setEnabled(False)
+    def _action_triggers(self) -> dict:
+        """What each action of window_actions does."""
+        view = self.detail.image_view
+        return {
+            "add_files_action": self.intake.choose_files, "add_folder_action": self.intake.choose_folder,
+            "cancel_action": self.scans.cancel, "resume_action": self.scan_progress.scan_remaining,
+            "save_case_action": self.cases.choose_save, "open_case_action": self.cases.choose_open,
+            "case_details_action": self.cases.edit_details,
+            "export_action": self.exports.choose_csv, "export_report_action": self.exports.choose_report,
+            "copy_action": self.exports.copy_selected_rows, "clear_action": self.request_clear, "quit_action": self.close,
+            "model_action": self.models.open_manager, "load_folder_action": self.models.choose_folder,
+            "calibration_action": self.models.open_calibration, "stability_action": self.stability.check,
+            "zoom_in_action": view.zoom_in, "zoom_out_action": view.zoom_out, "fit_action": view.fit,
+            "actual_size_action": view.actual_size, "focus_table_action": self.table.setFocus,
+            "focus_filter_action": self.text_filter.setFocus, "focus_threshold_action": self.threshold_spin.setFocus,
+            "shortcuts_action": self.show_shortcuts, "about_action": self.show_about,
+        }
 
     def _build_ui(self) -> None:
         toolbar = QToolBar("Main", self)
@@ -215,7 +190,9 @@ class MainWindow(QMainWindow):
         filters.addWidget(QLabel("Show:"))
         filters.addWidget(self.verdict_filter)
         filters.addWidget(self.text_filter, 1)
-        filters.addWidget(self._build_threshold_control())  # beside the table: never in an overflow menu
+        self.threshold_control = ThresholdControl(self.verdict_threshold)
+        self.threshold_spin = self.threshold_control.spin  # Ctrl+H's target
+        filters.addWidget(self.threshold_control)  # beside the table: never in an overflow menu
 
         self.table = ResultsView()
         self.table.setModel(self.proxy)
@@ -254,8 +231,7 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(self.histogram)
 
         self.detail = DetailPane()
-        self.detail.stability_requested.connect(lambda path: self.check_stability())
-        self.detail.annotation_changed.connect(self.set_annotation)
+        self.detail.annotation_changed.connect(lambda path, note, tags: self.cases.annotate(path, note, tags))
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.detail)
@@ -273,79 +249,14 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
 
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(200)
-        self.progress.setVisible(False)
         self.progress_label = QLabel()
         self.counts_label = QLabel()
         self.counts_label.setToolTip(f"Counts at the current threshold ({RULE_TEXT})")
         self.model_label = QLabel()
-        self.statusBar().addWidget(self.progress)
+        self.statusBar().addWidget(self.scan_progress.bar)
         self.statusBar().addWidget(self.progress_label, 1)
         self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.model_label)
-
-    def _build_threshold_control(self) -> QWidget:
-        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
-        self.threshold_slider.setRange(0, 1000)
-        self.threshold_slider.setMinimumWidth(70)
-        self.threshold_slider.setMaximumWidth(140)
-        self.threshold_spin = QDoubleSpinBox()
-        self.threshold_spin.setRange(0.0, 1.0)
-        self.threshold_spin.setDecimals(3)
-        self.threshold_spin.setSingleStep(0.01)
-        tip = f"An image is called fake when P(fake) is above this threshold ({RULE_TEXT}). Verdicts update at once."
-        for widget in (self.threshold_slider, self.threshold_spin):
-            widget.setToolTip(tip)
-        self.threshold_slider.valueChanged.connect(lambda value: self.threshold_spin.setValue(value / 1000))
-        self.threshold_spin.valueChanged.connect(self.set_threshold)
-        box = QWidget()
-        box.setObjectName("thresholdControl")
-        layout = QHBoxLayout(box)
-        layout.setContentsMargins(8, 0, 0, 0)
-        label = QLabel("&Threshold:")
-        label.setBuddy(self.threshold_spin)
-        layout.addWidget(label)
-        layout.addWidget(self.threshold_slider)
-        layout.addWidget(self.threshold_spin)
-        self.threshold_note = QLabel()  # shown only while the threshold is not the reference's
-        self.threshold_note.setObjectName("thresholdNote")
-        self.threshold_note.setStyleSheet("color: #bf360c; font-weight: bold")
-        self.threshold_reset = QToolButton()
-        self.threshold_reset.setObjectName("thresholdReset")
-        self.threshold_reset.clicked.connect(self.reset_threshold)
-        layout.addWidget(self.threshold_note)
-        layout.addWidget(self.threshold_reset)
-        for widget, value in ((self.threshold_spin, DEFAULT_THRESHOLD), (self.threshold_slider, round(DEFAULT_THRESHOLD * 1000))):
-            widget.blockSignals(True)
-            widget.setValue(value)
-            widget.blockSignals(False)
-        self._show_threshold_note()
-        return box
-
-    def set_reference_threshold(self, value: float, source: str) -> None:
-        """What the active threshold is measured against, e.g. (0.5, "model")."""
-        self.reference_threshold = (round(float(value), 3), source)
-        self._show_threshold_note()
-
-    @property
-    def threshold_differs(self) -> bool:
-        return abs(self.threshold_spin.value() - self.reference_threshold[0]) > THRESHOLD_STEP
-
-    def reset_threshold(self) -> None:
-        self.set_threshold(self.reference_threshold[0], why=f"reset to the {self.reference_threshold[1]}'s value")
-
-    def _show_threshold_note(self) -> None:
-        value, source = self.reference_threshold
-        differs = self.threshold_differs
-        self.threshold_note.setText(f"≠ {source} {value:.3f}" if differs else "")
-        self.threshold_note.setToolTip(
-            f"The active threshold {self.threshold_spin.value():.3f} is not the {source}'s own value {value:.3f}: "
-            f"verdicts differ from a scan with the {source}'s threshold." if differs else "")
-        self.threshold_reset.setText("Reset")
-        self.threshold_reset.setToolTip(f"Set the threshold back to the {source}'s value {value:.3f}")
-        self.threshold_note.setVisible(differs)
-        self.threshold_reset.setVisible(differs)
 
     def _update_title(self) -> None:
         case = f" — case {self.cases.name}" if self.cases.case is not None else ""
@@ -384,9 +295,9 @@ class MainWindow(QMainWindow):
             self.fit_screen()
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        if not self._closing and self.unsaved:
+        if not self._closing and self.cases.unsaved:
             event.ignore()
-            self.ask_unsaved("quit", self._confirmed_close)
+            self.cases.ask_unsaved("quit", self._confirmed_close)
             return
         self.settings.set_geometry("main", self.saveGeometry())
         self.settings.set_geometry("splitter", self.splitter.saveState())
@@ -403,8 +314,7 @@ class MainWindow(QMainWindow):
         idle = self.scans.shutdown(timeout_ms)
         idle = self.thumbnails.shutdown(timeout_ms) and idle
         idle = self.detail.shutdown(timeout_ms) and idle
-        for job in list(self._jobs):
-            job.cancel()
+        self.intake.cancel()
         idle = QThreadPool.globalInstance().waitForDone(timeout_ms) and idle
         if not idle:
             log.warning("some background work was still running after %d ms; quitting anyway", timeout_ms)
@@ -412,466 +322,49 @@ class MainWindow(QMainWindow):
         return idle
 
     # ------------------------------------------------------------------------ threshold
-    def set_threshold(self, threshold: float, exact: bool = False, why: str = "") -> None:
-        """`exact`: a calibrated threshold keeps every digit (the spin box shows it rounded);
-        `why` goes into the case's log with it (the analyst's own changes have none)."""
-        threshold = float(threshold) if exact else round(float(threshold), 3)
-        if exact:
-            self.threshold_spin.blockSignals(True)
-            self.threshold_spin.setValue(threshold)
-            self.threshold_spin.blockSignals(False)
-        elif abs(self.threshold_spin.value() - threshold) > 1e-9:
-            self._threshold_why = why
-            self.threshold_spin.setValue(threshold)  # re-enters through valueChanged
-            return
-        why, self._threshold_why = why or self._threshold_why, ""
-        self.threshold_slider.blockSignals(True)
-        self.threshold_slider.setValue(round(threshold * 1000))
-        self.threshold_slider.blockSignals(False)
+    def _threshold_changed(self, threshold: float, why: str) -> None:
         self.model.set_threshold(threshold)
         self.histogram.set_threshold(threshold)
         self.detail.refresh_verdict(self.shown_row(), threshold)
         session = self.controller.session
-        if session is not None:
+        if session is not None:  # remembered per model, unless it is the model's own
             default = session.checkpoint.threshold
             self.settings.set_threshold_for(session.checkpoint.sha256,
                                             None if abs(threshold - default) < 1e-9 else threshold)
-        self.cases.threshold_changed(threshold, why)
-        self._show_threshold_note()
-        self._show_stability()
         self._schedule_summary()
 
     @property
     def threshold(self) -> float:
-        return self.model.threshold
-
-    # ------------------------------------------------------------------------ model state
-    def _model_state_changed(self, state: str, message: str) -> None:
-        self.banner.show_state(state, message)
-        self.model_label.setText(message if state == READY else state.capitalize())
-        self.model_label.setToolTip(message)
-
-    def _session_changed(self, session) -> None:
-        self.settings.active_model = session.spec
-        self.settings.remember_model(session.spec)
-        self._fill_recent_menu()
-        warning = model_warning(session.checkpoint)
-        self.model_warning.setText(f"⚠ {warning}" if warning else "")
-        self.model_warning.setVisible(bool(warning))
-        if warning:
-            self.model_label.setText(f"⚠ {self.model_label.text()}")
-        if self.model.calibration is not None and self.model.calibration.checkpoint_sha256 != session.checkpoint.sha256:
-            self.model.set_calibration(None)  # a calibration belongs to the model it was made with
-            self.cases.calibration_sha256 = ""
-            self._status("Calibration cleared: it was made with another model.")
-        scored_by_others = [row for row in self.model.rows
-                            if row.result is not None and row.checkpoint_sha256 != session.checkpoint.sha256]
-        if self.cases.case is not None and scored_by_others:
-            self.ask_rescore(session, len(scored_by_others))  # nothing in the case changes before the answer
-            return
-        self._use_session(session)
-
-    def ask_rescore(self, session, count: int) -> None:
-        """Another model was loaded over a case scored by a different one: the analyst decides
-        whether it scores the files again (the stored scores stay in the case's history)."""
-        info = self.cases.case.info()
-        box = QMessageBox(QMessageBox.Icon.Question, "Re-score the case with another model?",
-                          f"{count} file(s) in case {self.cases.name} were scored by another model "
-                          f"({info.checkpoint or info.checkpoint_sha256[:12]}). Scoring them with {session.spec} "
-                          f"makes its scores and threshold the case's current ones; the stored scores stay in the "
-                          "case's history (shown in the report).",
-                          QMessageBox.StandardButton.NoButton, self)
-        keep = box.addButton("Keep the stored scores", QMessageBox.ButtonRole.RejectRole)
-        rescore = box.addButton("Re-score with this model", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(keep)
-        box.setEscapeButton(keep)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-
-        def answered(*_):
-            self.rescore_box = None
-            if box.clickedButton() is rescore:
-                self.cases.log("re-score", f"chose to re-score {count} file(s) with {session.spec} (scored by "
-                               f"{info.checkpoint or info.checkpoint_sha256})")
-                self._use_session(session)
-            elif info.checkpoint:  # back to the model that made the stored scores
-                self.cases.log("kept scores", f"kept the stored scores of {info.checkpoint} instead of re-scoring "
-                               f"with {session.spec}")
-                self._status(f"Kept the stored scores; loading their model {info.checkpoint} again.")
-                self.load_model(info.checkpoint)
-
-        box.finished.connect(answered)
-        self.rescore_box = box
-        box.open()
-
-    def _use_session(self, session) -> None:
-        case_threshold = self.cases.model_changed(session)
-        stored = self.settings.threshold_for(session.checkpoint.sha256)
-        self.set_reference_threshold(session.checkpoint.threshold, "model")
-        self.set_threshold(case_threshold if case_threshold is not None
-                           else session.checkpoint.threshold if stored is None else stored,
-                           why="the case's value for this model" if case_threshold is not None
-                           else "the model's value" if stored is None else "your saved value for this model")
-        if self.threshold_differs:  # never silently: say where the threshold came from
-            origin = "the case's" if case_threshold is not None else "your saved"
-            self._status(f"Threshold {self.threshold:.3f} is {origin} value for this model; the model's own is "
-                         f"{session.checkpoint.threshold:.3f} (Reset beside the threshold).")
-        # Rows another model scored are scanned again so the table and exports never mix models.
-        self.model.selections.clear()
-        self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on, session.spec)
-        self._refresh_detail(force=True)
-
-    def _model_load_failed(self, message: str) -> None:
-        show_error(self, "Model not loaded", message)
-        session = self.controller.session
-        if session is not None:  # rows from another model (e.g. a reopened case) are re-scored
-            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on, session.spec)
-
-    def load_model(self, spec, device: str | None = None, precision: str | None = None) -> None:
-        device = device or self.settings.device
-        precision = precision or self.settings.precision
-        self.settings.device, self.settings.precision = device, precision
-        self.controller.load(spec, device, precision)
-
-    def choose_checkpoint_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a checkpoint folder", self.settings.last_folder)
-        if folder:
-            self.load_model(folder)
-
-    def open_calibration(self) -> None:
-        from .calibration_dialog import CalibrationDialog
-
-        if getattr(self, "_calibration_dialog", None) is None:
-            self._calibration_dialog = CalibrationDialog(self)
-            self._calibration_dialog.calibration_chosen.connect(self.set_calibration)
-        self._calibration_dialog.refresh()
-        self._calibration_dialog.show()
-        self._calibration_dialog.raise_()
-
-    def set_calibration(self, calibration) -> None:
-        """Uses `calibration`'s threshold and reference scores (None: back to the model's threshold)."""
-        self.model.set_calibration(calibration)
-        self.cases.calibration_sha256 = "" if calibration is None else calibration.sha256
-        session = self.controller.session
-        if calibration is not None:
-            self.cases.log("calibration", f"calibration sha256 {calibration.sha256} loaded: {calibration.summary()}",
-                           calibration_sha256=calibration.sha256)
-            self.set_reference_threshold(calibration.threshold, "calibration")
-            self.set_threshold(calibration.threshold, exact=True, why="the calibration's")
-            warning = calibration.warning()
-            self._status(f"Calibration loaded: {calibration.summary()}" + (f" ⚠ {warning}" if warning else ""))
-        elif session is not None:
-            self.cases.log("calibration", "calibration cleared")
-            self.set_reference_threshold(session.checkpoint.threshold, "model")
-            self.set_threshold(session.checkpoint.threshold, why="the model's value (calibration cleared)")
-            self._status("Calibration cleared: the model's threshold applies.")
-        if getattr(self, "_calibration_dialog", None) is not None:
-            self._calibration_dialog.refresh()
-
-    def open_model_manager(self, focus: str = "") -> None:
-        from .model_manager import ModelManagerDialog
-
-        if self._model_dialog is None:
-            self._model_dialog = ModelManagerDialog(self.controller, self.settings, self)
-            self._model_dialog.load_requested.connect(self.load_model)
-        self._model_dialog.show_section(focus if isinstance(focus, str) else "")
-        self._model_dialog.show()
-        self._model_dialog.raise_()
-        self._model_dialog.activateWindow()
+        return self.verdict_threshold.value
 
     # ------------------------------------------------------------------------ adding files
     def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+        if local_paths(event.mimeData()):
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event) -> None:  # noqa: N802
         self.dragEnterEvent(event)
 
     def dropEvent(self, event) -> None:  # noqa: N802
-        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        paths = local_paths(event.mimeData())
         if paths:
             event.acceptProposedAction()
-            self.add_paths(paths)
+            self.intake.add_paths(paths)
 
-    def choose_files(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Add images", self.settings.last_folder, IMAGE_FILTER)
-        if files:
-            self.settings.last_folder = os.path.dirname(files[0])
-            self.add_paths(files)
-
-    def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder (scanned with its subfolders)",
-                                                  self.settings.last_folder)
-        if folder:
-            self.settings.last_folder = folder
-            self.add_paths([folder])
-
-    def add_paths(self, paths: list[str]) -> None:
-        """Finds the files under `paths` off the GUI thread, lists the new ones and scans them."""
-        self.progress_label.setText("Looking for files…")
-        for path in paths:
-            path = os.path.abspath(os.path.expanduser(str(path)))
-            self.scanned_folders.add(path if os.path.isdir(path) else os.path.dirname(path))
-        task = Task(discover_files, [str(p) for p in paths])
-        task.signals.succeeded.connect(self._files_found)
-        task.signals.failed.connect(self._discovery_failed)
-        start_task(task, self._jobs, owner=self)
-
-    def _discovery_failed(self, message: str) -> None:
-        show_error(self, "Cannot add files", message)
-        self.files_added.emit(0)
-
-    def _files_found(self, files: list) -> None:
-        new = self.model.add_files(files)
-        skipped = len(files) - len(new)
-        note = f" ({skipped} already listed)" if skipped else ""
-        self._status(f"Added {len(new)} file(s){note}.")
-        self.cases.files_added(new)
-        if new and self.table.currentIndex().row() < 0:
-            self.table.selectRow(0)
-        self.files_added.emit(len(new))
-        self.scans.start_next()
-
-    # ----------------------------------------------------------------------------- scanning
-    @property
-    def scanning(self) -> bool:
-        return self.scans.scanning
-
-    def _scan_started(self, count: int) -> None:
-        self.progress.setRange(0, count)
-        self.progress.setValue(0)
-        self.progress.setVisible(True)
-        self.progress_label.setText(f"Scanning {count} file(s)…")
-        self.cancel_action.setEnabled(True)
-        self.resume_action.setEnabled(False)
-
-    def _scan_results(self, results: list) -> None:
-        self.cases.results_scanned(results, self.controller.session)
-
-    def _scan_progress(self, status) -> None:
-        self.progress.setValue(status.done)
-        failed = f" · {status.failed} failed" if status.failed else ""
-        self.progress_label.setText(f"{status.done} / {status.total} images · {status.rate:.1f} images/s · "
-                                    f"{format_eta(status.eta_s)}{failed}")
-
-    def _scan_cancelled(self, done: int, total: int, left: int) -> None:
-        self.cases.scan_ended(cancelled=True)
-        self.progress.setVisible(False)
-        self.cancel_action.setEnabled(False)
-        self._status(f"Cancelled: {done} of {total} scanned; {left} not scanned (Scan remaining: Ctrl+R).")
-
-    def _scan_stopped(self, cancelled: bool) -> None:
-        self.cases.scan_ended(cancelled)
-        self.progress.setVisible(False)
-        self.cancel_action.setEnabled(False)
-        # Counts are in the status bar's right corner, where they follow the threshold.
-        self._status(f"Scan finished: {len(self.model.rows)} file(s) listed.")
-
-    def _scans_idle(self, cancelled: bool) -> None:
-        self.resume_action.setEnabled(bool(self.model.paths_in_state(NOT_SCANNED)))
-        self._refresh_summary()
-        self.scan_finished.emit(cancelled)
-
-    def cancel_scan(self) -> None:
-        self.scans.cancel()
-
-    def scan_remaining(self) -> None:
-        self.resume_action.setEnabled(False)
-        self.scans.scan_remaining()
-
-    # ------------------------------------------------------------------- clear and cases
-    @property
-    def case(self):
-        """The open `dgs_desktop.case.Case`, or None."""
-        return self.cases.case
-
-    @property
-    def unsaved(self) -> bool:
-        return self.cases.unsaved
-
-    def ask_unsaved(self, what: str, proceed) -> None:
-        """Runs `proceed` at once when nothing would be lost; else asks first (without blocking)."""
-        if not self.unsaved:
-            proceed()
-            return
-        box = QMessageBox(QMessageBox.Icon.Question, "Results not saved",
-                          f"{len(self.model.scanned_results())} scanned result(s) are not in a case file and "
-                          f"were not exported. {what.capitalize()} anyway?", QMessageBox.StandardButton.NoButton, self)
-        save = box.addButton("Save as case…", QMessageBox.ButtonRole.AcceptRole)
-        discard = box.addButton(f"Discard and {what}", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(save)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-
-        def answered(*_):
-            clicked = box.clickedButton()
-            self.unsaved_box = None
-            if clicked is discard:
-                proceed()
-            elif clicked is save and self.choose_case_save():
-                proceed()
-
-        box.finished.connect(answered)
-        self.unsaved_box = box
-        box.open()
-
+    # ------------------------------------------------------------------- clear
     def request_clear(self) -> None:
-        self.ask_unsaved("clear", self.clear_results)
+        self.cases.ask_unsaved("clear", self.clear_results)
 
     def clear_results(self) -> None:
         """Empties the list; an open case is closed with everything in it kept."""
         self.scans.cancel()
-        had_case = self.cases.case is not None
         self.cases.close()
-        if had_case:
-            self.case_changed.emit("")
         self.model.clear()
-        self.scanned_folders.clear()
+        self.intake.clear()
         self.thumbnails.clear()
         self.detail.set_annotations_enabled(False)
         self.detail.show_row(None, self.threshold)
-        self.stabilities.clear()
-
-    def evidence_folders(self) -> set[str]:
-        """Every scanned folder: those added and those holding a listed file. Save dialogs
-        open outside them and warn before writing inside (output_place)."""
-        return self.scanned_folders | {row.folder for row in self.model.rows}
-
-    def choose_case_save(self) -> bool:
-        path, _ = choose_output_path(self, "Save as case", "case" + CASE_SUFFIX, CASE_FILTER,
-                                     options=QFileDialog.Option.DontConfirmOverwrite)
-        if not path:
-            return False
-        if not os.path.splitext(path)[1]:
-            path += CASE_SUFFIX
-        return self.save_case_as(path)
-
-    def save_case_as(self, path: str) -> bool:
-        """Writes the list and every result into a new case file and keeps saving into it."""
-        from ..case import CaseError
-
-        try:
-            self.cases.save_as(path, self.threshold, self.controller.session)
-        except CaseError as exc:
-            show_error(self, "Case not saved", str(exc))
-            return False
-        self.detail.set_annotations_enabled(True)
-        self.case_changed.emit(str(self.cases.case.path))
-        self._status(f"Case saved to {path}; it is saved automatically from now on.")
-        return True
-
-    def choose_case_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open case", output_folder(self.settings, self.evidence_folders()),
-                                              CASE_FILTER)
-        if path:
-            self.ask_unsaved("open another case", lambda: self.open_case(path))
-
-    def open_case(self, path: str, create: bool = False) -> bool:
-        """Shows a case's files and results (replacing the list); new files go into it."""
-        from ..case import CaseError, read_case
-
-        if os.path.exists(path) or not create:
-            try:
-                read_case(path)  # a file that is not a case is refused before the list is cleared
-            except CaseError as exc:
-                show_error(self, "Case not opened", str(exc))
-                return False
-        self.clear_results()
-        try:
-            info, rows = self.cases.open(path, create)
-        except CaseError as exc:
-            show_error(self, "Case not opened", str(exc))
-            return False
-        self.model.restore_rows(rows)
-        self.detail.set_annotations_enabled(True)
-        self.set_threshold(info.threshold)
-        session = self.controller.session
-        if info.checkpoint and (session is None or session.checkpoint.sha256 != info.checkpoint_sha256):
-            self.load_model(info.checkpoint)  # the model that made these scores; rows it scored stay
-        elif session is not None:
-            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on, session.spec)
-        if rows and self.table.currentIndex().row() < 0:
-            self.table.selectRow(0)
-        self.case_changed.emit(str(path))
-        self._status(f"Opened case {path}: {len(rows)} file(s).")
-        self._refresh_summary()
-        return True
-
-    def set_annotation(self, path: str, note: str, tags) -> None:
-        self.cases.annotate(path, note, tags)
-
-    # ----------------------------------------------------------------------- export/copy
-    def run_info(self):
-        from ..scan.csvio import RunInfo
-
-        session = self.controller.session
-        return RunInfo(checkpoint=session.checkpoint.source, checkpoint_sha256=session.checkpoint.sha256,
-                       device=session.device_label, threshold=self.threshold,
-                       precision=session.scanner.precision, calibration=self.model.calibration)
-
-    def choose_export(self) -> None:
-        if self.controller.session is None or not self.model.scanned_results():
-            show_error(self, "Nothing to export", "There are no scanned results to export yet.")
-            return
-        choice = self.choose_export_rows("Export results as CSV")
-        if choice is None:
-            return
-        path, _ = choose_output_path(self, "Export results as CSV", "dgs-results.csv", "CSV files (*.csv)")
-        if path:
-            self.export_csv(path, *choice)
-
-    def export_row_choices(self) -> list[tuple[str, list | None]]:
-        """(scope, rows) the analyst may export: all rows, and the shown (filtered) or the selected
-        ones (two or more) when they are fewer."""
-        shown = [self.proxy.index(i, 0).data(ROW_ROLE) for i in range(self.proxy.rowCount())]
-        selected = [self.proxy.index(index.row(), 0).data(ROW_ROLE)
-                    for index in self.table.selectionModel().selectedRows()]
-        choices = [("all rows", None)]
-        if 0 < len(shown) < len(self.model.rows):
-            choices.append((f"the {len(shown)} rows the filter shows", shown))
-        if 1 < len(selected) < len(self.model.rows):  # one selected row is only the row in the detail pane
-            choices.append((f"the {len(selected)} selected rows", selected))
-        return choices
-
-    def choose_export_rows(self, title: str) -> tuple[list | None, str] | None:
-        """(rows, scope) to export, asked only when a filter or a selection narrows the rows."""
-        choices = self.export_row_choices()
-        if len(choices) == 1:
-            return None, choices[0][0]
-        box = QMessageBox(QMessageBox.Icon.Question, title, "Which rows should be exported?",
-                          QMessageBox.StandardButton.Cancel, self)
-        buttons = [(box.addButton(scope.capitalize(), QMessageBox.ButtonRole.AcceptRole), scope, rows)
-                   for scope, rows in choices]
-        box.exec()
-        return next(((rows, scope) for button, scope, rows in buttons if box.clickedButton() is button), None)
-
-    def export_csv(self, path: str, rows: list | None = None, scope: str = "all rows") -> bool:
-        from ..scan.csvio import CsvError, write_results_csv
-
-        results = self.model.export_records(rows)
-        try:
-            write_results_csv(path, results, self.run_info())
-        except (CsvError, OSError) as exc:
-            show_error(self, "Export failed", f"The CSV could not be written: {exc}")
-            return False
-        waiting = len(self.model.rows if rows is None else rows) - len(results)
-        note = f" ({waiting} not scanned yet were left out)" if waiting else ""
-        self._status(f"Exported {len(results)} rows to {path}{note}.")
-        self.cases.exported("CSV", path, len(results), scope)
-        return True
-
-    def copy_selected_rows(self) -> None:
-        from ..record import ScanRecord
-        from ..scan.csvio import csv_text
-
-        rows = [self.proxy.index(index.row(), 0).data(ROW_ROLE) for index in self.table.selectionModel().selectedRows()]
-        if not rows:
-            return
-        run = self.run_info() if self.controller.session is not None else None
-        results = [row.result if row.result is not None and run is not None else ScanRecord(row.path, row.state)
-                   for row in rows]
-        # The export's writer and rules (quoting, formulas, UTF-8), tab-separated for pasting.
-        QApplication.clipboard().setText(csv_text(results, run, delimiter="\t"))
-        self._status(f"Copied {len(rows)} row(s).")
+        self.stability.clear()
 
     # ------------------------------------------------------------------- detail & summary
     def _shown_index(self) -> QModelIndex:
@@ -891,14 +384,14 @@ class MainWindow(QMainWindow):
 
     def _current_row_changed(self, *args) -> None:
         # Both the selection and the current row signal one click: the same row is loaded once.
-        self._refresh_detail()
+        self.refresh_detail()
 
     def _rows_changed(self, top: QModelIndex, bottom: QModelIndex, roles=()) -> None:
         index = self._shown_index()
         if index.isValid() and top.row() <= self.proxy.mapToSource(index).row() <= bottom.row():
-            self._refresh_detail()
+            self.refresh_detail()
 
-    def _refresh_detail(self, force: bool = False) -> None:
+    def refresh_detail(self, force: bool = False) -> None:
         """Shows the current row; reloads the evidence only when the row or its state changed."""
         row = self.shown_row()
         self.stability_action.setEnabled(row is not None and row.state == OK and self.controller.session is not None)
@@ -908,8 +401,8 @@ class MainWindow(QMainWindow):
             return
         selection = None if row is None else self.model.selections.get(row.path)
         self.detail.show_row(row, self.threshold, selection)
-        self._show_stability()
-        self.check_stability(automatic=True)
+        self.stability.show()
+        self.stability.check(automatic=True)
 
     def select_path(self, path: str) -> bool:
         for proxy_row in range(self.proxy.rowCount()):
@@ -924,7 +417,7 @@ class MainWindow(QMainWindow):
         if not self._summary_timer.isActive():
             self._summary_timer.start()
 
-    def _refresh_summary(self) -> None:
+    def refresh_summary(self) -> None:
         counts = self.model.counts()
         if not counts["total"]:
             self.summary.setText("No files yet.")
@@ -943,57 +436,16 @@ class MainWindow(QMainWindow):
                                       f"{counts['inconclusive']} inconclusive · {counts['failed']} failed"
                                       + (f" · {counts['pending']} waiting" if counts["pending"] else ""))
         self.histogram.set_values(self.model.probabilities())
-        self.export_action.setEnabled(bool(self.model.scanned_results()))
+        self.update_export_actions()
 
-    def _status(self, message: str) -> None:
+    def update_export_actions(self) -> None:
+        scanned = bool(self.model.scanned_results())
+        self.export_action.setEnabled(scanned)
+        self.export_report_action.setEnabled(scanned and not self.exports.exporting)
+
+    def show_status(self, message: str) -> None:
         self.last_status = message
         self.progress_label.setText(message)
-
-    # ----------------------------------------------------------------------- stability
-    def check_stability(self, automatic: bool = False) -> None:
-        """Scores the shown image's patches in 8 other orders (after the scan's batches) and
-        stores the spread in its record, so an unstable verdict says so. The detail view runs
-        it by itself for every scored image it shows (`automatic`); a check queued for an
-        image no longer shown is dropped before it costs anything."""
-        from ..stability import file_stability
-
-        row, session = self.shown_row(), self.controller.session
-        if row is None or row.state != OK or session is None or row.path in self._stability_pending:
-            return
-        if automatic and row.result.stability_orders is not None:
-            return
-        path, sha256, reference = row.path, row.result.sha256, row.probability
-        self._stability_pending.add(path)
-        self.detail.show_stability(path, "Scoring 8 other patch orders…")
-        self.detail.stability_button.setEnabled(False)
-        dropped = (lambda: self.detail.current_path != path) if automatic else None
-        task = Task(file_stability, path, sha256, reference, session.scanner.runner.score, cancelled=dropped)
-        task.signals.succeeded.connect(lambda stability: self._stability_done(path, sha256, stability))
-        task.signals.failed.connect(lambda message: self._stability_failed(path, message))
-        task.signals.finished.connect(lambda: self._stability_pending.discard(path))
-        self.scans.run_task(task)
-
-    def _stability_done(self, path: str, sha256: str, stability) -> None:
-        self._stability_pending.discard(path)
-        if self.model.set_stability(path, stability, sha256):
-            self.stabilities[path] = stability
-            self.cases.results_scanned([self.model.row_for_path(path).result], self.controller.session,
-                                       scanned=False)
-        self._show_stability()
-
-    def _stability_failed(self, path: str, message: str) -> None:
-        self._stability_pending.discard(path)
-        self.detail.show_stability(path, "" if message == "cancelled" else f"Stability check failed: {message}")
-
-    def _show_stability(self) -> None:
-        from ..stability import spread_summary
-
-        row = self.shown_row()
-        if row is None or row.state != OK or row.path in self._stability_pending:
-            return
-        stability = self.stabilities.get(row.path)
-        text = stability.summary(self.threshold) if stability is not None else spread_summary(row.result, self.threshold)
-        self.detail.show_stability(row.path, text)
 
     # ------------------------------------------------------------------------ help
     def shortcut_list(self) -> list[tuple[str, str]]:

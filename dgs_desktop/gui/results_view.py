@@ -123,7 +123,10 @@ class ResultsSummary:
         self.line.setToolTip(f"Counts per verdict at the current threshold ({RULE_TEXT})")
         self.counts = QLabel()
         self.counts.setToolTip(f"Counts at the current threshold ({RULE_TEXT})")
-        self.timer = QTimer(window, singleShot=True, interval=SUMMARY_DEBOUNCE_MS, timeout=self.refresh)
+        self.timer = QTimer(window)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(SUMMARY_DEBOUNCE_MS)
+        self.timer.timeout.connect(self.refresh)
         model = window.model
         for signal in (model.dataChanged, model.rowsInserted, model.modelReset, window.verdict_threshold.changed):
             signal.connect(self.schedule)

@@ -32,6 +32,14 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dgs_desktop.detector.hubaccess import (
+    DATASET_SCHEME,
+    RepoSpec,
+    hub_error_message,
+    is_offline,
+    network_errors,
+    parse_repo_spec,
+)
 from dgs_desktop.envknobs import int_knob
 from dgs_desktop.errors import one_line
 from dgs_desktop.scan.decode import ANALYST, DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode_bytes, read_file
@@ -40,7 +48,6 @@ from .errors import TrainError
 
 log = logging.getLogger(__name__)
 
-HUB_SCHEME = "hf-dataset:"
 REAL_NAMES = frozenset({"real", "0_real", "nature", "authentic"})
 FAKE_NAMES = frozenset({"fake", "1_fake", "ai", "generated", "synthetic", "ai-generated", "ai_generated"})
 SUBSET_COLUMNS = ("generator",)
@@ -132,11 +139,11 @@ def open_source(spec: str | os.PathLike, options: DataOptions = DataOptions(), *
     `require_both`: every subset (for training) must have real and fake images.
     """
     text = os.fspath(spec)
-    if text.startswith(HUB_SCHEME):
+    if text.startswith(DATASET_SCHEME):
         repo_id, revision = parse_hub_dataset(text)
         snapshot, files, info = download_split(repo_id, revision, options.split, cache_dir=cache_dir)
         result = read_parquet(files, options, root=snapshot, readme=snapshot / "README.md",
-                              description=f"{HUB_SCHEME}{repo_id}@{info['commit'][:12]} split={info['split']}")
+                              description=f"{RepoSpec(DATASET_SCHEME, repo_id, info['commit'][:12])} split={info['split']}")
         result.provenance.update(info)
     else:
         root = Path(os.path.expanduser(text))
@@ -552,21 +559,8 @@ def evaluation_groups(samples: list[Sample]) -> tuple[list[EvalGroup], str | Non
 # ----------------------------------------------------------------------------- hub datasets
 def parse_hub_dataset(spec: str) -> tuple[str, str | None]:
     """`hf-dataset:org/name[@revision]` -> (`org/name`, revision or None)."""
-    body = spec[len(HUB_SCHEME):].strip()
-    repo_id, sep, revision = body.partition("@")
-    repo_id = repo_id.strip().strip("/")
-    if sep and not revision.strip():
-        raise TrainError(f"{spec!r} has an empty revision after '@'; write {HUB_SCHEME}ORG/NAME@REVISION")
-    try:
-        from huggingface_hub.utils import validate_repo_id
-
-        validate_repo_id(repo_id)
-    except ValueError as exc:
-        raise TrainError(f"{spec!r} is not a valid dataset name ({one_line(exc)}); "
-                         f"write {HUB_SCHEME}ORG/NAME[@REVISION]") from None
-    if repo_id.count("/") != 1:
-        raise TrainError(f"{spec!r} is not a valid dataset name; write {HUB_SCHEME}ORG/NAME[@REVISION]")
-    return repo_id, revision.strip() or None
+    ref = parse_repo_spec(spec, DATASET_SCHEME, TrainError)
+    return ref.repo_id, ref.revision
 
 
 # File patterns of a split when the card has no `configs` (the `datasets` library's defaults).
@@ -626,23 +620,8 @@ def select_split(names: list[str], split: str | None, card: dict) -> tuple[list[
     return chosen, split
 
 
-def _network_errors() -> tuple[type[BaseException], ...]:
-    """What huggingface_hub's HTTP client raises when the hub cannot be reached."""
-    import importlib
-
-    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    for module in ("httpx2", "httpx", "requests"):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        found += [error for error in (getattr(mod, name, None) for name in ("TransportError", "ConnectionError",
-                                                                              "Timeout"))
-                  if isinstance(error, type) and issubclass(error, BaseException)]
-    return tuple(found)
-
-
-def _locate_split(hub, kwargs: dict, split: str | None, offline: bool, what: str) -> tuple[Path, list[str], str | None]:
+def _locate_split(hub, kwargs: dict, split: str | None, offline: bool,
+                  what: RepoSpec) -> tuple[Path, list[str], str | None]:
     """(snapshot folder, the split's files, the split) from the hub, or from the cache only."""
     if offline:
         # Only what is on disk; the shards of the split are then checked against the cached
@@ -678,40 +657,27 @@ def download_split(repo_id: str, revision: str | None, split: str | None, *,
     progress; with HF_HUB_OFFLINE=1, or when the hub cannot be reached, only the cache is used.
     """
     import huggingface_hub
-    from huggingface_hub import constants, errors
+    from huggingface_hub import constants
 
-    what = f"{HUB_SCHEME}{repo_id}" + (f"@{revision}" if revision else "")
-    offline = bool(constants.is_offline_mode() if hasattr(constants, "is_offline_mode") else constants.HF_HUB_OFFLINE)
+    what = RepoSpec(DATASET_SCHEME, repo_id, revision)
+    offline = is_offline()
     kwargs = dict(repo_id=repo_id, repo_type="dataset", revision=revision,
                   cache_dir=str(cache_dir) if cache_dir else None)
-    unreachable = False
     try:
         try:
             snapshot, files, chosen = _locate_split(huggingface_hub, kwargs, split, offline, what)
-        except _network_errors() as exc:
+        except network_errors() as exc:
             if offline:
                 raise
-            unreachable = True
             log.warning("the hub at %s cannot be reached (%s); using the local cache", constants.ENDPOINT,
                         type(exc).__name__)
             snapshot, files, chosen = _locate_split(huggingface_hub, kwargs, split, True, what)
     except TrainError:
         raise
-    except errors.RepositoryNotFoundError:
-        raise TrainError(f"{what}: dataset not found on {constants.ENDPOINT} (check the name; a private or "
-                         f"gated dataset needs a token: hf auth login or HF_TOKEN)") from None
-    except errors.RevisionNotFoundError:
-        raise TrainError(f"{what}: revision not found (check the branch, tag or commit)") from None
-    except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):  # incl. an incomplete snapshot
-        raise TrainError(f"{what} is not in the local cache" + (
-            f" and the hub at {constants.ENDPOINT} cannot be reached; run the command again when it can "
-            f"(downloads resume)" if unreachable else
-            " and offline mode is on (HF_HUB_OFFLINE=1); download it once without HF_HUB_OFFLINE")) from None
-    except errors.HfHubHTTPError as exc:
-        raise TrainError(f"{what}: the hub answered {one_line(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - network, disk and client errors: one line, never a traceback
-        raise TrainError(f"{what}: download failed ({type(exc).__name__}: {one_line(exc)}); run the command again to "
-                         f"resume") from None
+        message = hub_error_message(exc, what, offline=offline, endpoint=constants.ENDPOINT)
+        raise TrainError(message or f"{what}: download failed ({type(exc).__name__}: {one_line(exc)}); run the "
+                                    f"command again to resume") from None
     missing = [f for f in files if not (snapshot / f).is_file()]
     if missing:
         raise TrainError(f"{what}: {len(missing)} shard(s) of split {chosen!r} are not in the cache (e.g. "

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CheckpointError
-from .hub import SCHEME, download_checkpoint
+from .hub import download_checkpoint
+from .hubaccess import CHECKPOINT_SCHEME
 from .manifest import Checkpoint, read_checkpoint
 
 
@@ -13,7 +14,7 @@ def resolve_checkpoint(spec: str | Path, progress=None, verify_progress=None) ->
     """A verified checkpoint from a directory path or `hf:org/name[@revision]` (downloaded and
     cached by huggingface_hub); `verify_progress(fraction)` follows a folder's hashing."""
     text = str(spec)
-    if text.startswith(SCHEME):
+    if text.startswith(CHECKPOINT_SCHEME):
         return download_checkpoint(text, progress=progress)
     path = Path(text).expanduser()
     if not path.exists():

@@ -2,10 +2,11 @@
 
 `dgs-desktop-train publish` writes a hub model card (`README.md`) whose YAML metadata has a
 `dgs_desktop` block with the evaluation tables it was given, besides the hub's standard
-`model-index` (written and read as huggingface_hub `EvalResult`s). `card_metrics(readme)` reads them back; `hub_card_metrics("hf:org/name@rev")`
-fetches the card of a hub checkpoint (the download itself only fetches the manifest's files)
-and reads it. A card is text from a stranger: parsed with a safe YAML loader, size-limited,
-and every number checked; anything unusable is left out, never an error.
+`model-index` (written and read as huggingface_hub `EvalResult`s). `card_metrics(readme)` reads
+them back; `hub_card_metrics("hf:org/name@rev")` fetches the card of a hub checkpoint (the
+download itself only fetches the manifest's files) and reads it. A card is text from a
+stranger: parsed with a safe YAML loader, size-limited, and every number checked; anything
+unusable is left out, never an error.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def _features_from_card(card: dict, config: str | None = None) -> dict[str, dict
         info = next((i for i in info if i.get("config_name") == (config or "default")), info[0] if info else None)
     if not isinstance(info, dict):
         return {}
-    out = {}
+    out: dict[str, dict] = {}
     for feature in info.get("features") or []:
         if not isinstance(feature, dict) or "name" not in feature:
             continue

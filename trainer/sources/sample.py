@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dgs_desktop.scan.decode import ANALYST, DEFAULT_MAX_PIXELS, DecodedImage, decode_bytes, read_file
+from dgs_desktop.scan.decode import ANALYST, DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode_bytes, read_file
 
 from .cells import RowRef, read_cell
 
@@ -28,6 +28,8 @@ class Sample:
         """The encoded image, read once; raises DecodeError with a plain reason."""
         if self.path is not None:
             return read_file(self.path)
+        if self.cell is None:
+            raise DecodeError("this sample has neither a file nor a dataset cell")
         return read_cell(self.cell)
 
     def decode(self, max_pixels: int = DEFAULT_MAX_PIXELS, decoding: str = ANALYST) -> DecodedImage:

@@ -43,12 +43,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from dgs_desktop.detector.resolve import resolve_checkpoint
     from dgs_desktop.detector.scorer import load_scorer
 
-    from .data import format_unreadable
+    from .data import format_unreadable, load_dataset
     from .distributed import init_distributed
     from .evaluate import evaluate_detector, write_metrics_csv, write_scores_csv
     from .facts import scoring_line
     from .metrics import format_log_lines
-    from .sources import load_dataset
 
     config = train_config.from_args(args, train_config.EvaluateConfig)
     dataset = load_dataset(config.data, config.data_options(config.split), require_both=False)

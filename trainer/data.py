@@ -6,6 +6,7 @@ shuffle seed per sample and view and flips the finished mosaic.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 from dgs_desktop.scan.decode import DecodeError, decode_image
 
 from .errors import TrainError
-from .sources import Sample, count_labels, discover  # noqa: F401 - discover: the folder-tree reader, as before
+from .sources import DataOptions, Sample, count_labels, discover, open_source  # noqa: F401 - discover: as before
 
 
 @dataclass
@@ -34,6 +35,14 @@ class Dataset:
     @property
     def labels(self) -> np.ndarray:
         return np.array([s.label for s in self.samples], dtype=np.int64)
+
+
+def load_dataset(spec: str | os.PathLike, options: DataOptions = DataOptions(), *, require_both: bool = True,
+                 cache_dir: str | os.PathLike | None = None):
+    """`open_source` as the trainer's `Dataset` (rows without label/image listed as unreadable)."""
+    result = open_source(spec, options, require_both=require_both, cache_dir=cache_dir)
+    return Dataset(root=result.root, samples=result.samples, unreadable=list(result.skipped),
+                   source=result.provenance)
 
 
 def drop_unreadable(dataset: Dataset, failures: dict[int, str]) -> Dataset:

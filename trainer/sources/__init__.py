@@ -32,7 +32,7 @@ from .sample import DataOptions, Sample, SampleSet, count_labels, parse_classes
 from .splits import available_splits, select_split, split_patterns
 
 __all__ = ["CLASS_DIRS", "DataOptions", "EvalGroup", "RowRef", "Sample", "SampleSet", "available_splits",
-           "count_labels", "discover", "download_split", "evaluation_groups", "load_dataset", "open_source",
+           "count_labels", "discover", "download_split", "evaluation_groups", "open_source",
            "parse_classes", "parse_hub_dataset", "read_cell", "read_parquet", "read_tree", "select_split",
            "shared_real_pool", "split_patterns"]
 
@@ -74,13 +74,3 @@ def _check_usable(result: SampleSet, require_both: bool) -> None:
         if len(labels) < 2:
             have = "real" if 0 in labels else "fake"
             raise TrainError(f"{result.description} has only {have} images; training needs both classes")
-
-
-def load_dataset(spec: str | os.PathLike, options: DataOptions = DataOptions(), *, require_both: bool = True,
-                 cache_dir: str | os.PathLike | None = None):
-    """`open_source` as the trainer's `Dataset` (rows without label/image listed as unreadable)."""
-    from ..data import Dataset  # trainer.data builds on this package
-
-    result = open_source(spec, options, require_both=require_both, cache_dir=cache_dir)
-    return Dataset(root=result.root, samples=result.samples, unreadable=list(result.skipped),
-                   source=result.provenance)

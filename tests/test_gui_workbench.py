@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QToolBar  # noqa: E402
 
 from dgs_desktop.gui.results_model import OK, VERDICT_COL, ResultsModel  # noqa: E402
 from dgs_desktop.gui.settings import SETTINGS_ENV  # noqa: E402
+from dgs_desktop.histogram import threshold_bins  # noqa: E402
 from dgs_desktop.record import ScanRecord  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -70,6 +71,7 @@ def test_status_bar_counts_and_histogram_follow_the_threshold(qtbot, ready_windo
     assert f"{fake} fake" in window.summary.text() and "1 inconclusive" in window.summary.text()
     bins = window.histogram.bins
     assert bins.edges[bins.split] == middle and sum(bins.counts[bins.split:]) == sum(p > middle for p in every)
+    assert bins == threshold_bins(every, middle)  # the report's chart draws these very bins (tests/test_report.py)
     window.threshold_spin.setValue(1.0)
     qtbot.waitUntil(lambda: window.counts_label.text().startswith(f"0 fake · {len(scores)} real · 1 inconclusive"))
 

@@ -13,8 +13,8 @@ import os
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ..record import ScanRecord
-from .results_model import QUEUED, ResultRow, ResultsModel, reliability_warning
+from ..record import ScanRecord, reliability_warning
+from .results_model import QUEUED, ResultRow, ResultsModel
 
 
 def row_from_case_file(stored: ScanRecord) -> ResultRow:

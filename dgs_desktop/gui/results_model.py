@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 
+from ..record import reliability_warning
 from ..verdict import DEFAULT_THRESHOLD, FAKE, INCONCLUSIVE, REAL, RULE_TEXT, Assessment, assess, is_fake
 
 QUEUED, SCANNING, OK, ERROR, NOT_SCANNED = "queued", "scanning", "ok", "error", "not scanned"
@@ -125,28 +126,6 @@ class ResultRow:
         if self.warning and self.state == OK:
             parts.append(f"{WARNING_SIGN} {self.warning}")
         return " \u00b7 ".join(parts)
-
-
-def reliability_warning(record) -> str:
-    """Why a score deserves less trust: fewer than 49 distinct patches, or padding (short side).
-
-    Read from the record's structured fields (`distinct_patches`, `padded`); a record stored
-    before they existed falls back to its image size (a side under 32 px is padded; fewer than
-    49 whole 32x32 patches means repeated or empty cells), never to the wording of its notes.
-    """
-    from ..detector.patches import CELLS, PATCH_SIZE
-
-    width, height = record.width, record.height
-    distinct = record.distinct_patches
-    if distinct is None and width and height:
-        distinct = max(1, width // PATCH_SIZE) * max(1, height // PATCH_SIZE)
-    padded = bool(record.padded) or (bool(width and height) and min(width, height) < PATCH_SIZE)
-    reasons = []
-    if distinct is not None and distinct < CELLS:
-        reasons.append(f"only {distinct} distinct patch{'' if distinct == 1 else 'es'} (of {CELLS})")
-    if padded:
-        reasons.append(f"padded (a side under {PATCH_SIZE} px)")
-    return "; ".join(reasons) + ": less reliable" if reasons else ""
 
 
 _WARNING_ICON = None

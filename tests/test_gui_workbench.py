@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from gui_helpers import make_images, make_mixed_folder, open_window, scan_paths  # noqa: E402
+from gui_helpers import cli_csv, make_images, make_mixed_folder, open_window, read_csv, scan_paths  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
@@ -464,3 +464,7 @@ def test_same_content_is_scored_once(qtbot, ready_window, tmp_path):
         window.select_path(rows["img000-b.png"].path)
     filled = [box for box in first.boxes if box[2] and box[3]]  # a 96x128 image fills 24 cells, 25 stay black
     assert len(filled) == 24 and len(window.detail.image_view.outlines) == len(set(filled)) == 12  # one per patch
+    # the headless scan groups by the same rule: its same_content_as column says what the table says
+    _, csv_rows = read_csv(cli_csv(folder, window.controller.session.checkpoint.directory, tmp_path / "copies.csv"))
+    assert {row["path"]: row["same_content_as"] for row in csv_rows} == \
+        {row.path: row.duplicate_of for row in window.model.rows}

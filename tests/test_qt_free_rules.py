@@ -21,3 +21,93 @@ from dgs_desktop.record import ScanRecord, reliability_warning
 ])
 def test_reliability_warning_reads_the_structured_fields(fields, expected):
     assert reliability_warning(ScanRecord(path="/x.png", status="ok", **fields)) == expected
+
+
+# ------------------------------------------------------------------------- same content
+def test_content_groups_name_the_first_holder_by_order():
+    from dgs_desktop.scan.content import ContentGroups
+
+    groups = ContentGroups()
+    assert groups.note("/b", "s1", order=1) == ""  # alone: the first
+    assert groups.note("/c", "s1", order=2) == "/b"
+    assert groups.note("/a", "s1", order=0) == ""  # an earlier row noted later still comes first
+    assert groups.same_as("/b") == groups.same_as("/c") == "/a" and groups.holders("s1") == ["/a", "/b", "/c"]
+    assert groups.note("/d", "") == "" and groups.same_as("/d") == ""  # no sha256: never grouped
+    assert groups.forget("/a") == "s1" and groups.same_as("/c") == "/b"  # cleared: the next copy comes first
+    assert groups.note("/b", "s2", order=1) == "" and groups.same_as("/c") == ""  # re-scored to other bytes
+    assert groups.forget("/nowhere") == "" and groups.first("s9") == ""
+
+
+def test_content_groups_default_order_is_the_order_noted():
+    from dgs_desktop.scan.content import ContentGroups
+
+    groups = ContentGroups()
+    assert [groups.note(path, "s") for path in ("/z", "/y", "/x")] == ["", "/z", "/z"]
+
+
+def _copies(folder):
+    from PIL import Image
+
+    folder.mkdir()
+    for index, name in enumerate(("a.png", "c.png")):
+        Image.new("RGB", (64, 64), (40 * index, 90, 200)).save(folder / name)
+    (folder / "b.png").write_bytes((folder / "a.png").read_bytes())
+    (folder / "d.png").write_bytes((folder / "a.png").read_bytes())
+    return folder
+
+
+def _scan_csv(folder_or_files, checkpoint, out, *extra):
+    import csv
+
+    from dgs_desktop.cli import main
+
+    paths = folder_or_files if isinstance(folder_or_files, list) else [folder_or_files]
+    assert main(["scan", *map(str, paths), "--checkpoint", str(checkpoint.directory), "--csv", str(out),
+                 "--no-progress", *extra]) == 0
+    with open(out, newline="", encoding="utf-8") as handle:
+        return {row["path"].rsplit("/", 1)[-1]: row for row in csv.DictReader(handle)}
+
+
+def test_scan_csv_names_the_first_file_with_the_same_content(tiny_checkpoint, tmp_path, monkeypatch):
+    from dgs_desktop.scan import decode
+
+    folder = _copies(tmp_path / "copies")
+    reads = []
+    real_read = decode.read_file
+    monkeypatch.setattr(decode, "read_file", lambda path: reads.append(str(path)) or real_read(path))
+    rows = _scan_csv(folder, tiny_checkpoint, tmp_path / "out.csv")
+    assert sorted(reads) == sorted(str(folder / name) for name in rows)  # each file read once, to score it
+    assert rows["a.png"]["same_content_as"] == rows["c.png"]["same_content_as"] == ""
+    assert rows["b.png"]["same_content_as"] == rows["d.png"]["same_content_as"] == str(folder / "a.png")
+    assert rows["b.png"]["sha256"] == rows["a.png"]["sha256"] != rows["c.png"]["sha256"]
+
+
+def test_resumed_scan_counts_earlier_rows_as_first(tiny_checkpoint, tmp_path):
+    folder = _copies(tmp_path / "copies")
+    out = tmp_path / "out.csv"
+    _scan_csv([folder / "b.png"], tiny_checkpoint, out)  # an earlier run scored only b
+    rows = _scan_csv(folder, tiny_checkpoint, out, "--resume")
+    assert rows["b.png"]["same_content_as"] == ""  # kept as it was
+    assert rows["a.png"]["same_content_as"] == rows["d.png"]["same_content_as"] == str(folder / "b.png")
+
+
+def test_merged_rank_parts_name_copies_scored_on_another_rank(tmp_path):
+    import csv
+
+    from dgs_desktop.record import RunInfo
+    from dgs_desktop.scan.csvio import CsvResultWriter
+    from dgs_desktop.scan.distributed import merge_parts, part_path
+
+    run = RunInfo(checkpoint="ckpt", checkpoint_sha256="ab" * 32, device="cpu", threshold=0.5)
+    out = tmp_path / "out.csv"
+    shares = {0: [("/ev/a.png", "s1"), ("/ev/c.png", "s2")], 1: [("/ev/b.png", "s1"), ("/ev/d.png", "s1")]}
+    for rank, rows in shares.items():
+        writer = CsvResultWriter(part_path(out, rank, 2), run)
+        for path, sha in rows:  # each rank grouped only its own share: d named b
+            writer.write(ScanRecord(path=path, status="ok", sha256=sha, fake_probability=0.25,
+                                    same_content_as="/ev/b.png" if path == "/ev/d.png" else ""))
+        writer.close()
+    merge_parts(out, [part_path(out, rank, 2) for rank in shares], run)
+    with open(out, newline="", encoding="utf-8") as handle:
+        same = {row["path"]: row["same_content_as"] for row in csv.DictReader(handle)}
+    assert same == {"/ev/a.png": "", "/ev/c.png": "", "/ev/b.png": "/ev/a.png", "/ev/d.png": "/ev/a.png"}

@@ -111,3 +111,56 @@ def test_merged_rank_parts_name_copies_scored_on_another_rank(tmp_path):
     with open(out, newline="", encoding="utf-8") as handle:
         same = {row["path"]: row["same_content_as"] for row in csv.DictReader(handle)}
     assert same == {"/ev/a.png": "", "/ev/c.png": "", "/ev/b.png": "/ev/a.png", "/ev/d.png": "/ev/a.png"}
+
+
+# ------------------------------------------------------------------------- the detail loader
+def test_detail_facts_come_from_the_provenance_metadata_reader(tmp_path):
+    """The File tab's key facts are read by the same code as the Provenance tab and the CSV's
+    provenance column (no second EXIF parser), from the bytes already read."""
+    import io
+
+    from PIL import Image
+
+    from dgs_desktop.scan.detail import key_facts
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0131] = "Canon", "Canon EOS R5", "Adobe Photoshop 25.0"
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (120, 80, 40)).save(buffer, format="JPEG", quality=85, exif=exif)
+    facts = dict(key_facts(buffer.getvalue()))
+    assert facts["Camera"] == "Canon EOS R5" and facts["Software"] == "Adobe Photoshop 25.0"
+    assert facts["JPEG quality"] == "about 85 (estimated)"
+    png = io.BytesIO()
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", "a cat, Steps: 20, Sampler: Euler a")
+    Image.new("RGB", (32, 32)).save(png, format="PNG", pnginfo=info)
+    assert dict(key_facts(png.getvalue()))["parameters"].startswith("a cat, Steps: 20")
+    assert key_facts(b"not an image") == []
+
+
+def test_detail_loader_re_cuts_the_scanned_mosaic_and_checks_the_sha256(tmp_path):
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    from dgs_desktop.detector.patches import select_patches
+    from dgs_desktop.scan.detail import CHANGED_WARNING, PREVIEW_MAX_SIDE, load_detail
+
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 256, (120, PREVIEW_MAX_SIDE + 352, 3), dtype=np.uint8)
+    path = tmp_path / "wide.png"
+    Image.fromarray(pixels).save(path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    selection = select_patches(Image.fromarray(pixels))
+    cached = load_detail(str(path), sha, selection.boxes, selection.low_entropy, None, selection)
+    recut = load_detail(str(path), sha, selection.boxes, selection.low_entropy, None, None)  # an older row
+    assert np.array_equal(recut.mosaic, selection.mosaic) and np.array_equal(cached.mosaic, selection.mosaic)
+    assert np.allclose(recut.entropies, selection.entropies, equal_nan=True)  # recomputed from the image
+    assert recut.size == (PREVIEW_MAX_SIDE + 352, 120) and recut.warning == ""
+    assert recut.preview.width == PREVIEW_MAX_SIDE and recut.scale == PREVIEW_MAX_SIDE / recut.size[0]
+    assert recut.full_image.size == recut.size and dict(recut.facts)["Format"] == "PNG, RGB"
+    changed = load_detail(str(path), "0" * 64, selection.boxes, selection.low_entropy, None, None)
+    assert changed.warning == CHANGED_WARNING  # the outlines are the scanned version's

@@ -164,3 +164,58 @@ def test_detail_loader_re_cuts_the_scanned_mosaic_and_checks_the_sha256(tmp_path
     assert recut.full_image.size == recut.size and dict(recut.facts)["Format"] == "PNG, RGB"
     changed = load_detail(str(path), "0" * 64, selection.boxes, selection.low_entropy, None, None)
     assert changed.warning == CHANGED_WARNING  # the outlines are the scanned version's
+
+
+# ------------------------------------------------------------------------- without PySide6
+WITHOUT_QT = r'''
+import contextlib, io, sys
+from pathlib import Path
+
+sys.modules["PySide6"] = sys.modules["shiboken6"] = None  # any import of Qt now fails
+import numpy as np
+from PIL import Image
+
+from dgs_desktop.cli import main
+from dgs_desktop.detector.manifest import model_warning, read_checkpoint
+from dgs_desktop.histogram import threshold_bins
+from dgs_desktop.record import ScanRecord, reliability_warning
+from dgs_desktop.scan.content import ContentGroups
+from dgs_desktop.scan.detail import load_detail
+
+checkpoint, folder = Path(sys.argv[1]), Path(sys.argv[2])
+bins = threshold_bins([0.49, 0.51], 0.5)
+assert (sum(bins.counts[:bins.split]), sum(bins.counts[bins.split:]), bins.edges[bins.split]) == (1, 1, 0.5)
+assert "padded" in reliability_warning(ScanRecord(path="x", status="ok", width=20, height=20))
+assert ContentGroups().note("a", "s") == ""
+folder.mkdir()
+Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(folder / "a.png")
+(folder / "b.png").write_bytes((folder / "a.png").read_bytes())
+assert load_detail(str(folder / "a.png"), "", (), (), None, None).size == (96, 64)
+warning = model_warning(read_checkpoint(checkpoint).manifest)
+assert warning
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    assert main(["scan", str(folder), "--checkpoint", str(checkpoint), "--csv", str(folder / "r.csv"),
+                 "--no-progress"]) == 0
+assert warning in err.getvalue(), err.getvalue()
+assert main(["report", str(folder / "r.csv"), "--html", str(folder / "r.html")]) == 0
+html = (folder / "r.html").read_text(encoding="utf-8")
+front = html.split("<h2>Summary</h2>")[0]
+assert warning.replace("'", "&#x27;") in front, front[:2000]
+assert "PySide6" not in [m.split(".")[0] for m in sys.modules if sys.modules[m] is not None]
+print("ok")
+'''
+
+
+def test_rules_run_without_pyside6(tiny_checkpoint, tmp_path):
+    """The new Qt-free modules import and work with PySide6 unimportable; `scan` prints the
+    model warning on stderr and the report's first page shows it, both from model_warning."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run([sys.executable, "-c", WITHOUT_QT, str(tiny_checkpoint.directory), str(tmp_path / "in")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr

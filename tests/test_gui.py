@@ -120,7 +120,7 @@ def test_scan_matches_cli_and_export_equals_cli_csv(qtbot, make_window, tiny_che
             assert abs(float(text) - float(by_path[path]["fake_probability"])) < 1e-4
 
     exported = tmp_path / "gui.csv"
-    assert window.export_csv(str(exported))
+    assert window.exports.export_csv(str(exported))
     assert exported.read_bytes() == reference.read_bytes()
 
 
@@ -145,7 +145,7 @@ def test_sorting_filters_and_threshold(qtbot, make_window, tiny_checkpoint, mixe
             reasons = row.assessment(middle).reasons
             assert window.proxy.index(r, VERDICT_COL).data() == ("inconclusive" if reasons else two_way)
             assert bool(reasons) == (row.name == "tiny.png")
-    window.threshold_slider.setValue(0)
+    window.threshold_control.slider.setValue(0)
     assert window.threshold == 0.0
     assert window.model.counts()["real"] == 0
     window.threshold_spin.setValue(middle)
@@ -163,7 +163,7 @@ def test_sorting_filters_and_threshold(qtbot, make_window, tiny_checkpoint, mixe
     window.text_filter.setText("")
 
     window.table.selectAll()
-    window.copy_selected_rows()
+    window.exports.copy_selected_rows()
     copied = QApplication.clipboard().text().splitlines()
     assert copied[0].startswith("path\tsha256\tstatus") and len(copied) == 1 + len(window.model.rows)
 
@@ -327,8 +327,8 @@ def thumbnails_done():
 def finish():
     report["rows"] = {row.path: [row.state, window.thumbnails.has(row.path)] for row in window.model.rows}
     window.close()  # unexported results: the window asks first
-    report["asked"] = window.unsaved_box is not None
-    discard = next(b for b in window.unsaved_box.buttons() if b.text().startswith("Discard"))
+    report["asked"] = window.cases.unsaved_box is not None
+    discard = next(b for b in window.cases.unsaved_box.buttons() if b.text().startswith("Discard"))
     discard.click()  # closes the window; nothing may still block on the pipe
     report["closed"] = not window.isVisible()
     app.quit()
@@ -421,7 +421,7 @@ def test_precision_is_chosen_in_the_model_manager_and_recorded(qtbot, make_windo
             timeout=SCAN_TIMEOUT_MS)
         assert window.settings.precision == choice
         out = tmp_path / f"{choice}.csv"
-        assert window.export_csv(str(out))
+        assert window.exports.export_csv(str(out))
         _, rows = read_csv(out)
         assert {row["precision"] for row in rows if row["status"] == "ok"} == {choice}
     dialog.close()

@@ -34,7 +34,7 @@ def test_calibration_sets_the_threshold_and_the_reference_rate(qtbot, tiny_check
     dialog.calibration_chosen.connect(window.set_calibration)
     assert dialog.load(str(path))
     assert window.threshold == calibration.threshold  # every digit, not the spin box's three
-    assert window.run_info().calibration.sha256 == calibration.sha256
+    assert window.exports.run_info().calibration.sha256 == calibration.sha256
     rows = {row.name: row for row in window.model.rows}
     for index, row in enumerate(window.model.rows):
         expected = calibration.reference_fpr(row.probability)

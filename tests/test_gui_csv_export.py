@@ -58,12 +58,12 @@ def test_export_and_copy_use_the_scan_writer(qtbot, window, hostile_folder, tmp_
     with qtbot.waitSignal(window.scan_finished, timeout=TIMEOUT_MS):
         window.add_paths([str(hostile_folder)])
     exported = tmp_path / "export.csv"
-    assert window.export_csv(str(exported))
+    assert window.exports.export_csv(str(exported))
     data = exported.read_bytes()
     check_rows(data.decode("utf-8"), hostile_folder, ",")
 
     window.table.selectAll()
-    window.copy_selected_rows()
+    window.exports.copy_selected_rows()
     check_rows(QApplication.clipboard().text(), hostile_folder, "\t")
 
 
@@ -75,7 +75,7 @@ def test_copy_neutralises_formulas_from_outside(qtbot, window, hostile_folder):
         row = window.proxy.index(proxy_row, 0).data(ROW_ROLE)
         row.result.provenance = "@SUM(1+1)*cmd|' /C calc'!A0"
     window.table.selectAll()
-    window.copy_selected_rows()
+    window.exports.copy_selected_rows()
     rows = list(csv.DictReader(io.StringIO(QApplication.clipboard().text(), newline=""), delimiter="\t"))
     assert len(rows) == 2 and all(row["provenance"] == "'@SUM(1+1)*cmd|' /C calc'!A0" for row in rows)
 
@@ -105,28 +105,28 @@ def test_export_carries_notes_and_tags_and_exports_only_the_chosen_rows(qtbot, w
     with qtbot.waitSignal(window.scan_finished, timeout=TIMEOUT_MS):
         window.add_paths([str(folder)])
     noted = str(folder / "img001.png")
-    window.set_annotation(noted, "seen on a forum", ["forum", "ask source"])
+    window.cases.annotate(noted, "seen on a forum", ["forum", "ask source"])
     everything = tmp_path / "all.csv"
-    assert window.export_csv(str(everything))
+    assert window.exports.export_csv(str(everything))
     rows = {row["path"]: row for row in csv.DictReader(everything.open(encoding="utf-8", newline=""))}
     assert len(rows) == 3 and rows[noted]["analyst_note"] == "seen on a forum"
     assert "forum" in rows[noted]["tags"] and "ask source" in rows[noted]["tags"]
     assert rows[str(folder / "img000.png")]["analyst_note"] == ""
-    assert [scope for scope, _ in window.export_row_choices()] == ["all rows"]  # one row is merely current
+    assert [scope for scope, _ in window.exports.row_choices()] == ["all rows"]  # one row is merely current
     from PySide6.QtCore import QItemSelectionModel
 
     selection = window.table.selectionModel()
     for row in (0, 2):
         selection.select(window.proxy.index(row, 0),
                          QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
-    picked = dict(window.export_row_choices())["the 2 selected rows"]
+    picked = dict(window.exports.row_choices())["the 2 selected rows"]
     assert sorted(row.path for row in picked) == [str(folder / "img000.png"), str(folder / "img002.png")]
     selection.clearSelection()
 
     window.text_filter.setText("img002")
-    scopes = dict(window.export_row_choices())
+    scopes = dict(window.exports.row_choices())
     shown = scopes["the 1 rows the filter shows"]
     narrowed = tmp_path / "shown.csv"
-    assert window.export_csv(str(narrowed), shown, "the 1 rows the filter shows")
+    assert window.exports.export_csv(str(narrowed), shown, "the 1 rows the filter shows")
     assert [row["path"] for row in csv.DictReader(narrowed.open(encoding="utf-8", newline=""))] == \
         [str(folder / "img002.png")]

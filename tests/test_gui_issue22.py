@@ -89,20 +89,20 @@ def test_saves_open_outside_the_evidence_and_ask_before_writing_inside(qtbot, re
     dialog = SaveDialog(monkeypatch, [str(inside), str(outside)])
     asked: list = []
     answer_evidence_box(qtbot, "Choose another place…", asked)
-    assert window.choose_case_save()
+    assert window.cases.choose_save()
     assert Path(dialog.opened_at[0]).parent == cases and cases.is_dir()  # never in the evidence by default
     assert len(asked) == 1 and str(evidence) in asked[0]
     assert outside.is_file() and not inside.exists()
     # The next save opens where the analyst last saved outside the evidence.
     dialog = SaveDialog(monkeypatch, [str(evidence / "out.csv")])
     answer_evidence_box(qtbot, "Cancel", asked)
-    window.choose_export()
+    window.exports.choose_csv()
     assert Path(dialog.opened_at[0]).parent == outside.parent
     assert len(asked) == 2 and not (evidence / "out.csv").exists()  # cancelled: nothing written
     # Writing inside is the analyst's choice, after the warning.
     SaveDialog(monkeypatch, [str(evidence / "out.csv")])
     answer_evidence_box(qtbot, "Write inside the evidence", asked)
-    window.choose_export()
+    window.exports.choose_csv()
     assert len(asked) == 3 and (evidence / "out.csv").is_file()
     assert window.settings.output_folder == str(outside.parent)  # a folder in the evidence is not remembered
 
@@ -113,12 +113,12 @@ def test_a_folder_holding_our_case_report_and_csv_scans_without_them(qtbot, read
     window = ready_window
     evidence = make_images(tmp_path / "evidence", 3)
     scan_paths(qtbot, window, [evidence])
-    window.report_and_provenance.export(str(evidence / "report.html"))
-    window.report_and_provenance.export(str(evidence / "report.pdf"), pdf=True)
+    window.exports.export_report(str(evidence / "report.html"))
+    window.exports.export_report(str(evidence / "report.pdf"), pdf=True)
     qtbot.waitUntil(lambda: (evidence / "report.html").is_file() and (evidence / "report.pdf").is_file()
-                    and not window.report_and_provenance.exporting, timeout=60_000)
-    assert window.export_csv(str(evidence / "results.csv"))
-    assert window.save_case_as(str(evidence / "inquiry.dgscase"))  # open: SQLite may keep a journal beside it
+                    and not window.exports.exporting, timeout=60_000)
+    assert window.exports.export_csv(str(evidence / "results.csv"))
+    assert window.cases.save_as(str(evidence / "inquiry.dgscase"))  # open: SQLite may keep a journal beside it
     (evidence / "inquiry.dgscase-journal").write_bytes(b"")  # what a crash leaves beside a case
     # Files that only share our suffixes are evidence like any other.
     (evidence / "notes.csv").write_text("name,comment\na,b\n")
@@ -153,18 +153,18 @@ def test_a_threshold_that_is_not_the_models_is_marked_with_a_reset(qtbot, tiny_c
     settings.sync()
     window = open_window(qtbot, tiny_checkpoint)
     model_value = tiny_checkpoint.threshold
-    assert window.threshold == pytest.approx(0.385) and window.reference_threshold == (round(model_value, 3), "model")
-    assert window.threshold_note.isVisible() and f"model {model_value:.3f}" in window.threshold_note.text()
-    assert window.threshold_reset.isVisible() and "0.385" in window.last_status  # said, not silent
-    window.threshold_reset.click()
+    assert window.threshold == pytest.approx(0.385) and window.verdict_threshold.reference == (round(model_value, 3), "model")
+    assert window.threshold_control.note.isVisible() and f"model {model_value:.3f}" in window.threshold_control.note.text()
+    assert window.threshold_control.reset.isVisible() and "0.385" in window.last_status  # said, not silent
+    window.threshold_control.reset.click()
     assert window.threshold == pytest.approx(model_value)
-    assert not window.threshold_note.isVisible() and not window.threshold_reset.isVisible()
+    assert not window.threshold_control.note.isVisible() and not window.threshold_control.reset.isVisible()
     assert window.settings.threshold_for(tiny_checkpoint.sha256) is None
     # Any reference with its source (calibration will set one) is compared the same way.
-    window.set_reference_threshold(0.42, "calibration")
-    assert window.threshold_note.isVisible() and window.threshold_note.text() == "≠ calibration 0.420"
+    window.verdict_threshold.set_reference(0.42, "calibration")
+    assert window.threshold_control.note.isVisible() and window.threshold_control.note.text() == "≠ calibration 0.420"
     window.threshold_spin.setValue(0.42)
-    assert not window.threshold_note.isVisible()
+    assert not window.threshold_control.note.isVisible()
 
 
 # ------------------------------------------------------------------ item 5: the detail pane
@@ -289,7 +289,7 @@ def case_of_two_files_and_another_model(qtbot, tiny_checkpoint, tmp_path):
     scan_paths(qtbot, window, [make_images(tmp_path / "ev", 2)])
     window.threshold_spin.setValue(0.385)
     case = tmp_path / "inquiry.dgscase"
-    assert window.save_case_as(str(case))
+    assert window.cases.save_as(str(case))
     return window, case, other
 
 
@@ -361,13 +361,65 @@ def test_exports_are_logged_in_the_case_with_their_rows(qtbot, tiny_checkpoint, 
     window = open_window(qtbot, tiny_checkpoint)
     scan_paths(qtbot, window, [make_images(tmp_path / "ev", 3)])
     case = tmp_path / "inquiry.dgscase"
-    assert window.save_case_as(str(case))
+    assert window.cases.save_as(str(case))
     window.text_filter.setText("img001")
-    scope, rows = window.export_row_choices()[1]
+    scope, rows = window.exports.row_choices()[1]
     out = tmp_path / "out" / "one.csv"
     out.parent.mkdir()
-    assert window.export_csv(str(out), rows, scope)
+    assert window.exports.export_csv(str(out), rows, scope)
     window.cases.close()
     _, audit = read_history(case)
     [entry] = [e for e in audit if e.action == "exported"]
     assert str(out) in entry.detail and "1 row(s)" in entry.detail and "filter" in entry.detail
+
+
+def test_window_report_offers_the_rows_and_carries_the_case_details_history_and_log(qtbot, tiny_checkpoint,
+                                                                                    tmp_path):
+    """File → Export report: the same row choice as the CSV, the case's examiner and case number
+    (set in Case details…), its scoring history and log; the export itself is logged."""
+    from dgs_desktop.case import read_history
+    from dgs_desktop.gui.results_model import ROW_ROLE
+
+    window = open_window(qtbot, tiny_checkpoint)
+    folder = make_images(tmp_path / "ev", 3)
+    scan_paths(qtbot, window, [folder])
+    window.cases.edit_details()  # no case yet: refused with a clear message
+    qtbot.waitUntil(lambda: isinstance(QApplication.activeModalWidget(), QMessageBox), timeout=5_000)
+    assert "No case open" in QApplication.activeModalWidget().windowTitle()
+    QApplication.activeModalWidget().close()
+
+    case = tmp_path / "inquiry.dgscase"
+    assert window.cases.save_as(str(case))
+    window.cases.edit_details()
+    dialog = window.cases.details_dialog
+    dialog.findChild(type(window.text_filter), "examiner").setText("  A. Analyst ")
+    dialog.findChild(type(window.text_filter), "caseNumber").setText("2026-117")
+    dialog.grab().save(str(tmp_path / "details.png"))
+    dialog.accept()
+    assert window.cases.details_dialog is None
+    assert (window.cases.case.info().examiner, window.cases.case.info().case_number) == ("A. Analyst", "2026-117")
+
+    selection = window.table.selectionModel()
+    selection.clearSelection()
+    for name in ("img000.png", "img002.png"):
+        row = next(r for r in range(window.proxy.rowCount()) if window.proxy.index(r, 0).data(ROW_ROLE).name == name)
+        selection.select(window.proxy.index(row, 0),
+                         QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+    choices = dict(window.exports.row_choices())
+    assert list(choices) == ["all rows", "the 2 selected rows"]
+    out = tmp_path / "out" / "two.html"
+    out.parent.mkdir()
+    window.exports.export_report(str(out), rows=choices["the 2 selected rows"], scope="the 2 selected rows")
+    qtbot.waitUntil(lambda: out.exists() and not window.exports.exporting, timeout=60_000)
+    html = out.read_text(encoding="utf-8")
+    assert html.count('<div class="item">') == 2
+    assert "img000.png" in html and "img002.png" in html and "img001.png" not in html
+    first = html.split('<div class="item">')[0]
+    assert "A. Analyst" in first and "2026-117" in first
+    assert "Appendix: scoring history" in html and "Appendix: case log" in html
+    window.cases.close()
+    _, audit = read_history(case)
+    [entry] = [e for e in audit if e.action == "exported"]
+    assert entry.detail.startswith("HTML report written to") and str(out) in entry.detail
+    assert "2 row(s), the 2 selected rows" in entry.detail
+    assert [e.action for e in audit].index("details") < [e.action for e in audit].index("exported")

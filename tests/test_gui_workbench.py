@@ -143,9 +143,9 @@ def test_case_saves_reopens_without_rescanning_and_autosaves(qtbot, tiny_checkpo
     scan_paths(qtbot, window, [mixed])
     window.threshold_spin.setValue(0.55)
     path = tmp_path / "inquiry.dgscase"
-    assert window.unsaved
-    assert window.save_case_as(str(path)) and not window.unsaved
-    window.set_annotation(window.model.rows[1].path, "from the complainant", ["exhibit-1"])
+    assert window.cases.unsaved
+    assert window.cases.save_as(str(path)) and not window.cases.unsaved
+    window.cases.annotate(window.model.rows[1].path, "from the complainant", ["exhibit-1"])
     info, files = read_case(path)
     assert info.threshold == 0.55 and info.checkpoint_sha256 == tiny_checkpoint.sha256
     scored = {row.path: row.probability for row in window.model.rows}
@@ -160,8 +160,8 @@ def test_case_saves_reopens_without_rescanning_and_autosaves(qtbot, tiny_checkpo
     again = open_window(qtbot, tiny_checkpoint)
     started = []
     again.scans.started.connect(started.append)
-    assert again.open_case(str(path))
-    assert again.threshold == 0.55 and not again.unsaved
+    assert again.cases.open(str(path))
+    assert again.threshold == 0.55 and not again.cases.unsaved
     assert {row.path: row.probability for row in again.model.rows} == {f.path: f.fake_probability for f in files}
     assert again.model.rows[1].analyst_note == "from the complainant"
     QApplication.processEvents()
@@ -174,21 +174,21 @@ def test_clear_and_quit_ask_when_results_are_unsaved(qtbot, ready_window, mixed,
     window = ready_window
     scan_paths(qtbot, window, [mixed / "sample00.jpg", mixed / "sample01.png"])
     window.request_clear()
-    box = window.unsaved_box
+    box = window.cases.unsaved_box
     assert box is not None and len(window.model.rows) == 2
     box.button(box.StandardButton.Cancel).click()
-    assert len(window.model.rows) == 2 and window.unsaved_box is None
+    assert len(window.model.rows) == 2 and window.cases.unsaved_box is None
     window.close()  # quitting asks too
-    assert window.isVisible() and window.unsaved_box is not None
-    window.unsaved_box.button(window.unsaved_box.StandardButton.Cancel).click()
+    assert window.isVisible() and window.cases.unsaved_box is not None
+    window.cases.unsaved_box.button(window.cases.unsaved_box.StandardButton.Cancel).click()
     assert window.isVisible()
     window.request_clear()
-    next(b for b in window.unsaved_box.buttons() if b.text().startswith("Discard")).click()
+    next(b for b in window.cases.unsaved_box.buttons() if b.text().startswith("Discard")).click()
     assert window.model.rows == []
     scan_paths(qtbot, window, [mixed / "sample00.jpg"])
-    assert window.export_csv(str(tmp_path / "out.csv")) and not window.unsaved
+    assert window.exports.export_csv(str(tmp_path / "out.csv")) and not window.cases.unsaved
     window.request_clear()  # exported: nothing to lose, no question
-    assert window.unsaved_box is None and window.model.rows == []
+    assert window.cases.unsaved_box is None and window.model.rows == []
 
 
 def test_case_option_on_the_command_line(tmp_path):
@@ -207,7 +207,7 @@ def test_small_screen_keeps_threshold_visible_and_detail_scrolls(qtbot, ready_wi
     scan_paths(qtbot, window, [mixed / "sample00.jpg"])
     qtbot.waitUntil(lambda: window.width() == 1024)
     assert window.minimumSizeHint().width() <= 1024 and window.minimumSizeHint().height() <= 700
-    for widget in (window.threshold_spin, window.threshold_slider):
+    for widget in (window.threshold_spin, window.threshold_control.slider):
         assert widget.isVisible() and not widget.visibleRegion().isEmpty()
         assert not isinstance(widget.parentWidget().parentWidget(), QToolBar)  # never in an overflow menu
     for i in range(window.detail.tabs.count()):
@@ -303,7 +303,7 @@ def test_notes_and_tags_are_saved_into_the_case(qtbot, ready_window, mixed, tmp_
     scan_paths(qtbot, window, [mixed / "sample00.jpg"])
     assert not window.detail.note_edit.isEnabled()  # no case yet: nowhere to keep a note
     path = tmp_path / "notes.dgscase"
-    assert window.save_case_as(str(path))
+    assert window.cases.save_as(str(path))
     _show(qtbot, window, mixed / "sample00.jpg")
     assert window.detail.note_edit.isEnabled()
     window.detail.note_edit.setPlainText("EXIF says edited in an app")
@@ -394,7 +394,7 @@ def test_detail_view_checks_stability_by_itself_and_an_unstable_row_is_inconclus
     assert record.stability_orders == 8
     assert (record.stability_low, record.stability_high) == pytest.approx((stability.low, stability.high), abs=1e-8)
     assert stability.spread > 0  # 8 random orders of a test-tiny mosaic never score all alike
-    window.set_threshold((stability.low + stability.high) / 2, exact=True)
+    window.verdict_threshold.set((stability.low + stability.high) / 2, exact=True)
     assessment = row.assessment(window.threshold)
     assert assessment.verdict == INCONCLUSIVE and any(r.startswith(UNSTABLE) for r in assessment.reasons)
     assert window.model.counts()[INCONCLUSIVE] == 1
@@ -427,7 +427,7 @@ def test_reopened_rows_from_another_model_or_device_are_scored_again(qtbot, tiny
                                                  width=256, height=256, format="JPEG", notes=[], provenance="")],
                                 str(tiny_checkpoint.directory), sha, device)
     with qtbot.waitSignal(window.scan_finished, timeout=60_000):
-        assert window.open_case(str(path))
+        assert window.cases.open(str(path))
     rows = {row.path: row for row in window.model.rows}
     assert rows[same].probability == 0.123456  # scored by this model on this device: kept
     for rescored in (other_device, other_model):  # never mixed into the table or an export

@@ -349,18 +349,18 @@ def test_report_from_window_results_with_analyst_notes(tmp_path):
     path.write_bytes(encoded(picture(seed=50), "PNG"))
     decoded = decode_image(path)
     results = [ScanRecord(path=str(path), status="ok", sha256=decoded.sha256, fake_probability=0.73,
-                          width=decoded.width, height=decoded.height, format="PNG", provenance="no metadata"),
+                          width=decoded.width, height=decoded.height, format="PNG", provenance="no metadata",
+                          analyst_note="Seen on <b>forum</b>\nsecond line", tags=["forum", "urgent"]),
                ScanRecord(path=str(tmp_path / "b.png"), status="error", error="file not found")]
     run = RunInfo(checkpoint="hf:lab/model@v1", checkpoint_sha256="ab" * 32, device="cuda:0 (H200)",
                   threshold=0.6, precision="bf16")
-    source = source_from_results(results, run, notes={str(path): "Seen on <b>forum</b>\nsecond line"},
-                                 case_name="Case 42")
+    source = source_from_results(results, run, case_name="Case 42")
     html = build_html(source, find_model(source.run))
     first = html.split('<div class="item">')[0]
     assert "Case</td><td>Case 42" in first and "bf16" in first and "cuda:0 (H200)" in first
     assert "the model came from the hub; pass --checkpoint DIR" in first
     section = html.split('<div class="item">')[1]
-    assert "Analyst&#x27;s note</td><td>Seen on &lt;b&gt;forum&lt;/b&gt;<br>second line" in section
+    assert "Analyst&#x27;s note</td><td>Seen on &lt;b&gt;forum&lt;/b&gt;<br>second line<br>Tags: forum, urgent" in section
     assert "<td>0.7300</td>" in section and '<span class="fake">fake</span>' in section
     assert "Threshold</td><td>0.6 (" in section
     assert "no verdict (error)" in html.split('<div class="item">')[2]
@@ -418,8 +418,8 @@ def test_window_provenance_tab_column_and_export_report(qtbot, tiny_checkpoint, 
     qtbot.waitUntil(lambda: window.controller.state == READY, timeout=60000)
     with qtbot.waitSignal(window.scan_finished, timeout=60000):
         window.add_paths([str(folder)])
-    attached = window.report_and_provenance
-    assert attached.action.isEnabled()
+    attached = window.provenance
+    assert window.export_report_action.isEnabled()
 
     # The table's provenance column: the same line as the CSV.
     from dgs_desktop.provenance.summary import analyze
@@ -430,7 +430,7 @@ def test_window_provenance_tab_column_and_export_report(qtbot, tiny_checkpoint, 
         assert cell == analyze(cases[name][0]).summary
 
     # The provenance tab follows the selected row.
-    attached.show_panel()
+    attached.show()
     proxy_row = next(r for r in range(window.proxy.rowCount())
                      if window.proxy.index(r, 0).data(ROW_ROLE).name == "c2pa_ai.jpg")
     with qtbot.waitSignal(attached.panel.shown, timeout=20000):
@@ -441,12 +441,13 @@ def test_window_provenance_tab_column_and_export_report(qtbot, tiny_checkpoint, 
 
     # File → Export report, HTML then PDF, in the background.
     html_path = tmp_path / "window-report.html"
-    attached.export(str(html_path))
-    qtbot.waitUntil(lambda: attached.action.isEnabled() and html_path.exists(), timeout=60000)
+    window.exports.export_report(str(html_path))
+    qtbot.waitUntil(lambda: window.export_report_action.isEnabled() and html_path.exists(), timeout=60000)
     html = html_path.read_text(encoding="utf-8")
     assert html.count('<div class="item">') == len(cases)
     assert "From window session" in html and tiny_checkpoint.sha256 in html
     assert window.export_report_action in window.menus[0].actions()  # File menu
-    attached.export(str(tmp_path / "window-report"), pdf=True)
-    qtbot.waitUntil(lambda: (tmp_path / "window-report.pdf").exists() and attached.action.isEnabled(), timeout=60000)
+    window.exports.export_report(str(tmp_path / "window-report"), pdf=True)
+    qtbot.waitUntil(lambda: (tmp_path / "window-report.pdf").exists() and window.export_report_action.isEnabled(),
+                    timeout=60000)
     assert is_our_report(tmp_path / "window-report.pdf")

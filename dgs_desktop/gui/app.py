@@ -68,8 +68,8 @@ def run_app(paths: list[str] | None = None, checkpoint: str | None = None, devic
         window.controller.start()
         if case:
             # A case reloads the model that made its scores; --checkpoint, when given, wins.
-            opened = window.open_case(case, create=True)
-            if checkpoint or (spec and not (opened and window.case.info().checkpoint)):
+            opened = window.cases.open(case, create=True)
+            if checkpoint or (spec and not (opened and window.cases.case.info().checkpoint)):
                 window.load_model(spec, settings.device)
         elif spec:
             window.load_model(spec, settings.device)

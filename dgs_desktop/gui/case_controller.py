@@ -4,17 +4,26 @@ While a case is open every added file, every scan result (with its patch boxes, 
 evidence can be shown again without a rescan), the threshold, the model and the analyst's
 notes go into it as they happen, and the case's log gets each action: a scan when it ends
 (how many files, which model), a threshold once it has settled, exports. Without a case,
-results count as unsaved until exported.
+results count as unsaved until exported, and nothing that would lose them (clear, open
+another case, quit) happens without asking first.
+
+The controller listens to the scan and the threshold itself; the window only connects it.
 """
 
 from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLineEdit, QMessageBox
 
+from ..case import CASE_SUFFIX
 from ..record import ScanRecord, reliability_warning
-from .results_model import QUEUED, ResultRow, ResultsModel
+from .dialogs import show_error
+from .output_place import choose_output_path, output_folder
+from .results_model import QUEUED, ResultRow
+
+CASE_FILTER = f"DGS Desktop cases (*{CASE_SUFFIX});;All files (*)"
 
 
 def row_from_case_file(stored: ScanRecord) -> ResultRow:
@@ -41,9 +50,12 @@ THRESHOLD_SETTLE_MS = 1500  # a threshold is logged once it has stayed put this 
 class CaseController(QObject):
     changed = Signal()  # a case was opened or closed, or `unsaved` changed
 
-    def __init__(self, model: ResultsModel, parent=None):
-        super().__init__(parent)
-        self.model = model
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.model = window.model
+        self.unsaved_box: QMessageBox | None = None  # the open "Results not saved" question
+        self.details_dialog: QDialog | None = None  # the open "Case details" dialog
         self.case = None  # dgs_desktop.case.Case while one is open
         self.unsaved = False  # results that are neither in a case nor exported
         self.calibration_sha256 = ""  # of the calibration whose threshold judges new scores
@@ -53,6 +65,10 @@ class CaseController(QObject):
                                        timeout=self.flush_threshold)
         self._scan_counts = {"ok": 0, "error": 0}
         self._scan_model = ("", "", "")  # spec, sha256, device of the scan being counted
+        window.scans.results.connect(lambda results: self.results_scanned(results, window.controller.session))
+        window.scans.cancelled.connect(lambda *_: self.scan_ended(cancelled=True))
+        window.scans.stopped.connect(self.scan_ended)
+        window.verdict_threshold.changed.connect(self.threshold_changed)
 
     @property
     def name(self) -> str:
@@ -63,8 +79,130 @@ class CaseController(QObject):
             self.unsaved = unsaved
             self.changed.emit()
 
+    # ------------------------------------------------------- the analyst's save, open, details
+    def ask_unsaved(self, what: str, proceed) -> None:
+        """Runs `proceed` at once when nothing would be lost; else asks first (without blocking)."""
+        if not self.unsaved:
+            proceed()
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Results not saved",
+                          f"{len(self.model.scanned_results())} scanned result(s) are not in a case file and "
+                          f"were not exported. {what.capitalize()} anyway?", QMessageBox.StandardButton.NoButton,
+                          self.window)
+        save = box.addButton("Save as case…", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton(f"Discard and {what}", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(save)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(*_):
+            clicked = box.clickedButton()
+            self.unsaved_box = None
+            if clicked is discard or (clicked is save and self.choose_save()):
+                proceed()
+
+        box.finished.connect(answered)
+        self.unsaved_box = box
+        box.open()
+
+    def choose_save(self) -> bool:
+        path, _ = choose_output_path(self.window, "Save as case", "case" + CASE_SUFFIX, CASE_FILTER,
+                                     options=QFileDialog.Option.DontConfirmOverwrite)
+        if not path:
+            return False
+        return self.save_as(path if os.path.splitext(path)[1] else path + CASE_SUFFIX)
+
+    def save_as(self, path: str) -> bool:
+        """Writes the list and every result into a new case file and keeps saving into it."""
+        from ..case import CaseError
+
+        window = self.window
+        try:
+            self._write_new(path, window.threshold, window.controller.session)
+        except CaseError as exc:
+            show_error(window, "Case not saved", str(exc))
+            return False
+        window.detail.set_annotations_enabled(True)
+        window.show_status(f"Case saved to {path}; it is saved automatically from now on.")
+        return True
+
+    def choose_open(self) -> None:
+        window = self.window
+        path, _ = QFileDialog.getOpenFileName(window, "Open case",
+                                              output_folder(window.settings, window.evidence_folders()), CASE_FILTER)
+        if path:
+            self.ask_unsaved("open another case", lambda: self.open(path))
+
+    def open(self, path: str, create: bool = False) -> bool:
+        """Shows a case's files and results (replacing the list); new files go into it; the
+        model that made its scores is loaded (rows it scored stay as they are)."""
+        from ..case import CaseError, read_case
+
+        window = self.window
+        if os.path.exists(path) or not create:
+            try:
+                read_case(path)  # a file that is not a case is refused before the list is cleared
+            except CaseError as exc:
+                show_error(window, "Case not opened", str(exc))
+                return False
+        window.clear_results()
+        try:
+            info, rows = self._open_file(path, create)
+        except CaseError as exc:
+            show_error(window, "Case not opened", str(exc))
+            return False
+        self.model.restore_rows(rows)
+        window.detail.set_annotations_enabled(True)
+        window.verdict_threshold.set(info.threshold)
+        session = window.controller.session
+        if info.checkpoint and (session is None or session.checkpoint.sha256 != info.checkpoint_sha256):
+            window.load_model(info.checkpoint)
+        elif session is not None:
+            window.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on, session.spec)
+        if rows and window.table.currentIndex().row() < 0:
+            window.table.selectRow(0)
+        window.show_status(f"Opened case {path}: {len(rows)} file(s).")
+        return True
+
+    def edit_details(self) -> None:
+        """Asks (without blocking) for the examiner and the case number, printed at the top of
+        the case's reports."""
+        if self.case is None:
+            show_error(self.window, "No case open", "Save the results as a case (or open one) to give it an "
+                       "examiner and a case number.")
+            return
+        info = self.case.info()
+        dialog = QDialog(self.window)
+        dialog.setWindowTitle(f"Case details — {self.name}")
+        dialog.setMinimumWidth(420)
+        examiner, number = QLineEdit(info.examiner), QLineEdit(info.case_number)
+        examiner.setObjectName("examiner")
+        number.setObjectName("caseNumber")
+        form = QFormLayout(dialog)
+        form.addRow("&Examiner:", examiner)
+        form.addRow("Case &number:", number)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        form.addRow(buttons)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(result: int) -> None:
+            self.details_dialog = None
+            if result == QDialog.DialogCode.Accepted:
+                self.set_details(examiner.text(), number.text())
+
+        dialog.finished.connect(answered)
+        self.details_dialog = dialog
+        dialog.open()
+
+    def set_details(self, examiner: str, case_number: str) -> None:
+        if self.case is not None:
+            self.flush_threshold()  # the log keeps the order things happened in
+            self.case.set_details(examiner, case_number)
+
     # ------------------------------------------------------------------ open, save, close
-    def save_as(self, path: str, threshold: float, session) -> None:
+    def _write_new(self, path: str, threshold: float, session) -> None:
         """Writes every row into a new case file and saves into it from now on (CaseError if not)."""
         from ..case import Case
 
@@ -87,7 +225,7 @@ class CaseController(QObject):
             case.log("saved", f"{len(stored)} result(s) scored in this window saved into the case")
         self.changed.emit()
 
-    def open(self, path: str, create: bool = False):
+    def _open_file(self, path: str, create: bool = False):
         """Opens (or creates) a case; returns its CaseInfo and rows. Raises CaseError."""
         from .. import __version__
         from ..case import Case

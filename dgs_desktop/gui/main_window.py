@@ -15,9 +15,7 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, QRect, QSize, Qt, Q
 from PySide6.QtGui import QGuiApplication, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -26,26 +24,24 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
-    QSlider,
     QSplitter,
     QTableView,
     QToolBar,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from ..case import CASE_SUFFIX
 from ..scan.discover import IMAGE_SUFFIXES
-from ..verdict import DEFAULT_THRESHOLD, RULE_TEXT
+from ..verdict import RULE_TEXT
 from . import help_dialogs
 from .case_controller import CaseController
 from .detail_pane import DetailPane
 from .dialogs import show_error
+from .export_controller import ExportController
 from .histogram import ProbabilityHistogram
 from .model_banner import ModelBanner
 from .model_controller import READY, ModelController, model_warning
-from .output_place import choose_output_path, output_folder
+from .provenance_tab import ProvenanceTab
 from .results_model import (
     NAME_COL,
     NOT_SCANNED,
@@ -62,17 +58,16 @@ from .results_model import (
 )
 from .scan_controller import ScanController
 from .settings import AppSettings
+from .threshold import Threshold, ThresholdControl
 from .thumbnails import THUMBNAIL_SIZE, ThumbnailProvider
-from .window_actions import build_actions, build_menus, toolbar_actions
+from .window_actions import build_actions, build_menus, connect_actions, toolbar_actions
 from .workers import Task, discover_files, start_task
 
 log = logging.getLogger(__name__)
 
 IMAGE_FILTER = f"Images ({' '.join('*' + s for s in sorted(IMAGE_SUFFIXES))});;All files (*)"
-CASE_FILTER = f"DGS Desktop cases (*{CASE_SUFFIX});;All files (*)"
 SHUTDOWN_WAIT_MS = 3000
 DEFAULT_SIZE = QSize(1280, 800)
-THRESHOLD_STEP = 0.0005  # the control shows 3 decimals: closer than this is the same threshold
 
 
 def fit_to_screen(frame: QRect, available: QRect) -> QRect:
@@ -111,7 +106,6 @@ class ResultsView(QTableView):
 class MainWindow(QMainWindow):
     scan_finished = Signal(bool)  # cancelled; emitted when no scan runs and nothing waits
     files_added = Signal(int)  # number of new rows, after every add (0 when all were listed)
-    case_changed = Signal(str)  # path of the open case, "" when none
 
     def __init__(self, settings: AppSettings | None = None, controller: ModelController | None = None):
         super().__init__()
@@ -122,34 +116,31 @@ class MainWindow(QMainWindow):
         self._model_dialog = None
         self._closing = False
         self.last_status = ""
-        self._threshold_why = ""  # why the next threshold change happens, for the case's log
-        # What the threshold is compared with (its value and where it comes from: "default",
-        # "model"; calibration adds its own): the control says when the active one differs.
-        self.reference_threshold: tuple[float, str] = (DEFAULT_THRESHOLD, "default")
+        self.verdict_threshold = Threshold(self)
         self._fitted_to_screen = False
         self.scanned_folders: set[str] = set()  # the folders the analyst added (the evidence)
         self.stabilities: dict = {}  # path -> Stability of this session's checks
         self._stability_pending: set[str] = set()
-        self.unsaved_box: QMessageBox | None = None
         self.about_box: QMessageBox | None = None
         self.shortcuts_box: QMessageBox | None = None
         self.rescore_box: QMessageBox | None = None
 
         self.thumbnails = ThumbnailProvider(THUMBNAIL_SIZE, parent=self)
         self.model = ResultsModel(self.thumbnails, self)
+        self.verdict_threshold.changed.connect(self._threshold_changed)
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
         self.scans = ScanController(self.model, self)
-        self.cases = CaseController(self.model, self)
+        self.cases = CaseController(self)
         self.cases.changed.connect(self._update_title)
         build_actions(self)
         for action in (self.cancel_action, self.resume_action, self.stability_action):
             action.setEnabled(False)  # until there is a scan to cancel, a file left, a scored row
         self._build_ui()
         build_menus(self)
-        from .report_action import attach
-
-        attach(self)  # metadata & provenance tab, File → Export report
+        self.exports = ExportController(self)
+        self.provenance = ProvenanceTab(self)
+        connect_actions(self, self._action_triggers())
         self._summary_timer = QTimer(self, singleShot=True, interval=150, timeout=self._refresh_summary)
         self.model.dataChanged.connect(self._schedule_summary)
         self.model.dataChanged.connect(self._rows_changed)
@@ -157,7 +148,6 @@ class MainWindow(QMainWindow):
         self.model.modelReset.connect(self._schedule_summary)
 
         self.scans.started.connect(self._scan_started)
-        self.scans.results.connect(self._scan_results)
         self.scans.progress.connect(self._scan_progress)
         self.scans.failed.connect(lambda message: show_error(self, "Scan stopped", f"The scan stopped: {message}"))
         self.scans.cancelled.connect(self._scan_cancelled)
@@ -173,6 +163,24 @@ class MainWindow(QMainWindow):
         self._refresh_summary()
 
     # ---------------------------------------------------------------------------------- UI
+    def _action_triggers(self) -> dict:
+        """What each action of window_actions does."""
+        view = self.detail.image_view
+        return {
+            "add_files_action": self.choose_files, "add_folder_action": self.choose_folder,
+            "cancel_action": self.cancel_scan, "resume_action": self.scan_remaining,
+            "save_case_action": self.cases.choose_save, "open_case_action": self.cases.choose_open,
+            "case_details_action": self.cases.edit_details,
+            "export_action": self.exports.choose_csv, "export_report_action": self.exports.choose_report,
+            "copy_action": self.exports.copy_selected_rows, "clear_action": self.request_clear, "quit_action": self.close,
+            "model_action": self.open_model_manager, "load_folder_action": self.choose_checkpoint_folder,
+            "calibration_action": self.open_calibration, "stability_action": self.check_stability,
+            "zoom_in_action": view.zoom_in, "zoom_out_action": view.zoom_out, "fit_action": view.fit,
+            "actual_size_action": view.actual_size, "focus_table_action": self.table.setFocus,
+            "focus_filter_action": self.text_filter.setFocus, "focus_threshold_action": self.threshold_spin.setFocus,
+            "shortcuts_action": self.show_shortcuts, "about_action": self.show_about,
+        }
+
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         recent = self.settings.recent_models
@@ -215,7 +223,9 @@ class MainWindow(QMainWindow):
         filters.addWidget(QLabel("Show:"))
         filters.addWidget(self.verdict_filter)
         filters.addWidget(self.text_filter, 1)
-        filters.addWidget(self._build_threshold_control())  # beside the table: never in an overflow menu
+        self.threshold_control = ThresholdControl(self.verdict_threshold)
+        self.threshold_spin = self.threshold_control.spin  # Ctrl+H's target
+        filters.addWidget(self.threshold_control)  # beside the table: never in an overflow menu
 
         self.table = ResultsView()
         self.table.setModel(self.proxy)
@@ -255,7 +265,7 @@ class MainWindow(QMainWindow):
 
         self.detail = DetailPane()
         self.detail.stability_requested.connect(lambda path: self.check_stability())
-        self.detail.annotation_changed.connect(self.set_annotation)
+        self.detail.annotation_changed.connect(lambda path, note, tags: self.cases.annotate(path, note, tags))
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.detail)
@@ -284,68 +294,6 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.progress_label, 1)
         self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.model_label)
-
-    def _build_threshold_control(self) -> QWidget:
-        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
-        self.threshold_slider.setRange(0, 1000)
-        self.threshold_slider.setMinimumWidth(70)
-        self.threshold_slider.setMaximumWidth(140)
-        self.threshold_spin = QDoubleSpinBox()
-        self.threshold_spin.setRange(0.0, 1.0)
-        self.threshold_spin.setDecimals(3)
-        self.threshold_spin.setSingleStep(0.01)
-        tip = f"An image is called fake when P(fake) is above this threshold ({RULE_TEXT}). Verdicts update at once."
-        for widget in (self.threshold_slider, self.threshold_spin):
-            widget.setToolTip(tip)
-        self.threshold_slider.valueChanged.connect(lambda value: self.threshold_spin.setValue(value / 1000))
-        self.threshold_spin.valueChanged.connect(self.set_threshold)
-        box = QWidget()
-        box.setObjectName("thresholdControl")
-        layout = QHBoxLayout(box)
-        layout.setContentsMargins(8, 0, 0, 0)
-        label = QLabel("&Threshold:")
-        label.setBuddy(self.threshold_spin)
-        layout.addWidget(label)
-        layout.addWidget(self.threshold_slider)
-        layout.addWidget(self.threshold_spin)
-        self.threshold_note = QLabel()  # shown only while the threshold is not the reference's
-        self.threshold_note.setObjectName("thresholdNote")
-        self.threshold_note.setStyleSheet("color: #bf360c; font-weight: bold")
-        self.threshold_reset = QToolButton()
-        self.threshold_reset.setObjectName("thresholdReset")
-        self.threshold_reset.clicked.connect(self.reset_threshold)
-        layout.addWidget(self.threshold_note)
-        layout.addWidget(self.threshold_reset)
-        for widget, value in ((self.threshold_spin, DEFAULT_THRESHOLD), (self.threshold_slider, round(DEFAULT_THRESHOLD * 1000))):
-            widget.blockSignals(True)
-            widget.setValue(value)
-            widget.blockSignals(False)
-        self._show_threshold_note()
-        return box
-
-    def set_reference_threshold(self, value: float, source: str) -> None:
-        """What the active threshold is measured against, e.g. (0.5, "model")."""
-        self.reference_threshold = (round(float(value), 3), source)
-        self._show_threshold_note()
-
-    @property
-    def threshold_differs(self) -> bool:
-        return abs(self.threshold_spin.value() - self.reference_threshold[0]) > THRESHOLD_STEP
-
-    def reset_threshold(self) -> None:
-        self.set_threshold(self.reference_threshold[0], why=f"reset to the {self.reference_threshold[1]}'s value")
-
-    def _show_threshold_note(self) -> None:
-        value, source = self.reference_threshold
-        differs = self.threshold_differs
-        self.threshold_note.setText(f"≠ {source} {value:.3f}" if differs else "")
-        self.threshold_note.setToolTip(
-            f"The active threshold {self.threshold_spin.value():.3f} is not the {source}'s own value {value:.3f}: "
-            f"verdicts differ from a scan with the {source}'s threshold." if differs else "")
-        self.threshold_reset.setText("Reset")
-        self.threshold_reset.setToolTip(f"Set the threshold back to the {source}'s value {value:.3f}")
-        self.threshold_note.setVisible(differs)
-        self.threshold_reset.setVisible(differs)
 
     def _update_title(self) -> None:
         case = f" — case {self.cases.name}" if self.cases.case is not None else ""
@@ -384,9 +332,9 @@ class MainWindow(QMainWindow):
             self.fit_screen()
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        if not self._closing and self.unsaved:
+        if not self._closing and self.cases.unsaved:
             event.ignore()
-            self.ask_unsaved("quit", self._confirmed_close)
+            self.cases.ask_unsaved("quit", self._confirmed_close)
             return
         self.settings.set_geometry("main", self.saveGeometry())
         self.settings.set_geometry("splitter", self.splitter.saveState())
@@ -412,38 +360,21 @@ class MainWindow(QMainWindow):
         return idle
 
     # ------------------------------------------------------------------------ threshold
-    def set_threshold(self, threshold: float, exact: bool = False, why: str = "") -> None:
-        """`exact`: a calibrated threshold keeps every digit (the spin box shows it rounded);
-        `why` goes into the case's log with it (the analyst's own changes have none)."""
-        threshold = float(threshold) if exact else round(float(threshold), 3)
-        if exact:
-            self.threshold_spin.blockSignals(True)
-            self.threshold_spin.setValue(threshold)
-            self.threshold_spin.blockSignals(False)
-        elif abs(self.threshold_spin.value() - threshold) > 1e-9:
-            self._threshold_why = why
-            self.threshold_spin.setValue(threshold)  # re-enters through valueChanged
-            return
-        why, self._threshold_why = why or self._threshold_why, ""
-        self.threshold_slider.blockSignals(True)
-        self.threshold_slider.setValue(round(threshold * 1000))
-        self.threshold_slider.blockSignals(False)
+    def _threshold_changed(self, threshold: float, why: str) -> None:
         self.model.set_threshold(threshold)
         self.histogram.set_threshold(threshold)
         self.detail.refresh_verdict(self.shown_row(), threshold)
         session = self.controller.session
-        if session is not None:
+        if session is not None:  # remembered per model, unless it is the model's own
             default = session.checkpoint.threshold
             self.settings.set_threshold_for(session.checkpoint.sha256,
                                             None if abs(threshold - default) < 1e-9 else threshold)
-        self.cases.threshold_changed(threshold, why)
-        self._show_threshold_note()
         self._show_stability()
         self._schedule_summary()
 
     @property
     def threshold(self) -> float:
-        return self.model.threshold
+        return self.verdict_threshold.value
 
     # ------------------------------------------------------------------------ model state
     def _model_state_changed(self, state: str, message: str) -> None:
@@ -463,7 +394,7 @@ class MainWindow(QMainWindow):
         if self.model.calibration is not None and self.model.calibration.checkpoint_sha256 != session.checkpoint.sha256:
             self.model.set_calibration(None)  # a calibration belongs to the model it was made with
             self.cases.calibration_sha256 = ""
-            self._status("Calibration cleared: it was made with another model.")
+            self.show_status("Calibration cleared: it was made with another model.")
         scored_by_others = [row for row in self.model.rows
                             if row.result is not None and row.checkpoint_sha256 != session.checkpoint.sha256]
         if self.cases.case is not None and scored_by_others:
@@ -496,7 +427,7 @@ class MainWindow(QMainWindow):
             elif info.checkpoint:  # back to the model that made the stored scores
                 self.cases.log("kept scores", f"kept the stored scores of {info.checkpoint} instead of re-scoring "
                                f"with {session.spec}")
-                self._status(f"Kept the stored scores; loading their model {info.checkpoint} again.")
+                self.show_status(f"Kept the stored scores; loading their model {info.checkpoint} again.")
                 self.load_model(info.checkpoint)
 
         box.finished.connect(answered)
@@ -506,15 +437,15 @@ class MainWindow(QMainWindow):
     def _use_session(self, session) -> None:
         case_threshold = self.cases.model_changed(session)
         stored = self.settings.threshold_for(session.checkpoint.sha256)
-        self.set_reference_threshold(session.checkpoint.threshold, "model")
-        self.set_threshold(case_threshold if case_threshold is not None
-                           else session.checkpoint.threshold if stored is None else stored,
-                           why="the case's value for this model" if case_threshold is not None
-                           else "the model's value" if stored is None else "your saved value for this model")
-        if self.threshold_differs:  # never silently: say where the threshold came from
+        self.verdict_threshold.set_reference(session.checkpoint.threshold, "model")
+        self.verdict_threshold.set(case_threshold if case_threshold is not None
+                                   else session.checkpoint.threshold if stored is None else stored,
+                                   why="the case's value for this model" if case_threshold is not None
+                                   else "the model's value" if stored is None else "your saved value for this model")
+        if self.verdict_threshold.differs:  # never silently: say where the threshold came from
             origin = "the case's" if case_threshold is not None else "your saved"
-            self._status(f"Threshold {self.threshold:.3f} is {origin} value for this model; the model's own is "
-                         f"{session.checkpoint.threshold:.3f} (Reset beside the threshold).")
+            self.show_status(f"Threshold {self.threshold:.3f} is {origin} value for this model; the model's own is "
+                             f"{session.checkpoint.threshold:.3f} (Reset beside the threshold).")
         # Rows another model scored are scanned again so the table and exports never mix models.
         self.model.selections.clear()
         self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on, session.spec)
@@ -555,15 +486,15 @@ class MainWindow(QMainWindow):
         if calibration is not None:
             self.cases.log("calibration", f"calibration sha256 {calibration.sha256} loaded: {calibration.summary()}",
                            calibration_sha256=calibration.sha256)
-            self.set_reference_threshold(calibration.threshold, "calibration")
-            self.set_threshold(calibration.threshold, exact=True, why="the calibration's")
+            self.verdict_threshold.set_reference(calibration.threshold, "calibration")
+            self.verdict_threshold.set(calibration.threshold, exact=True, why="the calibration's")
             warning = calibration.warning()
-            self._status(f"Calibration loaded: {calibration.summary()}" + (f" ⚠ {warning}" if warning else ""))
+            self.show_status(f"Calibration loaded: {calibration.summary()}" + (f" ⚠ {warning}" if warning else ""))
         elif session is not None:
             self.cases.log("calibration", "calibration cleared")
-            self.set_reference_threshold(session.checkpoint.threshold, "model")
-            self.set_threshold(session.checkpoint.threshold, why="the model's value (calibration cleared)")
-            self._status("Calibration cleared: the model's threshold applies.")
+            self.verdict_threshold.set_reference(session.checkpoint.threshold, "model")
+            self.verdict_threshold.set(session.checkpoint.threshold, why="the model's value (calibration cleared)")
+            self.show_status("Calibration cleared: the model's threshold applies.")
         if getattr(self, "_calibration_dialog", None) is not None:
             self._calibration_dialog.refresh()
 
@@ -624,7 +555,7 @@ class MainWindow(QMainWindow):
         new = self.model.add_files(files)
         skipped = len(files) - len(new)
         note = f" ({skipped} already listed)" if skipped else ""
-        self._status(f"Added {len(new)} file(s){note}.")
+        self.show_status(f"Added {len(new)} file(s){note}.")
         self.cases.files_added(new)
         if new and self.table.currentIndex().row() < 0:
             self.table.selectRow(0)
@@ -644,9 +575,6 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(True)
         self.resume_action.setEnabled(False)
 
-    def _scan_results(self, results: list) -> None:
-        self.cases.results_scanned(results, self.controller.session)
-
     def _scan_progress(self, status) -> None:
         self.progress.setValue(status.done)
         failed = f" · {status.failed} failed" if status.failed else ""
@@ -654,17 +582,15 @@ class MainWindow(QMainWindow):
                                     f"{format_eta(status.eta_s)}{failed}")
 
     def _scan_cancelled(self, done: int, total: int, left: int) -> None:
-        self.cases.scan_ended(cancelled=True)
         self.progress.setVisible(False)
         self.cancel_action.setEnabled(False)
-        self._status(f"Cancelled: {done} of {total} scanned; {left} not scanned (Scan remaining: Ctrl+R).")
+        self.show_status(f"Cancelled: {done} of {total} scanned; {left} not scanned (Scan remaining: Ctrl+R).")
 
     def _scan_stopped(self, cancelled: bool) -> None:
-        self.cases.scan_ended(cancelled)
         self.progress.setVisible(False)
         self.cancel_action.setEnabled(False)
         # Counts are in the status bar's right corner, where they follow the threshold.
-        self._status(f"Scan finished: {len(self.model.rows)} file(s) listed.")
+        self.show_status(f"Scan finished: {len(self.model.rows)} file(s) listed.")
 
     def _scans_idle(self, cancelled: bool) -> None:
         self.resume_action.setEnabled(bool(self.model.paths_in_state(NOT_SCANNED)))
@@ -678,52 +604,14 @@ class MainWindow(QMainWindow):
         self.resume_action.setEnabled(False)
         self.scans.scan_remaining()
 
-    # ------------------------------------------------------------------- clear and cases
-    @property
-    def case(self):
-        """The open `dgs_desktop.case.Case`, or None."""
-        return self.cases.case
-
-    @property
-    def unsaved(self) -> bool:
-        return self.cases.unsaved
-
-    def ask_unsaved(self, what: str, proceed) -> None:
-        """Runs `proceed` at once when nothing would be lost; else asks first (without blocking)."""
-        if not self.unsaved:
-            proceed()
-            return
-        box = QMessageBox(QMessageBox.Icon.Question, "Results not saved",
-                          f"{len(self.model.scanned_results())} scanned result(s) are not in a case file and "
-                          f"were not exported. {what.capitalize()} anyway?", QMessageBox.StandardButton.NoButton, self)
-        save = box.addButton("Save as case…", QMessageBox.ButtonRole.AcceptRole)
-        discard = box.addButton(f"Discard and {what}", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(save)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-
-        def answered(*_):
-            clicked = box.clickedButton()
-            self.unsaved_box = None
-            if clicked is discard:
-                proceed()
-            elif clicked is save and self.choose_case_save():
-                proceed()
-
-        box.finished.connect(answered)
-        self.unsaved_box = box
-        box.open()
-
+    # ------------------------------------------------------------------- clear
     def request_clear(self) -> None:
-        self.ask_unsaved("clear", self.clear_results)
+        self.cases.ask_unsaved("clear", self.clear_results)
 
     def clear_results(self) -> None:
         """Empties the list; an open case is closed with everything in it kept."""
         self.scans.cancel()
-        had_case = self.cases.case is not None
         self.cases.close()
-        if had_case:
-            self.case_changed.emit("")
         self.model.clear()
         self.scanned_folders.clear()
         self.thumbnails.clear()
@@ -735,143 +623,6 @@ class MainWindow(QMainWindow):
         """Every scanned folder: those added and those holding a listed file. Save dialogs
         open outside them and warn before writing inside (output_place)."""
         return self.scanned_folders | {row.folder for row in self.model.rows}
-
-    def choose_case_save(self) -> bool:
-        path, _ = choose_output_path(self, "Save as case", "case" + CASE_SUFFIX, CASE_FILTER,
-                                     options=QFileDialog.Option.DontConfirmOverwrite)
-        if not path:
-            return False
-        if not os.path.splitext(path)[1]:
-            path += CASE_SUFFIX
-        return self.save_case_as(path)
-
-    def save_case_as(self, path: str) -> bool:
-        """Writes the list and every result into a new case file and keeps saving into it."""
-        from ..case import CaseError
-
-        try:
-            self.cases.save_as(path, self.threshold, self.controller.session)
-        except CaseError as exc:
-            show_error(self, "Case not saved", str(exc))
-            return False
-        self.detail.set_annotations_enabled(True)
-        self.case_changed.emit(str(self.cases.case.path))
-        self._status(f"Case saved to {path}; it is saved automatically from now on.")
-        return True
-
-    def choose_case_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open case", output_folder(self.settings, self.evidence_folders()),
-                                              CASE_FILTER)
-        if path:
-            self.ask_unsaved("open another case", lambda: self.open_case(path))
-
-    def open_case(self, path: str, create: bool = False) -> bool:
-        """Shows a case's files and results (replacing the list); new files go into it."""
-        from ..case import CaseError, read_case
-
-        if os.path.exists(path) or not create:
-            try:
-                read_case(path)  # a file that is not a case is refused before the list is cleared
-            except CaseError as exc:
-                show_error(self, "Case not opened", str(exc))
-                return False
-        self.clear_results()
-        try:
-            info, rows = self.cases.open(path, create)
-        except CaseError as exc:
-            show_error(self, "Case not opened", str(exc))
-            return False
-        self.model.restore_rows(rows)
-        self.detail.set_annotations_enabled(True)
-        self.set_threshold(info.threshold)
-        session = self.controller.session
-        if info.checkpoint and (session is None or session.checkpoint.sha256 != info.checkpoint_sha256):
-            self.load_model(info.checkpoint)  # the model that made these scores; rows it scored stay
-        elif session is not None:
-            self.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on, session.spec)
-        if rows and self.table.currentIndex().row() < 0:
-            self.table.selectRow(0)
-        self.case_changed.emit(str(path))
-        self._status(f"Opened case {path}: {len(rows)} file(s).")
-        self._refresh_summary()
-        return True
-
-    def set_annotation(self, path: str, note: str, tags) -> None:
-        self.cases.annotate(path, note, tags)
-
-    # ----------------------------------------------------------------------- export/copy
-    def run_info(self):
-        from ..scan.csvio import RunInfo
-
-        session = self.controller.session
-        return RunInfo(checkpoint=session.checkpoint.source, checkpoint_sha256=session.checkpoint.sha256,
-                       device=session.device_label, threshold=self.threshold,
-                       precision=session.scanner.precision, calibration=self.model.calibration)
-
-    def choose_export(self) -> None:
-        if self.controller.session is None or not self.model.scanned_results():
-            show_error(self, "Nothing to export", "There are no scanned results to export yet.")
-            return
-        choice = self.choose_export_rows("Export results as CSV")
-        if choice is None:
-            return
-        path, _ = choose_output_path(self, "Export results as CSV", "dgs-results.csv", "CSV files (*.csv)")
-        if path:
-            self.export_csv(path, *choice)
-
-    def export_row_choices(self) -> list[tuple[str, list | None]]:
-        """(scope, rows) the analyst may export: all rows, and the shown (filtered) or the selected
-        ones (two or more) when they are fewer."""
-        shown = [self.proxy.index(i, 0).data(ROW_ROLE) for i in range(self.proxy.rowCount())]
-        selected = [self.proxy.index(index.row(), 0).data(ROW_ROLE)
-                    for index in self.table.selectionModel().selectedRows()]
-        choices = [("all rows", None)]
-        if 0 < len(shown) < len(self.model.rows):
-            choices.append((f"the {len(shown)} rows the filter shows", shown))
-        if 1 < len(selected) < len(self.model.rows):  # one selected row is only the row in the detail pane
-            choices.append((f"the {len(selected)} selected rows", selected))
-        return choices
-
-    def choose_export_rows(self, title: str) -> tuple[list | None, str] | None:
-        """(rows, scope) to export, asked only when a filter or a selection narrows the rows."""
-        choices = self.export_row_choices()
-        if len(choices) == 1:
-            return None, choices[0][0]
-        box = QMessageBox(QMessageBox.Icon.Question, title, "Which rows should be exported?",
-                          QMessageBox.StandardButton.Cancel, self)
-        buttons = [(box.addButton(scope.capitalize(), QMessageBox.ButtonRole.AcceptRole), scope, rows)
-                   for scope, rows in choices]
-        box.exec()
-        return next(((rows, scope) for button, scope, rows in buttons if box.clickedButton() is button), None)
-
-    def export_csv(self, path: str, rows: list | None = None, scope: str = "all rows") -> bool:
-        from ..scan.csvio import CsvError, write_results_csv
-
-        results = self.model.export_records(rows)
-        try:
-            write_results_csv(path, results, self.run_info())
-        except (CsvError, OSError) as exc:
-            show_error(self, "Export failed", f"The CSV could not be written: {exc}")
-            return False
-        waiting = len(self.model.rows if rows is None else rows) - len(results)
-        note = f" ({waiting} not scanned yet were left out)" if waiting else ""
-        self._status(f"Exported {len(results)} rows to {path}{note}.")
-        self.cases.exported("CSV", path, len(results), scope)
-        return True
-
-    def copy_selected_rows(self) -> None:
-        from ..record import ScanRecord
-        from ..scan.csvio import csv_text
-
-        rows = [self.proxy.index(index.row(), 0).data(ROW_ROLE) for index in self.table.selectionModel().selectedRows()]
-        if not rows:
-            return
-        run = self.run_info() if self.controller.session is not None else None
-        results = [row.result if row.result is not None and run is not None else ScanRecord(row.path, row.state)
-                   for row in rows]
-        # The export's writer and rules (quoting, formulas, UTF-8), tab-separated for pasting.
-        QApplication.clipboard().setText(csv_text(results, run, delimiter="\t"))
-        self._status(f"Copied {len(rows)} row(s).")
 
     # ------------------------------------------------------------------- detail & summary
     def _shown_index(self) -> QModelIndex:
@@ -943,9 +694,14 @@ class MainWindow(QMainWindow):
                                       f"{counts['inconclusive']} inconclusive · {counts['failed']} failed"
                                       + (f" · {counts['pending']} waiting" if counts["pending"] else ""))
         self.histogram.set_values(self.model.probabilities())
-        self.export_action.setEnabled(bool(self.model.scanned_results()))
+        self.update_export_actions()
 
-    def _status(self, message: str) -> None:
+    def update_export_actions(self) -> None:
+        scanned = bool(self.model.scanned_results())
+        self.export_action.setEnabled(scanned)
+        self.export_report_action.setEnabled(scanned and not self.exports.exporting)
+
+    def show_status(self, message: str) -> None:
         self.last_status = message
         self.progress_label.setText(message)
 

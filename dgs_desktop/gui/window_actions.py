@@ -3,59 +3,59 @@ and the keyboard shortcut list (Help), so a command and its shortcut are written
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QStyle
 
 SK = QKeySequence.StandardKey
 
-# attribute, text, window method (dotted path, looked up when triggered), shortcut, tip, icon
+# attribute, text, shortcut, tip, icon; what each does is the window's `_action_triggers()`
 ACTIONS = (
-    ("add_files_action", "Add files…", "choose_files", SK.Open, "Add image files to scan", "SP_FileIcon"),
-    ("add_folder_action", "Add folder…", "choose_folder", "Ctrl+Shift+O",
+    ("add_files_action", "Add files…", SK.Open, "Add image files to scan", "SP_FileIcon"),
+    ("add_folder_action", "Add folder…", "Ctrl+Shift+O",
      "Add every file in a folder and its subfolders", "SP_DirIcon"),
-    ("cancel_action", "Cancel scan", "cancel_scan", "Esc", "Stop the scan; results so far are kept", "SP_BrowserStop"),
-    ("resume_action", "Scan remaining", "scan_remaining", "Ctrl+R", "Scan the files a cancelled scan did not reach",
+    ("cancel_action", "Cancel scan", "Esc", "Stop the scan; results so far are kept", "SP_BrowserStop"),
+    ("resume_action", "Scan remaining", "Ctrl+R", "Scan the files a cancelled scan did not reach",
      "SP_MediaPlay"),
-    ("save_case_action", "Save as case…", "choose_case_save", "Ctrl+S",
+    ("save_case_action", "Save as case…", "Ctrl+S",
      "Keep this list and its results in a case file, saved automatically from then on", "SP_DialogSaveButton"),
-    ("open_case_action", "Open case…", "choose_case_open", "Ctrl+K", "Reopen a case file", "SP_DialogOpenButton"),
-    ("export_action", "Export CSV…", "choose_export", "Ctrl+E",
+    ("open_case_action", "Open case…", "Ctrl+K", "Reopen a case file", "SP_DialogOpenButton"),
+    ("case_details_action", "Case details…", None,
+     "The examiner and the case number, printed at the top of the case's reports", None),
+    ("export_action", "Export CSV…", "Ctrl+E",
      "Save the results as CSV, the same columns as `dgs-desktop scan`", "SP_FileDialogDetailedView"),
-    ("export_report_action", "Export report…", "report_and_provenance.choose_export", "Ctrl+Shift+E",
+    ("export_report_action", "Export report…", "Ctrl+Shift+E",
      "Save an HTML or PDF report of the scanned images: model, counts, and per image the evidence and provenance",
      "SP_FileDialogContentsView"),
-    ("copy_action", "Copy rows", "copy_selected_rows", SK.Copy, "Copy the selected rows as tab-separated text", None),
-    ("clear_action", "Clear", "request_clear", None,
+    ("copy_action", "Copy rows", SK.Copy, "Copy the selected rows as tab-separated text", None),
+    ("clear_action", "Clear", None,
      "Remove all files from the list (asks first when results are not saved)", "SP_DialogResetButton"),
-    ("quit_action", "Quit", "close", "Ctrl+Q", "Quit DGS Desktop (asks first when results are unsaved)", None),
-    ("model_action", "Model manager…", "open_model_manager", "Ctrl+M",
+    ("quit_action", "Quit", "Ctrl+Q", "Quit DGS Desktop (asks first when results are unsaved)", None),
+    ("model_action", "Model manager…", "Ctrl+M",
      "Load, import or download a model; choose the device", "SP_ComputerIcon"),
-    ("load_folder_action", "Load checkpoint folder…", "choose_checkpoint_folder", None,
+    ("load_folder_action", "Load checkpoint folder…", None,
      "Load a folder with dgs_checkpoint.json", None),
-    ("calibration_action", "Calibration…", "open_calibration", None,
+    ("calibration_action", "Calibration…", None,
      "Calibrate the threshold on your own real photos, or load a calibration file", None),
-    ("stability_action", "Check stability", "check_stability", "Ctrl+T",
+    ("stability_action", "Check stability", "Ctrl+T",
      "Score the selected image's patches in 8 other mosaic orders and show the spread of P(fake)", None),
-    ("zoom_in_action", "Zoom in", "detail.image_view.zoom_in", SK.ZoomIn, "Zoom into the image", None),
-    ("zoom_out_action", "Zoom out", "detail.image_view.zoom_out", SK.ZoomOut, "Zoom out of the image", None),
-    ("fit_action", "Fit image", "detail.image_view.fit", "Ctrl+0", "Show the whole image", None),
-    ("actual_size_action", "Actual pixels (1:1)", "detail.image_view.actual_size", "Ctrl+1",
+    ("zoom_in_action", "Zoom in", SK.ZoomIn, "Zoom into the image", None),
+    ("zoom_out_action", "Zoom out", SK.ZoomOut, "Zoom out of the image", None),
+    ("fit_action", "Fit image", "Ctrl+0", "Show the whole image", None),
+    ("actual_size_action", "Actual pixels (1:1)", "Ctrl+1",
      "One image pixel per screen pixel", None),
-    ("focus_table_action", "Go to results table", "table.setFocus", "Ctrl+L", "Move the keyboard focus to the table",
+    ("focus_table_action", "Go to results table", "Ctrl+L", "Move the keyboard focus to the table",
      None),
-    ("focus_filter_action", "Filter by name…", "text_filter.setFocus", SK.Find, "Type to filter rows by path", None),
-    ("focus_threshold_action", "Set threshold", "threshold_spin.setFocus", "Ctrl+H",
+    ("focus_filter_action", "Filter by name…", SK.Find, "Type to filter rows by path", None),
+    ("focus_threshold_action", "Set threshold", "Ctrl+H",
      "Move the keyboard focus to the threshold", None),
-    ("shortcuts_action", "Keyboard shortcuts", "show_shortcuts", SK.HelpContents, "List every shortcut", None),
-    ("about_action", "About DGS Desktop", "show_about", None, "Version, model and device", None),
+    ("shortcuts_action", "Keyboard shortcuts", SK.HelpContents, "List every shortcut", None),
+    ("about_action", "About DGS Desktop", None, "Version, model and device", None),
 )
 
 MENUS = (
     ("&File", ("add_files_action", "add_folder_action", None, "cancel_action", "resume_action", None,
-               "open_case_action", "save_case_action", None, "export_action", "export_report_action", "copy_action", "clear_action", None,
-               "quit_action")),
+               "open_case_action", "save_case_action", "case_details_action", None, "export_action",
+               "export_report_action", "copy_action", "clear_action", None, "quit_action")),
     ("&View", ("zoom_in_action", "zoom_out_action", "fit_action", "actual_size_action", None, "focus_table_action",
                "focus_filter_action", "focus_threshold_action")),
     ("&Model", ("model_action", "load_folder_action", "recent", None, "calibration_action", "stability_action")),
@@ -68,7 +68,7 @@ TOOLBAR = ("add_files_action", "add_folder_action", None, "cancel_action", "resu
 
 def build_actions(window) -> None:
     """Sets one QAction attribute on `window` per entry of ACTIONS."""
-    for name, text, method, shortcut, tip, icon in ACTIONS:
+    for name, text, shortcut, tip, icon in ACTIONS:
         action = QAction(text, window)
         if icon is not None:
             action.setIcon(window.style().standardIcon(getattr(QStyle.StandardPixmap, icon)))
@@ -77,10 +77,19 @@ def build_actions(window) -> None:
             tip = f"{tip} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})"
         action.setToolTip(tip)
         action.setStatusTip(tip)
-        # Looked up when triggered: some targets (the viewer, the table) are built after the actions.
-        action.triggered.connect(lambda checked=False, get=attrgetter(method): get(window)())
         window.addAction(action)
         setattr(window, name, action)
+
+
+def connect_actions(window, triggers: dict) -> None:
+    """Connects each action to its callable (built after the widgets they act on); an action
+    without one, or a callable for no action, is an error at start-up, not at the first click."""
+    names = {entry[0] for entry in ACTIONS}
+    if set(triggers) != names:
+        raise KeyError(f"actions without a trigger: {sorted(names - set(triggers))}; "
+                       f"triggers without an action: {sorted(set(triggers) - names)}")
+    for name, trigger in triggers.items():
+        getattr(window, name).triggered.connect(lambda checked=False, run=trigger: run())
 
 
 def build_menus(window) -> None:

@@ -219,16 +219,14 @@ def find_model(run: RunDetails, checkpoint_dir: str | Path | None = None) -> Mod
     return info
 
 
-def source_from_results(results, run, name: str = "window results", notes: dict[str, str] | None = None,
-                        case_name: str = "", case_path: str | Path | None = None, examiner: str = "",
-                        case_number: str = "") -> ReportSource:
+def source_from_results(results, run, name: str = "window results", case_name: str = "",
+                        case_path: str | Path | None = None, examiner: str = "", case_number: str = "") -> ReportSource:
     """A report source from in-memory scan results (the window's export): `results` are
-    ScanRecords, `run` the RunInfo the CSV export would record (its calibration included),
-    `notes` the analyst's note per path; `case_path` the open case, whose history and log
-    the report shows."""
+    ScanRecords with their analyst notes and tags, `run` the RunInfo the CSV export would
+    record (its calibration included); `case_path` the open case, whose history and log the
+    report shows."""
     from .. import __version__
 
-    notes = notes or {}
     calibration = run.calibration
     items = []
     for record in results:
@@ -236,7 +234,7 @@ def source_from_results(results, run, name: str = "window results", notes: dict[
             else None
         items.append(ReportItem(record=record, threshold=run.threshold, file=Path(record.path),
                                 reference_fpr=reference, reference_n=None if calibration is None else calibration.n,
-                                note=notes.get(record.path, "")))
+                                note=_note(record.analyst_note, record.tags)))
     details = RunDetails(checkpoints=[run.checkpoint], checkpoint_sha256s=[run.checkpoint_sha256],
                          devices=[run.device], precisions=[run.precision], versions=[__version__],
                          thresholds=[run.threshold], calibrations=[run.calibration_sha256] if calibration else [],

@@ -26,21 +26,25 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 
 from . import __version__
 from .errors import InputError
+from .ownfiles import CASE_FORMAT as CASE_FORMAT
+from .ownfiles import CASE_SUFFIX as CASE_SUFFIX
+from .ownfiles import is_case_file
 from .record import SQL_COLUMNS, ScanRecord, record_from_sql, sql_column_definitions, sql_values
 from .verdict import DEFAULT_THRESHOLD, check_threshold
 
 log = logging.getLogger(__name__)
 
-CASE_FORMAT = "dgs-desktop-case"
-CASE_SUFFIX = ".dgscase"
-SQLITE_MAGIC = b"SQLite format 3\x00"
+_T = TypeVar("_T")
+# A file's patch boxes, their low-entropy flags and entropies (what the evidence view shows).
+Evidence = tuple[Sequence[Sequence[int]], Sequence[bool], Sequence[float | None]]
 
 # 2: the files table holds every ScanRecord column (added to a version-1 file on open)
 # 3: every scoring kept in `scores`, the case's log in `audit` (a version-2 file's scores seed both on open)
@@ -110,7 +114,7 @@ class AuditEntry:
     user: str
     action: str  # created, opened, added, scanned, threshold, model, calibration, note, tags, exported, ...
     detail: str
-    data: dict = dataclasses.field(default_factory=dict)
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -130,8 +134,8 @@ class ScoringRun:
 
 def scoring_runs(scores: list[ScoreEntry]) -> list[ScoringRun]:
     """The history grouped by model, device and precision, in the order each group began."""
-    runs: dict[tuple, ScoringRun] = {}
-    paths: dict[tuple, set] = {}
+    runs: dict[tuple[str, str, str], ScoringRun] = {}
+    paths: dict[tuple[str, str, str], set[str]] = {}
     for entry in scores:
         record = entry.record
         key = (record.checkpoint_sha256, record.device, record.precision)
@@ -168,31 +172,16 @@ class CaseInfo:
     case_number: str = ""
 
 
-def _is_case_file(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
-                return False
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = connection.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        finally:
-            connection.close()
-    except (OSError, sqlite3.Error):
-        return False
-    return row is not None and row[0] == CASE_FORMAT
-
-
 class Case:
     """An open case file. Every method commits at once: a crash loses nothing written so far."""
 
-    def __init__(self, path: str | os.PathLike, connection: sqlite3.Connection):
+    def __init__(self, path: str | os.PathLike[str], connection: sqlite3.Connection):
         self.path = Path(path)
         self._db = connection
 
     # ------------------------------------------------------------------------ opening
     @classmethod
-    def create(cls, path: str | os.PathLike, name: str | None = None) -> Case:
+    def create(cls, path: str | os.PathLike[str], name: str | None = None) -> Case:
         """A new, empty case at `path`; refuses to replace any existing file."""
         path = Path(path)
         if path.exists() or path.is_symlink():
@@ -217,12 +206,12 @@ class Case:
         return case
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Case:
+    def open(cls, path: str | os.PathLike[str]) -> Case:
         """An existing case, for reading and writing."""
         path = Path(path)
         if not path.is_file():
             raise CaseError(f"{path} does not exist or is not a file")
-        if not _is_case_file(path):
+        if not is_case_file(path):
             raise CaseError(f"{path} is not a DGS Desktop case file")
         try:
             case = cls(path, cls._connect(path))
@@ -273,7 +262,7 @@ class Case:
             self._set_meta({"version": str(CASE_VERSION)})
 
     @classmethod
-    def open_or_create(cls, path: str | os.PathLike) -> Case:
+    def open_or_create(cls, path: str | os.PathLike[str]) -> Case:
         return cls.open(path) if Path(path).exists() else cls.create(path)
 
     @staticmethod
@@ -284,14 +273,12 @@ class Case:
         return connection
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        self._db.close()  # closing again does nothing
 
     def __enter__(self) -> Case:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --------------------------------------------------------------------------- meta
@@ -305,11 +292,11 @@ class Case:
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value", list(values.items()))
 
     # ---------------------------------------------------------------------------- log
-    def _log(self, action: str, detail: str, data: dict | None = None) -> None:
+    def _log(self, action: str, detail: str, data: dict[str, Any] | None = None) -> None:
         self._db.execute("INSERT INTO audit (at, user, action, detail, data) VALUES (?, ?, ?, ?, ?)",
                          (now_iso(), current_user(), action, detail, json.dumps(data or {}, ensure_ascii=False)))
 
-    def log(self, action: str, detail: str, **data) -> None:
+    def log(self, action: str, detail: str, **data: Any) -> None:
         """Appends one timestamped action to the case's log."""
         with self._db:
             self._log(action, detail, data)
@@ -389,8 +376,8 @@ class Case:
             self._db.executemany("UPDATE files SET status = ? WHERE path = ? AND status NOT IN ('ok', 'error')",
                                  [(status, str(p)) for p in paths])
 
-    def record_results(self, results: Iterable, checkpoint: str, checkpoint_sha256: str, device: str,
-                       selections: dict | None = None, precision: str = "", threshold: float | None = None,
+    def record_results(self, results: Iterable[object], checkpoint: str, checkpoint_sha256: str, device: str,
+                       selections: dict[str, Evidence] | None = None, precision: str = "", threshold: float | None = None,
                        calibration_sha256: str = "") -> None:
         """Stores scan results (ScanRecords, or objects with their fields) with the model that made them.
 
@@ -403,7 +390,8 @@ class Case:
         selections = selections or {}
         threshold = self.threshold if threshold is None else check_threshold(threshold)
         scanned = now_iso()
-        rows, history = [], []
+        rows: list[list[Any]] = []
+        history: list[dict[str, Any]] = []
         for result in results:
             record = _as_record(result)
             boxes, low, entropies = selections.get(record.path, (record.boxes, record.low_entropy, record.entropies))
@@ -425,7 +413,7 @@ class Case:
                 self._append_score(values, threshold, calibration_sha256)
             self._set_meta({})
 
-    def _append_score(self, values: dict, threshold: float, calibration_sha256: str) -> None:
+    def _append_score(self, values: dict[str, Any], threshold: float, calibration_sha256: str) -> None:
         last = self._db.execute(f"SELECT id, threshold, calibration_sha256, {', '.join(_SAME_SCORING)} FROM scores "
                                 "WHERE path = ? ORDER BY id DESC LIMIT 1", (values["path"],)).fetchone()
         if last is not None and tuple(last[1:]) == (threshold, calibration_sha256, *(values[c] for c in _SAME_SCORING)):
@@ -492,7 +480,7 @@ class Case:
         return {sha: paths for sha, paths in groups.items() if len(paths) > 1}
 
 
-def _as_record(result) -> ScanRecord:
+def _as_record(result: object) -> ScanRecord:
     """A copy of a ScanRecord, or one from an object with (some of) its fields."""
     if isinstance(result, ScanRecord):
         return dataclasses.replace(result, selection=None)
@@ -501,9 +489,9 @@ def _as_record(result) -> ScanRecord:
     return ScanRecord(**values)
 
 
-def _read(path: str | os.PathLike, read):
+def _read(path: str | os.PathLike[str], read: Callable[[Case], _T]) -> _T:
     path = Path(path)
-    if not _is_case_file(path):
+    if not is_case_file(path):
         raise CaseError(f"{path} is not a DGS Desktop case file")
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -518,11 +506,11 @@ def _read(path: str | os.PathLike, read):
         case.close()
 
 
-def read_case(path: str | os.PathLike) -> tuple[CaseInfo, list[CaseFile]]:
+def read_case(path: str | os.PathLike[str]) -> tuple[CaseInfo, list[CaseFile]]:
     """The case's facts and files, read without changing the file (for reports)."""
     return _read(path, lambda case: (case.info(), case.files()))
 
 
-def read_history(path: str | os.PathLike) -> tuple[list[ScoreEntry], list[AuditEntry]]:
+def read_history(path: str | os.PathLike[str]) -> tuple[list[ScoreEntry], list[AuditEntry]]:
     """Every scoring the case keeps and its log, read without changing the file."""
     return _read(path, lambda case: (case.scores(), case.audit()))

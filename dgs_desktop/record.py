@@ -19,6 +19,8 @@ import dataclasses
 import enum
 import json
 import math
+import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,27 +62,28 @@ class RunInfo:
         return "" if self.calibration is None else self.calibration.sha256
 
 
-def _column(codec: str, csv: str | None, sql: str | None, **kwargs):
+# The field helpers return dataclasses.field(...), which stands for the field's value: Any here.
+def _column(codec: str, csv: str | None, sql: str | None, **kwargs: Any) -> Any:
     return field(metadata={"codec": codec, "csv": csv, "sql": sql}, **kwargs)
 
 
-def text(csv: str | None = None, sql: str | None = None, default: str = ""):
+def text(csv: str | None = None, sql: str | None = None, default: str = "") -> Any:
     return _column("text", csv, sql, default=default)
 
 
-def number(kind: str, csv: str | None = None, sql: str | None = None):
+def number(kind: str, csv: str | None = None, sql: str | None = None) -> Any:
     return _column(kind, csv, sql, default=None)
 
 
-def flag(csv: str | None = None, sql: str | None = None):
+def flag(csv: str | None = None, sql: str | None = None) -> Any:
     return _column("flag", csv, sql, default=False)
 
 
-def text_list(csv: str | None = None, sql: str | None = None):
+def text_list(csv: str | None = None, sql: str | None = None) -> Any:
     return _column("list", csv, sql, default_factory=list)
 
 
-def json_value(sql: str):
+def json_value(sql: str) -> Any:
     return _column("json", None, sql, default_factory=list)
 
 
@@ -109,9 +112,9 @@ class ScanRecord:
     analyst_note: str = text("analyst_note", "analyst_note")
     tags: list[str] = text_list("tags", "tags")
     # The evidence: which patch is in which mosaic cell (case only; the CSV names no boxes)
-    boxes: list = json_value("boxes")
-    low_entropy: list = json_value("low_entropy")
-    entropies: list = json_value("entropies")
+    boxes: list[tuple[int, ...]] = json_value("boxes")
+    low_entropy: list[bool] = json_value("low_entropy")
+    entropies: list[float | None] = json_value("entropies")
     # Who scored it (the case keeps them per file; the CSV writes them from the run)
     checkpoint: str = text(None, "checkpoint")
     checkpoint_sha256: str = text(None, "checkpoint_sha256")
@@ -143,12 +146,12 @@ class ScanRecord:
             return None
         return (self.stability_low, self.stability_high)
 
-    def record_spread(self, scores) -> None:
+    def record_spread(self, scores: Iterable[float]) -> None:
         """The stability fields from the P(fake) of the content-seeded order and K others
         (the scan's `--stability K` and the window's check store them alike)."""
-        scores = [float(p) for p in scores]
-        self.stability_orders = len(scores) - 1
-        self.stability_low, self.stability_high = reported_probability(min(scores)), reported_probability(max(scores))
+        values = [float(p) for p in scores]
+        self.stability_orders = len(values) - 1
+        self.stability_low, self.stability_high = reported_probability(min(values)), reported_probability(max(values))
 
     def with_selection(self, selection: PatchSelection) -> None:
         """Takes the reliability facts and the evidence boxes from the patch selection (not the
@@ -161,7 +164,8 @@ class ScanRecord:
         self.entropies = [None if math.isnan(v) else float(v) for v in selection.entropies]
 
     def evidence(self) -> tuple[list[tuple[int, int, int, int]], list[bool], list[float]]:
-        return ([tuple(int(v) for v in b) for b in self.boxes if len(b) == 4], [bool(v) for v in self.low_entropy],
+        return ([(int(b[0]), int(b[1]), int(b[2]), int(b[3])) for b in self.boxes if len(b) == 4],
+                [bool(v) for v in self.low_entropy],
                 [math.nan if v is None else float(v) for v in self.entropies])
 
 
@@ -175,9 +179,10 @@ def reliability_warning(record: ScanRecord) -> str:
     """
     width, height = record.width, record.height
     distinct = record.distinct_patches
+    sized = width is not None and height is not None and width > 0 and height > 0
     if distinct is None and width and height:
         distinct = max(1, width // PATCH_SIZE) * max(1, height // PATCH_SIZE)
-    padded = bool(record.padded) or (bool(width and height) and min(width, height) < PATCH_SIZE)
+    padded = bool(record.padded) or (sized and min(width or 0, height or 0) < PATCH_SIZE)
     return "; ".join(reliability_notes(distinct, padded))
 
 
@@ -227,7 +232,7 @@ def format_threshold(value: float) -> str:
     return repr(float(value))
 
 
-def _csv_value(codec: str, value) -> str:
+def _csv_value(codec: str, value: Any) -> str:
     if value is None:
         return ""
     if codec == "float":
@@ -246,7 +251,7 @@ def csv_values(record: ScanRecord) -> dict[str, str]:
     return {name: _csv_value(f.metadata["codec"], getattr(record, f.name)) for name, f in _CSV_FIELDS.items()}
 
 
-def _parse_csv_value(codec: str, text_value: str):
+def _parse_csv_value(codec: str, text_value: str) -> Any:
     if codec == "status":
         return Status.parse(text_value)
     if codec == "int":
@@ -282,8 +287,8 @@ def record_from_csv(row: dict[str, str]) -> ScanRecord:
 
 
 # ------------------------------------------------------------------------------ SQL codec
-def sql_values(record: ScanRecord) -> list:
-    values = []
+def sql_values(record: ScanRecord) -> list[Any]:
+    values: list[Any] = []
     for f in SQL_FIELDS:
         value, codec = getattr(record, f.name), f.metadata["codec"]
         if codec in ("list", "json"):
@@ -296,7 +301,7 @@ def sql_values(record: ScanRecord) -> list:
     return values
 
 
-def _loads(text_value: str | None) -> list:
+def _loads(text_value: str | None) -> list[Any]:
     try:
         value = json.loads(text_value) if text_value else []
     except (TypeError, ValueError):
@@ -304,7 +309,7 @@ def _loads(text_value: str | None) -> list:
     return value if isinstance(value, list) else []
 
 
-def record_from_sql(row) -> ScanRecord:
+def record_from_sql(row: sqlite3.Row) -> ScanRecord:
     """A record from a `sqlite3.Row` of SQL_COLUMNS (a damaged JSON cell reads as empty)."""
     values: dict[str, Any] = {}
     keys = row.keys()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol, TypeGuard, TypeVar
 
 DEFAULT_THRESHOLD = 0.5
 FAKE, REAL, INCONCLUSIVE = "fake", "real", "inconclusive"
@@ -35,14 +36,46 @@ CLAIM_AI, CLAIM_CAMERA = "ai", "camera"
 FEW_PATCHES, PADDED, RECOMPRESSED, RESAMPLED, UNSTABLE, PROVENANCE_CONFLICT = (
     "few-patches", "padded", "recompressed", "resampled", "unstable", "provenance-conflict")
 
+_R_co = TypeVar("_R_co", covariant=True)
+_R = TypeVar("_R")
 
-def is_valid_probability(p: float | None) -> bool:
+
+class _ComparesToFloat(Protocol[_R_co]):
+    """A float (gives a bool), or a numpy array or tensor (gives one of booleans)."""
+
+    def __gt__(self, other: float, /) -> _R_co: ...
+
+
+class Reliability(Protocol):
+    """What the inconclusive reasons read of a scanned record (a `ScanRecord` has it all)."""
+
+    @property
+    def fake_probability(self) -> float | None: ...
+    @property
+    def distinct_patches(self) -> int | None: ...
+    @property
+    def padded(self) -> bool: ...
+    @property
+    def jpeg_quality(self) -> int | None: ...
+    @property
+    def high_frequency_ratio(self) -> float | None: ...
+    @property
+    def stability_orders(self) -> int | None: ...
+    @property
+    def stability_low(self) -> float | None: ...
+    @property
+    def stability_high(self) -> float | None: ...
+    @property
+    def provenance_claim(self) -> str: ...
+
+
+def is_valid_probability(p: object) -> TypeGuard[float]:
     """True for a finite number in [0, 1]."""
     return p is not None and isinstance(p, (int, float)) and not isinstance(p, bool) \
         and math.isfinite(p) and 0.0 <= p <= 1.0
 
 
-def is_fake(p, threshold: float = DEFAULT_THRESHOLD):
+def is_fake(p: _ComparesToFloat[_R], threshold: float = DEFAULT_THRESHOLD) -> _R:
     """The rule itself, p > threshold; elementwise for numpy arrays and tensors (metrics)."""
     return p > threshold
 
@@ -67,7 +100,7 @@ def crosses_threshold(low: float, high: float, threshold: float) -> bool:
     return is_valid_probability(low) and is_valid_probability(high) and low <= threshold < high
 
 
-def inconclusive_reasons(record, threshold: float) -> list[str]:
+def inconclusive_reasons(record: Reliability, threshold: float) -> list[str]:
     """Why DGS-Net's score of this image is not evidence either way, as "code: detail" texts.
 
     `record` is a scanned `ScanRecord` (or anything with its reliability fields): too few
@@ -109,7 +142,7 @@ class Assessment:
     reasons: tuple[str, ...] = ()
 
 
-def assess(record, threshold: float) -> Assessment:
+def assess(record: Reliability, threshold: float) -> Assessment:
     """The row's verdict: `inconclusive` when any reason applies, else the two-way rule."""
     if getattr(record, "status", "ok") != "ok":
         return Assessment("")

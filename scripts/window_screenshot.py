@@ -55,7 +55,7 @@ class ScreenshotOnFinish:
         from PySide6.QtCore import QTimer
 
         window = self.window
-        if window.scanning or not window.model.rows:
+        if window.scans.scanning or not window.model.rows:
             return
         target = next((row for row in window.model.rows if row.state == "ok"), window.model.rows[0])
         window.detail.loaded.connect(lambda path: QTimer.singleShot(400, self._save))

@@ -65,7 +65,7 @@ def open_window(qtbot, checkpoint=None, settings_path=None):
     window.show()
     window.controller.start()
     if checkpoint is not None:
-        window.load_model(str(checkpoint.directory), "cpu")
+        window.models.load(str(checkpoint.directory), "cpu")
         qtbot.waitUntil(lambda: window.controller.state == READY, timeout=SCAN_TIMEOUT_MS)
     return window
 
@@ -73,8 +73,8 @@ def open_window(qtbot, checkpoint=None, settings_path=None):
 def scan_paths(qtbot, window, paths) -> None:
     """Adds `paths` and waits until the window has scanned everything."""
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
-        window.add_paths([str(p) for p in paths])
-    assert not window.scanning
+        window.intake.add_paths([str(p) for p in paths])
+    assert not window.scans.scanning
 
 
 def discard_on_close(window) -> None:

@@ -1,6 +1,8 @@
 """The project's own rules, run with the tests so CI enforces them: ruff (lint and import
-order) and the import-linter contracts in pyproject.toml (Qt only under dgs_desktop/gui/; the
-detector and scan cores never import the window or the trainer; no import cycles)."""
+order), the import-linter contracts in pyproject.toml (Qt only under dgs_desktop/gui/; the
+detector and scan cores never import the window or the trainer; the layers; no import cycles
+inside any package) and mypy with its [tool.mypy] settings (strict on the detector, the scan,
+the record, the case, the report and the verdict)."""
 
 from __future__ import annotations
 
@@ -34,3 +36,9 @@ def test_import_contracts_are_kept():
                           timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "broken" not in done.stdout.split("Contracts:")[-1].replace("0 broken", "")
+
+
+def test_mypy_finds_nothing():
+    # a cold run (no .mypy_cache) reads torch's and transformers' annotations: about a minute
+    done = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr

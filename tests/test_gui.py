@@ -52,8 +52,8 @@ def make_window(qtbot):
 
 def scan(qtbot, window: MainWindow, paths) -> None:
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
-        window.add_paths([str(p) for p in paths])
-    assert not window.scanning
+        window.intake.add_paths([str(p) for p in paths])
+    assert not window.scans.scanning
 
 
 def drop(window, paths) -> None:
@@ -91,7 +91,7 @@ def test_drop_adds_files_once(qtbot, make_window, mixed_folder):
     drop(window, [mixed_folder, one_file])  # the file is also inside the folder
     expected = len(files_in(mixed_folder))
     qtbot.waitUntil(lambda: len(window.model.rows) == expected, timeout=10_000)
-    with qtbot.waitSignal(window.files_added, timeout=10_000) as added:
+    with qtbot.waitSignal(window.intake.files_added, timeout=10_000) as added:
         drop(window, [one_file, mixed_folder / "nested"])  # all already listed
     assert added.args == [0]
     assert len(window.model.rows) == expected
@@ -170,13 +170,13 @@ def test_sorting_filters_and_threshold(qtbot, make_window, tiny_checkpoint, mixe
 
 def test_cancel_stops_and_keeps_partial_results(qtbot, make_window, tiny_checkpoint, many_folder):
     window = make_window(tiny_checkpoint)
-    window.add_paths([str(many_folder)])
+    window.intake.add_paths([str(many_folder)])
     scored = lambda: sum(window.model.counts()[v] for v in ("real", "fake", "inconclusive"))  # noqa: E731
     qtbot.waitUntil(lambda: scored() >= 8, timeout=SCAN_TIMEOUT_MS)
     worker = window.scans.worker
     assert worker is not None
     with qtbot.waitSignal(worker.signals.finished, timeout=SCAN_TIMEOUT_MS):
-        window.cancel_scan()
+        window.scans.cancel()
         # from the user's view the scan stopped at once: nothing is left "scanning"
         assert not window.model.paths_in_state("scanning") and not window.cancel_action.isEnabled()
     QApplication.processEvents()  # anything the worker emitted before `finished` has arrived now
@@ -185,7 +185,7 @@ def test_cancel_stops_and_keeps_partial_results(qtbot, make_window, tiny_checkpo
     assert 8 <= len(kept) < 300 and len(kept) + len(not_scanned) == 300
     assert window.resume_action.isEnabled()
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
-        window.scan_remaining()
+        window.scan_progress.scan_remaining()
     assert window.model.counts()["pending"] == 0
     assert len([row for row in window.model.rows if row.state == OK]) == 300
 
@@ -197,8 +197,8 @@ def test_scans_run_on_their_own_pool(qtbot, make_window, tiny_checkpoint, mixed_
     assert window.scans.pool is not QThreadPool.globalInstance()
     assert window.thumbnails.pool is not QThreadPool.globalInstance()
     assert window.detail.pool is not QThreadPool.globalInstance()
-    window.add_paths([str(mixed_folder)])
-    qtbot.waitUntil(lambda: window.scanning, timeout=SCAN_TIMEOUT_MS)
+    window.intake.add_paths([str(mixed_folder)])
+    qtbot.waitUntil(lambda: window.scans.scanning, timeout=SCAN_TIMEOUT_MS)
     assert window.scans.pool.activeThreadCount() == 1
     assert window.shutdown(timeout_ms=30_000)  # cancels the scan and waits for every pool
     assert window.scans.pool.activeThreadCount() == 0
@@ -272,8 +272,8 @@ def test_settings_persist(qtbot, make_window, tiny_checkpoint, private_settings)
 
 def test_model_manager_shows_manifest_and_devices(qtbot, make_window, tiny_checkpoint):
     window = make_window(tiny_checkpoint)
-    window.open_model_manager()
-    dialog = window._model_dialog
+    window.models.open_manager()
+    dialog = window.models.manager_dialog
     assert tiny_checkpoint.sha256 in dialog.manifest_view.toPlainText()
     assert "test-tiny" in dialog.manifest_view.toPlainText()
     labels = [dialog.device_combo.itemText(i) for i in range(dialog.device_combo.count())]
@@ -292,8 +292,8 @@ def test_offline_download_shows_plain_message(qtbot, make_window, monkeypatch):
     except CheckpointError as exc:
         expected = str(exc)
     window = make_window()
-    window.open_model_manager("hub")
-    dialog = window._model_dialog
+    window.models.open_manager("hub")
+    dialog = window.models.manager_dialog
     dialog.repo_edit.setText("some-lab/dgs-model")
     dialog.revision_edit.setText("main")
     dialog.download_button.click()
@@ -318,7 +318,7 @@ app = make_application()
 window = MainWindow(AppSettings(settings))
 window.show()
 window.controller.start()
-window.load_model(checkpoint, "cpu")
+window.models.load(checkpoint, "cpu")
 report = {}
 
 def thumbnails_done():
@@ -345,7 +345,7 @@ def scanned(cancelled):
     wait_for_thumbnails()
 
 window.scan_finished.connect(scanned)
-window.add_paths([folder])
+window.intake.add_paths([folder])
 app.exec()
 print("REPORT " + json.dumps(report))
 """
@@ -390,10 +390,10 @@ def test_model_manager_shows_a_hub_models_published_metrics(qtbot, make_window, 
     monkeypatch.setattr(modelcard, "hub_card_metrics", fake_card)
     window = make_window()
     hub_model = dataclasses.replace(tiny_checkpoint, source="hf:some-lab/dgs-model@main")
-    window.load_model(hub_model, "cpu")
+    window.models.load(hub_model, "cpu")
     qtbot.waitUntil(lambda: window.controller.state == READY, timeout=SCAN_TIMEOUT_MS)
-    window.open_model_manager()
-    dialog = window._model_dialog
+    window.models.open_manager()
+    dialog = window.models.manager_dialog
     qtbot.waitUntil(lambda: "Published evaluation" in dialog.manifest_view.toPlainText(), timeout=SCAN_TIMEOUT_MS)
     text = dialog.manifest_view.toPlainText()
     assert asked and asked[0] == "hf:some-lab/dgs-model@main"
@@ -408,15 +408,15 @@ def test_precision_is_chosen_in_the_model_manager_and_recorded(qtbot, make_windo
     the rows (scores differ in the last bits), and the export records it."""
     window = make_window(tiny_checkpoint)
     scan(qtbot, window, [mixed_folder])
-    window.open_model_manager()
-    dialog = window._model_dialog
+    window.models.open_manager()
+    dialog = window.models.manager_dialog
     for choice in ("fp32", "bf16"):
         with qtbot.waitSignal(window.controller.session_changed, timeout=SCAN_TIMEOUT_MS):
             dialog.precision_combo.setCurrentIndex(dialog.precision_combo.findData(choice))
             dialog.precision_combo.activated.emit(dialog.precision_combo.currentIndex())
         assert window.controller.session.scanner.precision == choice
         assert choice in window.controller.session.scored_on
-        qtbot.waitUntil(lambda: not window.scanning and all(
+        qtbot.waitUntil(lambda: not window.scans.scanning and all(
             row.device == window.controller.session.scored_on for row in window.model.rows if row.result is not None),
             timeout=SCAN_TIMEOUT_MS)
         assert window.settings.precision == choice

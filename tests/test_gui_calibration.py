@@ -31,7 +31,7 @@ def test_calibration_sets_the_threshold_and_the_reference_rate(qtbot, tiny_check
     from dgs_desktop.gui.calibration_dialog import CalibrationDialog
 
     dialog = CalibrationDialog(window)
-    dialog.calibration_chosen.connect(window.set_calibration)
+    dialog.calibration_chosen.connect(window.models.set_calibration)
     assert dialog.load(str(path))
     assert window.threshold == calibration.threshold  # every digit, not the spin box's three
     assert window.exports.run_info().calibration.sha256 == calibration.sha256
@@ -56,5 +56,5 @@ def test_calibration_sets_the_threshold_and_the_reference_rate(qtbot, tiny_check
     other = write_calibration(tmp_path / "other.json", build_calibration(scores, "e" * 64, 0.05))
     monkeypatch.setattr("dgs_desktop.gui.calibration_dialog.show_error", lambda *args: None)
     assert not dialog.load(other.path) and window.model.calibration.sha256 == calibration.sha256
-    window.set_calibration(None)
+    window.models.set_calibration(None)
     assert window.threshold == tiny_checkpoint.threshold and window.model.index(0, REFERENCE_COL).data() == ""

@@ -30,7 +30,7 @@ def window(qtbot, tmp_path, monkeypatch, tiny_checkpoint):
     qtbot.addWidget(window)
     window.show()
     window.controller.start()
-    window.load_model(str(tiny_checkpoint.directory), "cpu")
+    window.models.load(str(tiny_checkpoint.directory), "cpu")
     qtbot.waitUntil(lambda: window.controller.state == READY, timeout=TIMEOUT_MS)
     return window
 
@@ -56,7 +56,7 @@ def check_rows(text: str, folder, delimiter: str) -> None:
 
 def test_export_and_copy_use_the_scan_writer(qtbot, window, hostile_folder, tmp_path):
     with qtbot.waitSignal(window.scan_finished, timeout=TIMEOUT_MS):
-        window.add_paths([str(hostile_folder)])
+        window.intake.add_paths([str(hostile_folder)])
     exported = tmp_path / "export.csv"
     assert window.exports.export_csv(str(exported))
     data = exported.read_bytes()
@@ -69,7 +69,7 @@ def test_export_and_copy_use_the_scan_writer(qtbot, window, hostile_folder, tmp_
 
 def test_copy_neutralises_formulas_from_outside(qtbot, window, hostile_folder):
     with qtbot.waitSignal(window.scan_finished, timeout=TIMEOUT_MS):
-        window.add_paths([str(hostile_folder)])
+        window.intake.add_paths([str(hostile_folder)])
     # Text the file itself supplies (metadata, generator signals) reaches the provenance cell.
     for proxy_row in range(window.proxy.rowCount()):
         row = window.proxy.index(proxy_row, 0).data(ROW_ROLE)
@@ -87,9 +87,9 @@ def test_the_window_applies_the_scans_link_rules(qtbot, window, tmp_path):
     outside = make_images(tmp_path / "elsewhere", 1, seed=9) / "img000.png"
     (folder / "escape.png").symlink_to(outside)
     (folder / "second-name.png").hardlink_to(folder / "img000.png")
-    with qtbot.waitSignal(window.files_added, timeout=TIMEOUT_MS):
-        window.add_paths([str(folder)])
-    qtbot.waitUntil(lambda: not window.scanning and all(r.result is not None for r in window.model.rows),
+    with qtbot.waitSignal(window.intake.files_added, timeout=TIMEOUT_MS):
+        window.intake.add_paths([str(folder)])
+    qtbot.waitUntil(lambda: not window.scans.scanning and all(r.result is not None for r in window.model.rows),
                     timeout=TIMEOUT_MS)
     rows = {r.path: r for r in window.model.rows}
     assert sorted(rows) == sorted(str(folder / n) for n in ("escape.png", "img000.png", "img001.png",
@@ -103,7 +103,7 @@ def test_the_window_applies_the_scans_link_rules(qtbot, window, tmp_path):
 def test_export_carries_notes_and_tags_and_exports_only_the_chosen_rows(qtbot, window, tmp_path):
     folder = make_images(tmp_path / "three", 3)
     with qtbot.waitSignal(window.scan_finished, timeout=TIMEOUT_MS):
-        window.add_paths([str(folder)])
+        window.intake.add_paths([str(folder)])
     noted = str(folder / "img001.png")
     window.cases.annotate(noted, "seen on a forum", ["forum", "ask source"])
     everything = tmp_path / "all.csv"

@@ -260,8 +260,9 @@ def test_zoomed_pixels_are_sharp_squares_with_a_value_readout(qtbot, ready_windo
 
 
 # ----------------------------------------------------------------- item 9: a small screen
-def test_window_fits_the_available_screen(qtbot):
-    from dgs_desktop.gui.main_window import fit_to_screen
+def test_window_fits_the_available_screen(qtbot, monkeypatch):
+    from dgs_desktop.gui import window_geometry
+    from dgs_desktop.gui.window_geometry import fit_to_screen
 
     small = QRect(0, 0, 1024, 740)  # 1024x768 less a panel
     assert fit_to_screen(QRect(0, 0, 1280, 800), small) == QRect(0, 0, 1024, 740)
@@ -272,9 +273,9 @@ def test_window_fits_the_available_screen(qtbot):
     assert window.frameGeometry().width() <= max(available.width(), window.minimumWidth() + 4)
     assert window.frameGeometry().height() <= available.height()
     # On a 1024x768 screen the whole window, frame included, is on the screen.
-    window.available_geometry = lambda: small
+    monkeypatch.setattr(window_geometry, "available_geometry", lambda w: small)
     window.resize(1280, 800)
-    window.fit_screen()
+    window_geometry.fit_screen(window)
     assert small.contains(window.frameGeometry()) and window.frameGeometry().width() == 1024
     assert window.minimumSizeHint().width() <= 1024 and window.minimumSizeHint().height() <= 740
 
@@ -301,17 +302,17 @@ def test_another_model_on_a_case_asks_before_rescoring(qtbot, tiny_checkpoint, t
     stored = {f.path: f.fake_probability for f in read_case(case)[1]}
 
     def load(spec):
-        window.load_model(str(spec), "cpu")
+        window.models.load(str(spec), "cpu")
         qtbot.waitUntil(lambda: window.controller.state == READY and window.controller.session.spec == str(spec),
                         timeout=60_000)
 
     load(other)
-    box = window.rescore_box
+    box = window.models.rescore_box
     assert box is not None and "2 file(s)" in box.text()
     QApplication.processEvents()
     info, files = read_case(case)  # nothing changed while the question is open
     assert info.threshold == 0.385 and info.checkpoint_sha256 == tiny_checkpoint.sha256
-    assert {f.path: f.fake_probability for f in files} == stored and not window.scanning
+    assert {f.path: f.fake_probability for f in files} == stored and not window.scans.scanning
     next(b for b in box.buttons() if b.text() == "Keep the stored scores").click()
     qtbot.waitUntil(lambda: window.controller.session.checkpoint.sha256 == tiny_checkpoint.sha256, timeout=60_000)
     QApplication.processEvents()
@@ -320,7 +321,7 @@ def test_another_model_on_a_case_asks_before_rescoring(qtbot, tiny_checkpoint, t
     # Re-scoring is the analyst's explicit choice.
     load(other)
     with qtbot.waitSignal(window.scan_finished, timeout=60_000):
-        next(b for b in window.rescore_box.buttons() if b.text() == "Re-score with this model").click()
+        next(b for b in window.models.rescore_box.buttons() if b.text() == "Re-score with this model").click()
     assert all(row.checkpoint_sha256 != tiny_checkpoint.sha256 for row in window.model.rows)
 
 
@@ -333,10 +334,10 @@ def test_rescoring_a_case_keeps_every_run_names_each_rows_model_and_logs_it(qtbo
     first = {f.path: f.fake_probability for f in read_case(case)[1]}
     model_cells = lambda: {window.model.index(i, MODEL_COL).data() for i in range(2)}  # noqa: E731
     assert model_cells() == {Path(tiny_checkpoint.directory).name}
-    window.load_model(str(other), "cpu")
-    qtbot.waitUntil(lambda: window.rescore_box is not None, timeout=60_000)
+    window.models.load(str(other), "cpu")
+    qtbot.waitUntil(lambda: window.models.rescore_box is not None, timeout=60_000)
     with qtbot.waitSignal(window.scan_finished, timeout=60_000):
-        next(b for b in window.rescore_box.buttons() if b.text() == "Re-score with this model").click()
+        next(b for b in window.models.rescore_box.buttons() if b.text() == "Re-score with this model").click()
     assert model_cells() == {"other"}
     assert "other" in window.model.index(0, MODEL_COL).data(Qt.ItemDataRole.ToolTipRole)
     info, files = read_case(case)
@@ -381,16 +382,17 @@ def test_window_report_offers_the_rows_and_carries_the_case_details_history_and_
     from dgs_desktop.gui.results_model import ROW_ROLE
 
     window = open_window(qtbot, tiny_checkpoint)
+    assert window.case_details_action in window.menus[0].actions()  # File menu
     folder = make_images(tmp_path / "ev", 3)
     scan_paths(qtbot, window, [folder])
-    window.cases.edit_details()  # no case yet: refused with a clear message
+    window.case_details_action.trigger()  # no case yet: refused with a clear message
     qtbot.waitUntil(lambda: isinstance(QApplication.activeModalWidget(), QMessageBox), timeout=5_000)
     assert "No case open" in QApplication.activeModalWidget().windowTitle()
     QApplication.activeModalWidget().close()
 
     case = tmp_path / "inquiry.dgscase"
     assert window.cases.save_as(str(case))
-    window.cases.edit_details()
+    window.case_details_action.trigger()
     dialog = window.cases.details_dialog
     dialog.findChild(type(window.text_filter), "examiner").setText("  A. Analyst ")
     dialog.findChild(type(window.text_filter), "caseNumber").setText("2026-117")

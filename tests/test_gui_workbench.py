@@ -66,14 +66,14 @@ def test_status_bar_counts_and_histogram_follow_the_threshold(qtbot, ready_windo
     middle = round((scores[4] + scores[5]) / 2, 3)
     window.threshold_spin.setValue(middle)
     fake = sum(p > middle for p in scores)
-    qtbot.waitUntil(lambda: window.counts_label.text().startswith(
+    qtbot.waitUntil(lambda: window.summary.counts.text().startswith(
         f"{fake} fake · {len(scores) - fake} real · 1 inconclusive"))
-    assert f"{fake} fake" in window.summary.text() and "1 inconclusive" in window.summary.text()
+    assert f"{fake} fake" in window.summary.line.text() and "1 inconclusive" in window.summary.line.text()
     bins = window.histogram.bins
     assert bins.edges[bins.split] == middle and sum(bins.counts[bins.split:]) == sum(p > middle for p in every)
     assert bins == threshold_bins(every, middle)  # the report's chart draws these very bins (tests/test_report.py)
     window.threshold_spin.setValue(1.0)
-    qtbot.waitUntil(lambda: window.counts_label.text().startswith(f"0 fake · {len(scores)} real · 1 inconclusive"))
+    qtbot.waitUntil(lambda: window.summary.counts.text().startswith(f"0 fake · {len(scores)} real · 1 inconclusive"))
 
 
 # ------------------------------------------------------------------------------ honesty
@@ -132,7 +132,7 @@ def test_duplicates_are_grouped_by_content(qtbot, ready_window, tmp_path):
     copy = by_name["img999.png"]
     assert copy.duplicate_of.endswith("img000.png") and "same content as img000.png" in copy.status_text
     assert by_name["img000.png"].duplicate_of == "" and copy.probability == by_name["img000.png"].probability
-    assert "1 duplicate" in window.summary.text()
+    assert "1 duplicate" in window.summary.line.text()
 
 
 # ------------------------------------------------------------------------------ cases
@@ -165,7 +165,7 @@ def test_case_saves_reopens_without_rescanning_and_autosaves(qtbot, tiny_checkpo
     assert {row.path: row.probability for row in again.model.rows} == {f.path: f.fake_probability for f in files}
     assert again.model.rows[1].analyst_note == "from the complainant"
     QApplication.processEvents()
-    assert started == [] and not again.scanning  # the same model's scores are not recomputed
+    assert started == [] and not again.scans.scanning  # the same model's scores are not recomputed
     _show(qtbot, again, mixed / "sample00.jpg")  # evidence shown from the stored boxes
     assert len(again.detail.image_view.outlines) == 49
 
@@ -244,10 +244,10 @@ def test_about_names_version_model_and_device(qtbot, ready_window, tiny_checkpoi
 
 def test_recent_models_update_at_once(qtbot, tiny_checkpoint):
     window = open_window(qtbot)
-    window.open_model_manager()
-    dialog = window._model_dialog
+    window.models.open_manager()
+    dialog = window.models.manager_dialog
     assert dialog.recent_list.count() == 0
-    window.load_model(str(tiny_checkpoint.directory), "cpu")
+    window.models.load(str(tiny_checkpoint.directory), "cpu")
     qtbot.waitUntil(lambda: dialog.recent_list.count() == 1, timeout=60_000)
     assert [a.text() for a in window.recent_menu.actions()] == [str(tiny_checkpoint.directory)]
     dialog.close()
@@ -279,7 +279,7 @@ def test_detail_pane_follows_the_row_state(qtbot, ready_window, mixed):
     assert window.detail.probability_label.text() == "scanning"  # the same word as the table
     assert window.model.index(0, 5).data() == "scanning"
     window.scans.start_next()  # nothing queued: no scan starts, the row stays as it is
-    assert not window.scanning
+    assert not window.scans.scanning
 
 
 def test_moving_quickly_through_rows_shows_the_last_one(qtbot, ready_window, mixed):
@@ -384,8 +384,8 @@ def test_detail_view_checks_stability_by_itself_and_an_unstable_row_is_inconclus
     scan_paths(qtbot, window, [mixed / "sample00.jpg"])
     _show(qtbot, window, mixed / "sample00.jpg")  # no click on "Check stability"
     row = window.model.rows[0]
-    qtbot.waitUntil(lambda: row.path in window.stabilities, timeout=60_000)
-    stability = window.stabilities[row.path]
+    qtbot.waitUntil(lambda: row.path in window.stability.results, timeout=60_000)
+    stability = window.stability.results[row.path]
     assert stability.reference == row.probability and len(stability.others) == 8
     text = window.detail.stability_label.text()
     assert "8 other patch orders" in text and f"{stability.spread:.4f}" in text
@@ -404,9 +404,9 @@ def test_detail_view_checks_stability_by_itself_and_an_unstable_row_is_inconclus
         qtbot.wait(300)
         window.grab().save(os.path.join(os.environ["DGS_SCREENSHOT_DIR"], "unstable.png"))
     window.stability_action.trigger()  # asked again by hand: it runs again, same seeds, same numbers
-    qtbot.waitUntil(lambda: row.path not in window._stability_pending and window.stabilities[row.path] is not stability,
+    qtbot.waitUntil(lambda: row.path not in window.stability.pending and window.stability.results[row.path] is not stability,
                     timeout=60_000)
-    assert window.stabilities[row.path] == stability
+    assert window.stability.results[row.path] == stability
 
 
 def test_reopened_rows_from_another_model_or_device_are_scored_again(qtbot, tiny_checkpoint, mixed, tmp_path):

@@ -414,10 +414,10 @@ def test_window_provenance_tab_column_and_export_report(qtbot, tiny_checkpoint, 
     window.resize(1300, 800)
     window.show()
     window.controller.start()
-    window.load_model(str(tiny_checkpoint.directory), "cpu")
+    window.models.load(str(tiny_checkpoint.directory), "cpu")
     qtbot.waitUntil(lambda: window.controller.state == READY, timeout=60000)
     with qtbot.waitSignal(window.scan_finished, timeout=60000):
-        window.add_paths([str(folder)])
+        window.intake.add_paths([str(folder)])
     attached = window.provenance
     assert window.export_report_action.isEnabled()
 

@@ -115,7 +115,7 @@ def test_the_window_shows_the_loading_stages_and_stays_responsive(qtbot, tiny_ch
     slow_check = scorer_module.check_finite_head
     monkeypatch.setattr(scorer_module, "check_finite_head", lambda d: (time.sleep(0.5), slow_check(d)))
     with TickRecorder() as ticks:
-        window.load_model(str(tiny_checkpoint.directory), "cpu")
+        window.models.load(str(tiny_checkpoint.directory), "cpu")
         qtbot.waitUntil(lambda: window.controller.state == READY, timeout=60_000)
     names = list(dict.fromkeys(name for name, _ in stages))
     assert names == list(LOAD_STAGES)

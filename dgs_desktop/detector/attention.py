@@ -48,8 +48,9 @@ class SplitAttention(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, -1).transpose(1, 2)
 
-    def forward(self, query, key=None, value=None, need_weights: bool = False, attn_mask=None,
-                key_padding_mask=None):
+    def forward(self, query: torch.Tensor, key: torch.Tensor | None = None, value: torch.Tensor | None = None,
+                need_weights: bool = False, attn_mask: torch.Tensor | None = None,
+                key_padding_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
         """Same call signature and (output, None) return as nn.MultiheadAttention(batch_first=True)."""
         if need_weights or key_padding_mask is not None:
             raise NotImplementedError("SplitAttention supports need_weights=False and no padding mask")

@@ -31,6 +31,7 @@ import pickle
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -134,7 +135,7 @@ def _require(state: Mapping[str, torch.Tensor], keys: list[str], name: str) -> N
 
 
 # -------------------------------------------------------------------------- architecture
-def _shape_facts(state: Mapping[str, torch.Tensor], name: str) -> dict:
+def _shape_facts(state: Mapping[str, torch.Tensor], name: str) -> dict[str, Any]:
     keys = [VISUAL + k for k in ("conv1.weight", "class_embedding", "positional_embedding", "proj",
                                  "ln_pre.weight", "ln_post.weight")]
     _require(state, keys, name)
@@ -161,7 +162,7 @@ def _shape_facts(state: Mapping[str, torch.Tensor], name: str) -> dict:
             "embed_dim": int(proj.shape[1]), "mlp_width": int(state[fc_key].shape[0])}
 
 
-def _arch_facts(arch: str) -> dict | None:
+def _arch_facts(arch: str) -> dict[str, Any] | None:
     if arch == "test-tiny":
         from .backbone import _TEST_TINY_CFG as cfg
     else:
@@ -179,7 +180,7 @@ def _arch_facts(arch: str) -> dict | None:
             "mlp_width": int(width * vision.get("mlp_ratio", 4.0))}
 
 
-def _pick_architecture(facts: dict, requested: str | None, name: str) -> str:
+def _pick_architecture(facts: dict[str, Any], requested: str | None, name: str) -> str:
     shapes = ", ".join(f"{k} {v}" for k, v in facts.items())
     if requested:
         expected = _arch_facts(requested)

@@ -15,7 +15,8 @@ manifest code can use the names here without loading them.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError
 
@@ -50,7 +51,7 @@ def _uses_quick_gelu(arch: str, pretrained: str | None) -> bool:
     return bool(info.get("quick_gelu", pretrained == "openai"))
 
 
-def backbone_record(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_PRETRAINED) -> dict:
+def backbone_record(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_PRETRAINED) -> dict[str, Any]:
     """The full description of a backbone, as stored in checkpoints."""
     if arch == TEST_TINY:
         config = copy.deepcopy(_TEST_TINY_CFG)
@@ -68,7 +69,7 @@ def backbone_record(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_P
     return {"library": "open_clip", "model_name": arch, "pretrained": pretrained or None, "config": config}
 
 
-def clip_from_record(record: dict, load_pretrained: bool = True, on_meta: bool = False) -> nn.Module:
+def clip_from_record(record: dict[str, Any], load_pretrained: bool = True, on_meta: bool = False) -> nn.Module:
     """Builds the frozen CLIP model a record describes, in eval mode, with the vision attention
     split. With `load_pretrained` and a `pretrained` tag the weights are fetched by open_clip
     (after checking that open_clip's configuration is exactly the recorded one); otherwise
@@ -82,6 +83,7 @@ def clip_from_record(record: dict, load_pretrained: bool = True, on_meta: bool =
     from .attention import split_all_attention
 
     name, pretrained, config = record["model_name"], record.get("pretrained"), record["config"]
+    model: nn.Module  # open_clip has no type information
     try:
         if load_pretrained and pretrained:
             expected = backbone_record(name, pretrained)["config"]
@@ -120,10 +122,10 @@ def build_clip(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_PRETRA
 
 
 def embed_dim_of(clip_model: nn.Module) -> int:
-    return int(clip_model.visual.output_dim)
+    return int(getattr(clip_model.visual, "output_dim"))  # noqa: B009 - an open_clip attribute torch does not type
 
 
-def tokenizer_for(arch: str):
+def tokenizer_for(arch: str) -> Callable[..., Any]:
     """The text tokenizer matching `arch` (open_clip ships its BPE vocabulary, no download)."""
     import open_clip
 

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
@@ -38,13 +39,14 @@ from .manifest import (
 from .model import DGSDetector, check_same_names, copy_weight, detector_from_record
 from .patches import preprocessing_manifest
 
+_T = TypeVar("_T")
 OUR_FILES = (MANIFEST_NAME, LORA_FILE, HEADS_FILE, BASE_FILE)
 
 
 # --------------------------------------------------------------------------------- saving
 def save_checkpoint(directory: str | Path, detector: DGSDetector, *, architecture: str,
                     base_weights: str | None, bundle_base: bool = False,
-                    threshold: float = DEFAULT_THRESHOLD, provenance: dict | None = None,
+                    threshold: float = DEFAULT_THRESHOLD, provenance: dict[str, Any] | None = None,
                     extra_heads: dict[str, torch.nn.Linear] | None = None) -> Path:
     """Writes a checkpoint directory: the files are written in a fresh temporary sibling, then
     moved in (the manifest last); an existing folder must be empty or a checkpoint."""
@@ -97,7 +99,7 @@ def save_checkpoint(directory: str | Path, detector: DGSDetector, *, architectur
     return directory
 
 
-def _move_into_place(staging: Path, directory: Path, manifest: dict) -> None:
+def _move_into_place(staging: Path, directory: Path, manifest: dict[str, Any]) -> None:
     """New folder: one rename. Existing checkpoint: our files replace our files, the manifest
     last; files of a previous save that the new one does not write are removed; anything
     else in the folder is left alone."""
@@ -142,18 +144,18 @@ class TensorFile:
         self._errors = (SafetensorError, OSError, ValueError, RuntimeError)
         self._handle = self._guard(lambda: safe_open(str(safe_member(checkpoint.directory, name)), framework="pt"))
 
-    def _guard(self, read):
+    def _guard(self, read: Callable[[], _T]) -> _T:
         try:
             return read()
         except self._errors as exc:
             raise CheckpointError(f"checkpoint file {self.name} is not a readable safetensors file: {exc}") from None
 
     def keys(self) -> list[str]:
-        return self._guard(lambda: list(self._handle.keys()))
+        return self._guard(lambda: [str(k) for k in self._handle.keys()])
 
     def tensor(self, key: str) -> torch.Tensor:
         """One tensor, refused unless floating point and finite."""
-        tensor = self._guard(lambda: self._handle.get_tensor(key))
+        tensor: torch.Tensor = self._guard(lambda: self._handle.get_tensor(key))
         if not tensor.is_floating_point():
             raise CheckpointError(f"checkpoint file {self.name} holds a non-floating-point tensor {key} "
                                   f"({tensor.dtype})")
@@ -185,7 +187,7 @@ def _load_bundled_base(detector: DGSDetector, checkpoint: Checkpoint, name: str,
         progress(index / len(keys))
 
 
-def backbone_of(checkpoint: Checkpoint) -> dict:
+def backbone_of(checkpoint: Checkpoint) -> dict[str, Any]:
     """The backbone record; format-1 checkpoints predate it and get it derived from their
     architecture name and weights id (with QuickGELU where those weights need it)."""
     manifest = checkpoint.manifest
@@ -269,7 +271,7 @@ def _materialise(detector: DGSDetector, device: str | torch.device) -> DGSDetect
     return detector.to_empty(device=device)
 
 
-def check_lora_keys(expected: set[str], state: dict) -> None:
+def check_lora_keys(expected: set[str], state: dict[str, Any]) -> None:
     """The LoRA file names exactly the factors the architecture adapts: a missing one would
     silently keep a zero update (peft's initial value), an extra one belongs to another model."""
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)

@@ -8,12 +8,13 @@ window shows a banner saying so).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .backbone import TEST_TINY
 
 
 def save_demo_checkpoint(path: str | Path, seed: int | None = 7, scale: float = 0.5,
-                         provenance: dict | None = None) -> Path:
+                         provenance: dict[str, Any] | None = None) -> Path:
     """Writes a test-tiny checkpoint at `path`; `seed=None` keeps peft's zero LoRA update and
     the head's default initialisation (the model as built, before any training)."""
     import torch

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Iterator
 
 import torch
 
@@ -84,7 +85,7 @@ def precision_options(device: torch.device) -> list[tuple[str, str]]:
     return options
 
 
-def autocast_for(device: torch.device, precision: str = "auto"):
+def autocast_for(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager[object]:
     """bf16 autocast when `precision` resolves to bf16 on `device`; else IEEE fp32 (on CUDA
     with TF32 off: cuDNN convolutions, such as CLIP's patch embedding, default to TF32)."""
     if resolve_precision(device, precision) == "bf16":
@@ -95,7 +96,7 @@ def autocast_for(device: torch.device, precision: str = "auto"):
 
 
 @contextlib.contextmanager
-def _ieee_fp32_on_cuda():
+def _ieee_fp32_on_cuda() -> Iterator[None]:
     """Matrix products and convolutions in full fp32 for the block; the flags are restored after."""
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import CheckpointError
 from ..verdict import DEFAULT_THRESHOLD, check_threshold
@@ -74,14 +75,14 @@ class LoraSettings:
     def scaling(self) -> float:
         return self.alpha / (self.r ** 0.5 if self.rslora else self.r)
 
-    def to_manifest(self) -> dict:
+    def to_manifest(self) -> dict[str, Any]:
         data = asdict(self)
         data["targets"] = list(self.targets)
         data["scaling_rule"] = "alpha/sqrt(r)" if self.rslora else "alpha/r"
         return data
 
     @classmethod
-    def from_manifest(cls, data: dict) -> LoraSettings:
+    def from_manifest(cls, data: dict[str, Any]) -> LoraSettings:
         return cls(r=int(data["r"]), alpha=float(data["alpha"]), dropout=float(data["dropout"]),
                    rslora=bool(data["rslora"]), targets=tuple(data["targets"]))
 
@@ -299,7 +300,7 @@ def read_checkpoint(directory: str | Path, source: str | None = None, *,
                       sha256=hashlib.sha256(raw).hexdigest())
 
 
-def model_warning(manifest: dict) -> str:
+def model_warning(manifest: dict[str, Any]) -> str:
     """Why a model's verdicts mean nothing (a test architecture, random weights), or "".
     The window's banner, `dgs-desktop scan` on stderr and the report's first page say it."""
     base = manifest.get("base_weights") or {}

@@ -7,6 +7,7 @@ for Linear LoRA, disabling the adapters gives exactly the pre-trained weights.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ class DGSDetector(nn.Module):
     """
 
     def __init__(self, clip_model: nn.Module, lora: LoraSettings, with_text: bool = False,
-                 backbone: dict | None = None):
+                 backbone: dict[str, Any] | None = None):
         super().__init__()
         self.lora = lora
         self.backbone = backbone  # the record the network was built from (saved in checkpoints)
@@ -101,7 +102,7 @@ class DGSDetector(nn.Module):
             copy_weight(targets[short], tensor, short)
 
 
-def check_same_names(targets: dict, state) -> None:
+def check_same_names(targets: dict[str, Any], state) -> None:
     """Bundled base weights name exactly the tensors of the architecture."""
     missing = sorted(set(targets) - set(state))
     extra = sorted(set(state) - set(targets))
@@ -123,7 +124,7 @@ def build_detector(arch: str = DEFAULT_ARCH, pretrained: str | None = DEFAULT_PR
     return detector_from_record(backbone_record(arch, pretrained), lora, with_text=with_text)
 
 
-def detector_from_record(record: dict, lora: LoraSettings = LoraSettings(), with_text: bool = False,
+def detector_from_record(record: dict[str, Any], lora: LoraSettings = LoraSettings(), with_text: bool = False,
                          load_pretrained: bool = True, on_meta: bool = False) -> DGSDetector:
     """A detector on the backbone a record describes (see `backbone.clip_from_record`; with
     `on_meta` only the head has memory and values until the caller loads the rest)."""

@@ -29,7 +29,7 @@ import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -349,7 +349,7 @@ def mosaics_to_tensor(mosaics, mean=IMAGENET_MEAN, std=IMAGENET_STD, device=None
     return (batch - mean_t) / std_t
 
 
-def preprocessing_manifest() -> dict:
+def preprocessing_manifest() -> dict[str, Any]:
     """What a checkpoint records about the preprocessing it was trained with."""
     return {"name": "ns-net-patch-selection", "patch_size": PATCH_SIZE, "grid": GRID,
             "n_low": N_LOW, "n_high": N_HIGH, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),

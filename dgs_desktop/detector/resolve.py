@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import CheckpointError
-from .hub import SCHEME, download_checkpoint
+from .hub import SCHEME, ProgressFn, download_checkpoint
 from .manifest import Checkpoint, read_checkpoint
 
 
-def resolve_checkpoint(spec: str | Path, progress=None, verify_progress=None) -> Checkpoint:
+def resolve_checkpoint(spec: str | Path, progress: ProgressFn | None = None,
+                       verify_progress: Callable[[float], None] | None = None) -> Checkpoint:
     """A verified checkpoint from a directory path or `hf:org/name[@revision]` (downloaded and
     cached by huggingface_hub); `verify_progress(fraction)` follows a folder's hashing."""
     text = str(spec)

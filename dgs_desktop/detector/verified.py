@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def _identity(path: Path) -> FileIdentity | None:
     return FileIdentity.of(info) if stat.S_ISREG(info.st_mode) else None
 
 
-def _valid_entry(entry) -> bool:
+def _valid_entry(entry: object) -> bool:
     if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) \
             or not _SHA256.match(entry["sha256"]):
         return False
@@ -98,7 +99,7 @@ class VerifyCache:
     def __init__(self, path: Path | None, clock: Callable[[], int] = time.time_ns):
         self.path = path
         self._clock = clock
-        self._entries: dict[str, dict] = {}
+        self._entries: dict[str, dict[str, Any]] = {}
         self._writable = path is not None
         self._dirty = False
         if path is not None:
@@ -135,7 +136,7 @@ class VerifyCache:
         """Whether `path` is the very file that was hashed to `sha256`, unchanged since."""
         now = _identity(path)
         entry = self._entries.get(now.key) if now is not None else None
-        if entry is None or entry["sha256"] != sha256:
+        if now is None or entry is None or entry["sha256"] != sha256:
             return False
         if (entry["size"], entry["mtime_ns"], entry["ctime_ns"]) != (now.size, now.mtime_ns, now.ctime_ns):
             return False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +65,7 @@ _READ = {"block_type", "layers", "width", "head_width", "mlp_ratio", "patch_size
          "pos_embed_type", "final_ln_after_pool", "pool_type", "norm_kwargs"}
 
 
-def vision_spec(record: dict) -> VisionSpec:
+def vision_spec(record: dict[str, Any]) -> VisionSpec:
     """The torch-only network for a backbone record, or `UnsupportedBackbone` saying why not."""
     config = record["config"]
     cfg = dict(config.get("vision_cfg") or {})
@@ -98,13 +99,13 @@ def vision_spec(record: dict) -> VisionSpec:
                       ln_after_pool=bool(cfg.get("final_ln_after_pool", False)))
 
 
-def _is_default(value, default) -> bool:
+def _is_default(value: object, default: object) -> bool:
     if default is None:
         return not value  # None, {} or "": open_clip treats them alike
     return type(value) is type(default) and value == default
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -149,7 +150,8 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.ls_1(self.attn(self.ln_1(x))[0])
-        return x + self.ls_2(self.mlp(self.ln_2(x)))
+        out: torch.Tensor = x + self.ls_2(self.mlp(self.ln_2(x)))  # a Module call is typed Any
+        return out
 
 
 class Blocks(nn.Module):
@@ -184,9 +186,8 @@ class VisionTower(nn.Module):
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
         x = self.transformer(self.ln_pre(x))
-        if self.spec.ln_after_pool:
-            return self.ln_post(self._pool(x)) @ self.proj
-        return self._pool(self.ln_post(x)) @ self.proj
+        pooled: torch.Tensor = self.ln_post(self._pool(x)) if self.spec.ln_after_pool else self._pool(self.ln_post(x))
+        return pooled @ self.proj
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, 1:].mean(dim=1) if self.spec.pool == "avg" else x[:, 0]
@@ -201,4 +202,5 @@ class ScoringDetector(nn.Module):
         self.head = nn.Linear(spec.output_dim, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.visual(images)).squeeze(-1)
+        logits: torch.Tensor = self.head(self.visual(images))
+        return logits.squeeze(-1)

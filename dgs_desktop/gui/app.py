@@ -70,11 +70,11 @@ def run_app(paths: list[str] | None = None, checkpoint: str | None = None, devic
             # A case reloads the model that made its scores; --checkpoint, when given, wins.
             opened = window.cases.open(case, create=True)
             if checkpoint or (spec and not (opened and window.cases.case.info().checkpoint)):
-                window.load_model(spec, settings.device)
+                window.models.load(spec, settings.device)
         elif spec:
-            window.load_model(spec, settings.device)
+            window.models.load(spec, settings.device)
         if paths:
-            window.add_paths(list(paths))
+            window.intake.add_paths(list(paths))
 
     QTimer.singleShot(0, start)
     return app.exec()

@@ -129,7 +129,7 @@ class CaseController(QObject):
     def choose_open(self) -> None:
         window = self.window
         path, _ = QFileDialog.getOpenFileName(window, "Open case",
-                                              output_folder(window.settings, window.evidence_folders()), CASE_FILTER)
+                                              output_folder(window.settings, window.intake.evidence_folders()), CASE_FILTER)
         if path:
             self.ask_unsaved("open another case", lambda: self.open(path))
 
@@ -156,7 +156,7 @@ class CaseController(QObject):
         window.verdict_threshold.set(info.threshold)
         session = window.controller.session
         if info.checkpoint and (session is None or session.checkpoint.sha256 != info.checkpoint_sha256):
-            window.load_model(info.checkpoint)
+            window.models.load(info.checkpoint)
         elif session is not None:
             window.scans.set_scanner(session.scanner, session.checkpoint.sha256, session.scored_on, session.spec)
         if rows and window.table.currentIndex().row() < 0:

@@ -27,9 +27,10 @@ class ModelBanner(QFrame):
         self.import_button.setToolTip("Convert the DGS-Net authors' released model_epoch_step2.pth (never unpickled)")
         self.hub_button = QPushButton("Download from the hub…")
         self.hub_button.setToolTip("Download a lab's checkpoint from the Hugging Face hub by repo id and revision")
-        self.load_button.clicked.connect(window.choose_checkpoint_folder)
-        self.import_button.clicked.connect(lambda: window.open_model_manager("import"))
-        self.hub_button.clicked.connect(lambda: window.open_model_manager("hub"))
+        # Looked up when clicked: the window's model flow is made after its widgets.
+        self.load_button.clicked.connect(lambda: window.models.choose_folder())
+        self.import_button.clicked.connect(lambda: window.models.open_manager("import"))
+        self.hub_button.clicked.connect(lambda: window.models.open_manager("hub"))
         buttons = QHBoxLayout()
         for button in (self.load_button, self.import_button, self.hub_button):
             buttons.addWidget(button)

@@ -70,7 +70,7 @@ def choose_output_path(window, title: str, file_name: str, filters: str,
                        options=QFileDialog.Option(0)) -> tuple[str, str]:
     """(path, chosen filter) from a save dialog that opens outside the evidence; ("", "") when
     the analyst cancels. A path inside a scanned folder needs their yes first."""
-    evidence = window.evidence_folders()
+    evidence = window.intake.evidence_folders()
     folder = output_folder(window.settings, evidence)
     while True:
         path, chosen = QFileDialog.getSaveFileName(window, title, os.path.join(folder, file_name), filters,

@@ -102,8 +102,8 @@ def build_menus(window) -> None:
                 menu.addSeparator()
             elif entry == "recent":
                 window.recent_menu = menu.addMenu("Recent models")
-                window.recent_menu.aboutToShow.connect(window._fill_recent_menu)
-                window._fill_recent_menu()
+                window.recent_menu.aboutToShow.connect(window.models.fill_recent_menu)
+                window.models.fill_recent_menu()
             else:
                 menu.addAction(getattr(window, entry))
         menus.append(menu)

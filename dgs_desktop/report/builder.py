@@ -30,7 +30,10 @@ from pathlib import Path
 from PIL import Image
 
 from .. import __version__
+from ..case import ScoreEntry
 from ..detector.manifest import model_warning
+from ..ownfiles import GENERATOR_MARK
+from ..provenance.summary import ProvenanceReport
 from ..record import format_threshold
 from ..scan.csvio import FORMULA_STARTS
 from ..verdict import FAKE, INCONCLUSIVE, REAL, RULE_TEXT
@@ -39,7 +42,6 @@ from .inputs import ModelInfo, ReportItem, ReportSource
 
 log = logging.getLogger(__name__)
 
-GENERATOR_MARK = "dgs-desktop report"  # in every report's <head>; how we recognise our own files
 MAX_FIELDS_SHOWN = 80
 MAX_FIELD_CHARS = 400
 
@@ -63,12 +65,12 @@ table.overview { border-collapse: collapse; } table.overview td, table.overview 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
-def text(value) -> str:
+def text(value: object) -> str:
     """Escaped text for HTML, whatever the value held (undecodable file-name bytes become
     replacement characters instead of breaking the UTF-8 file)."""
-    value = "" if value is None else str(value)
-    value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return html.escape(value, quote=True)
+    shown = "" if value is None else str(value)
+    shown = shown.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return html.escape(shown, quote=True)
 
 
 KEY_WIDTH = "28%"  # of a key/value table: the value column keeps the rest (a sha256 fits on one or two lines)
@@ -93,7 +95,7 @@ def kv_table(rows: list[tuple[str, str]], raw_values: bool = False) -> str:
 _HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
 
 
-def _value_html(value) -> str:
+def _value_html(value: object) -> str:
     return _HEX64.sub(lambda m: f'<span class="hash">{m.group(0)}</span>', text(value))
 
 
@@ -119,7 +121,7 @@ def _format_probability(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def _flatten(prefix: str, value, out: list[tuple[str, str]], depth: int = 0) -> None:
+def _flatten(prefix: str, value: object, out: list[tuple[str, str]], depth: int = 0) -> None:
     if isinstance(value, dict) and depth < 4:
         for key in sorted(value):
             _flatten(f"{prefix}.{key}" if prefix else str(key), value[key], out, depth + 1)
@@ -128,7 +130,7 @@ def _flatten(prefix: str, value, out: list[tuple[str, str]], depth: int = 0) -> 
         out.append((prefix, shown[:MAX_FIELD_CHARS]))
 
 
-def _compact(value, depth: int = 0) -> str:
+def _compact(value: object, depth: int = 0) -> str:
     """A nested manifest record on one line, e.g. 'embed_dim=32, vision_cfg(width=64, layers=2)'."""
     if isinstance(value, dict) and depth < 3:
         return ", ".join(f"{k}({_compact(v, depth + 1)})" if isinstance(v, dict) else f"{k}={_compact(v, depth + 1)}"
@@ -136,7 +138,7 @@ def _compact(value, depth: int = 0) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, list) else str(value)
 
 
-def _without_text_tower(record):
+def _without_text_tower(record: object) -> object:
     if isinstance(record, dict):
         return {k: _without_text_tower(v) for k, v in record.items() if "text" not in str(k).lower()}
     return record
@@ -228,7 +230,9 @@ class ImageSection:
         from ..provenance.summary import analyze
         from ..scan.decode import DecodeError, decode_bytes, read_file
 
-        item, warnings, details = self.item.record, [], {}
+        item = self.item.record
+        warnings: list[str] = []
+        details: dict[str, str] = {}
         try:
             data = read_file(self.item.file if self.item.file is not None else file_path(item.path))
         except DecodeError as exc:
@@ -267,12 +271,12 @@ class ImageSection:
         return pictures, details, warnings
 
 
-def _shown_width(image, box: int) -> int:
+def _shown_width(image: Image.Image, box: int) -> int:
     """Display width of `image` fitted into a `box`-px square."""
     return max(1, round(image.width * min(box / image.width, box / image.height)))
 
 
-def provenance_html(report) -> tuple[str, str]:
+def provenance_html(report: ProvenanceReport) -> tuple[str, str]:
     """Signals, C2PA and metadata of one file as escaped HTML: (rows for the image's table,
     the embedded thumbnail and the full metadata list below it)."""
     meta, c2pa = report.metadata, report.c2pa
@@ -372,7 +376,7 @@ def history_html(source: ReportSource) -> str:
             ("First and last score", f"{run.first} … {run.last}"), ("Files", f"{run.files} ({run.ok} scored ok)"),
             ("Threshold", ", ".join(format_threshold(t) for t in run.thresholds) or "—")])
         for index, run in enumerate(runs, 1))
-    by_path: dict[str, list] = {}
+    by_path: dict[str, list[ScoreEntry]] = {}
     for entry in source.history:
         by_path.setdefault(entry.record.path, []).append(entry)
     earlier = "".join(

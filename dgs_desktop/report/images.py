@@ -78,7 +78,7 @@ def reencoded_thumbnail(jpeg: bytes) -> Image.Image | None:
         return None
 
 
-def _font(size: int):
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without FreeType sizing

@@ -10,16 +10,20 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
+from ..case import AuditEntry, ScoreEntry, read_history
 from ..case import read_case as read_case_file
-from ..case import read_history
 from ..detector.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, sha256_file
 from ..errors import InputError
-from ..record import ScanRecord, Status, record_from_csv
+from ..record import RunInfo, ScanRecord, Status, record_from_csv
 from ..scan.content import ContentGroups
 from ..verdict import DEFAULT_THRESHOLD, Assessment, assess, is_valid_probability
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -68,13 +72,13 @@ class ReportSource:
     case_name: str = ""
     time_meaning: str = "the scan CSV's modification time"  # what `modified` is
     time_label: str = "CSV last changed"  # how the report names `modified`
-    history: list = field(default_factory=list)  # dgs_desktop.case.ScoreEntry: every scoring a case keeps
-    audit: list = field(default_factory=list)  # dgs_desktop.case.AuditEntry: the case's log
+    history: list[ScoreEntry] = field(default_factory=list)  # every scoring a case keeps
+    audit: list[AuditEntry] = field(default_factory=list)  # the case's log
     examiner: str = ""
     case_number: str = ""
 
 
-def add_unique(values: list, value) -> None:
+def add_unique(values: list[_T], value: _T | None) -> None:
     """Appends a non-empty value not already listed (the run details a report names)."""
     if value not in ("", None) and value not in values:
         values.append(value)
@@ -96,9 +100,9 @@ def _count(text: str) -> int | None:
         return None
 
 
-def _note(note: str, tags) -> str:
-    tags = [t for t in tags if t]
-    return "\n".join(part for part in (note, "Tags: " + ", ".join(tags) if tags else "") if part)
+def _note(note: str, tags: Iterable[str]) -> str:
+    shown = [t for t in tags if t]
+    return "\n".join(part for part in (note, "Tags: " + ", ".join(shown) if shown else "") if part)
 
 
 def read_scan_csv(path: Path) -> ReportSource:
@@ -111,7 +115,10 @@ def read_scan_csv(path: Path) -> ReportSource:
     run = RunDetails()
     for values, key in zip(existing.rows, existing.keys):
         row = dict(zip(existing.header, values))
-        get = lambda name, row=row: row.get(name) or ""  # noqa: E731
+
+        def get(name: str, row: Mapping[str, str] = row) -> str:
+            return row.get(name) or ""
+
         record = record_from_csv(row)
         if not record.ok:
             record.fake_probability = None  # never a verdict from an error row
@@ -122,9 +129,11 @@ def read_scan_csv(path: Path) -> ReportSource:
         items.append(item)
         for values_list, value in ((run.checkpoints, get("checkpoint")), (run.checkpoint_sha256s, get("checkpoint_sha256")),
                                    (run.devices, get("device")), (run.precisions, get("precision")),
-                                   (run.versions, get("dgs_desktop_version")), (run.thresholds, item.threshold),
-                                   (run.calibrations, get("calibration_sha256")), (run.reference_ns, item.reference_n)):
+                                   (run.versions, get("dgs_desktop_version")),
+                                   (run.calibrations, get("calibration_sha256"))):
             add_unique(values_list, value)
+        add_unique(run.thresholds, item.threshold)
+        add_unique(run.reference_ns, item.reference_n)
     info = path.stat()
     return ReportSource(path=path, kind="scan CSV", sha256=sha256_file(path), modified=info.st_mtime,
                         items=items, run=run)
@@ -179,7 +188,7 @@ def read_source(path: str | Path) -> ReportSource:
 class ModelInfo:
     source: str = ""
     sha256: str = ""
-    manifest: dict | None = None
+    manifest: dict[str, Any] | None = None
     manifest_note: str = ""  # why there is no manifest, or that its hash does not match
 
 
@@ -219,8 +228,9 @@ def find_model(run: RunDetails, checkpoint_dir: str | Path | None = None) -> Mod
     return info
 
 
-def source_from_results(results, run, name: str = "window results", case_name: str = "",
-                        case_path: str | Path | None = None, examiner: str = "", case_number: str = "") -> ReportSource:
+def source_from_results(results: Iterable[ScanRecord], run: RunInfo, name: str = "window results",
+                        case_name: str = "", case_path: str | Path | None = None, examiner: str = "",
+                        case_number: str = "") -> ReportSource:
     """A report source from in-memory scan results (the window's export): `results` are
     ScanRecords with their analyst notes and tags, `run` the RunInfo the CSV export would
     record (its calibration included); `case_path` the open case, whose history and log the

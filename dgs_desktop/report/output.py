@@ -6,31 +6,8 @@ from pathlib import Path
 
 from ..atomic import atomic_path
 from ..errors import UsageError
-from .builder import GENERATOR_MARK
-
-PDF_CREATOR = "DGS Desktop report"  # set as the PDF's Creator; how we recognise our own PDFs
-_HEAD_BYTES = 4096
-
-
-def is_our_report(path: Path) -> bool:
-    """True for an HTML report or PDF that dgs-desktop wrote (its marker near the start)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(_HEAD_BYTES)
-            if head.startswith(b"%PDF"):
-                handle.seek(0, 2)
-                size = handle.tell()
-                handle.seek(max(0, size - 65536))
-                tail = handle.read()
-                return _pdf_marker(head + tail)
-    except OSError:
-        return False
-    return f'<meta name="generator" content="{GENERATOR_MARK}'.encode() in head
-
-
-def _pdf_marker(data: bytes) -> bool:
-    utf16 = PDF_CREATOR.encode("utf-16-be").hex().encode()
-    return PDF_CREATOR.encode() in data or utf16 in data.lower() or utf16.upper() in data
+from ..ownfiles import PDF_CREATOR as PDF_CREATOR
+from ..ownfiles import is_our_report as is_our_report
 
 
 def check_output(path: str | Path, overwrite: bool, what: str = "report") -> Path:

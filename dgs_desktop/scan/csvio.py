@@ -25,14 +25,20 @@ import math
 import os
 import stat
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import InputError
-from ..record import CSV_COLUMNS, RunInfo, ScanRecord, csv_values, format_probability, format_threshold
+
+# RunInfo and format_probability are also this module's: the CLI, the window and the trainer import them here
+from ..record import CSV_COLUMNS, ScanRecord, csv_values, format_threshold
+from ..record import RunInfo as RunInfo
+from ..record import format_probability as format_probability
 from ..verdict import assess
 
 log = logging.getLogger(__name__)
@@ -76,7 +82,7 @@ def path_bytes_hex(path: str) -> str:
         return raw.hex()
 
 
-def path_key(path: str | os.PathLike) -> bytes:
+def path_key(path: str | os.PathLike[str]) -> bytes:
     """The exact bytes of a path: what --resume compares."""
     return os.fsencode(os.fspath(path))
 
@@ -134,7 +140,7 @@ def csv_text(results: Iterable[ScanRecord], run: RunInfo | None, delimiter: str 
     return "".join(parts)
 
 
-def write_results_csv(path: str | os.PathLike, results, run: RunInfo) -> None:
+def write_results_csv(path: str | os.PathLike[str], results: Iterable[ScanRecord], run: RunInfo) -> None:
     """Writes a complete CSV at once (GUI export): temp file + rename, never a partial file."""
     data = csv_text(results, run).encode("utf-8")
     with atomic_path(path) as tmp:
@@ -194,12 +200,12 @@ def _read_bounded(path: Path, limit: int, head: bool = False) -> bytes:
     return data
 
 
-def _records(text: str):
+def _records(text: str) -> Iterator[tuple[list[str] | None, int, int]]:
     """(fields, line number, end offset in characters) of each CSV record, in one pass."""
     consumed = 0
     lines = io.StringIO(text, newline="")
 
-    def counting():
+    def counting() -> Iterator[str]:
         nonlocal consumed
         for line in lines:
             consumed += len(line)
@@ -248,7 +254,7 @@ def parse_results_csv(data: bytes, name: str = "the CSV") -> ExistingCsv:
     records = _records(text)
     first = next(records, None)
     header = first[0] if first is not None else None
-    if not header or not set(REQUIRED_COLUMNS) <= set(header) or len(set(header)) != len(header):
+    if first is None or not header or not set(REQUIRED_COLUMNS) <= set(header) or len(set(header)) != len(header):
         raise CsvError(f"{name} exists but is not a DGS Desktop scan CSV; choose another file")
     width = len(header)
     last_ours = max(header.index(c) for c in COLUMNS if c in header)
@@ -294,18 +300,18 @@ def parse_results_csv(data: bytes, name: str = "the CSV") -> ExistingCsv:
     return existing
 
 
-def read_results_csv(path: str | os.PathLike, limit: int = MAX_RESUME_BYTES) -> ExistingCsv:
+def read_results_csv(path: str | os.PathLike[str], limit: int = MAX_RESUME_BYTES) -> ExistingCsv:
     return parse_results_csv(_read_bounded(Path(path), limit), str(path))
 
 
-def read_done_paths(path: str | os.PathLike) -> set[str]:
+def read_done_paths(path: str | os.PathLike[str]) -> set[str]:
     """Paths already recorded in an existing CSV (for --resume), as file-system strings."""
     if not os.path.exists(path):
         return set()
     return {os.fsdecode(key) for key in read_results_csv(path).done_keys}
 
 
-def _differs(values: Iterable[str], expected: str, same) -> list[str]:
+def _differs(values: Iterable[str], expected: str, same: Callable[[str, str], bool]) -> list[str]:
     return sorted({v for v in values if v and not same(v, expected)})
 
 
@@ -337,11 +343,11 @@ def run_mismatch(existing: ExistingCsv, run: RunInfo) -> str:
 
 
 # ------------------------------------------------------------------------------- writing
-def _is_stdout(path) -> bool:
+def _is_stdout(path: str | os.PathLike[str]) -> bool:
     return os.fspath(path) == STDOUT
 
 
-def check_output(path: str | os.PathLike, resume: bool = False) -> ExistingCsv | None:
+def check_output(path: str | os.PathLike[str], resume: bool = False) -> ExistingCsv | None:
     """Checks that the results can go to `path` without changing anything there yet.
 
     Returns the rows to keep on --resume. Refuses a folder that does not exist or is not
@@ -390,7 +396,7 @@ def check_output(path: str | os.PathLike, resume: bool = False) -> ExistingCsv |
     return None
 
 
-def same_file(path: str | os.PathLike) -> tuple[int, int] | None:
+def same_file(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     """(device, inode) of an existing regular file, to keep the output out of the scan."""
     if _is_stdout(path):
         return None
@@ -416,12 +422,12 @@ class CsvResultWriter:
     - `-`: standard output; a FIFO or device: written as a stream (no fsync).
     """
 
-    def __init__(self, path: str | os.PathLike, run: RunInfo, resume: bool = False,
+    def __init__(self, path: str | os.PathLike[str], run: RunInfo, resume: bool = False,
                  existing: ExistingCsv | None = None):
-        self.path = path if _is_stdout(path) else Path(path)
+        self.path: str | Path = STDOUT if _is_stdout(path) else Path(path)
         self.run = run
         self.resume = resume
-        self._handle = None
+        self._handle: BinaryIO | None = None
         self._pending_tmp: Path | None = None
         self._regular = False
         if resume and existing is None:
@@ -436,7 +442,7 @@ class CsvResultWriter:
     def done_paths(self) -> set[str]:
         return {os.fsdecode(key) for key in self.done_keys}
 
-    def is_done(self, path: str | os.PathLike) -> bool:
+    def is_done(self, path: str | os.PathLike[str]) -> bool:
         return path_key(path) in self.done_keys
 
     def _fail(self, exc: OSError, what: str = "cannot write") -> CsvError:
@@ -447,7 +453,7 @@ class CsvResultWriter:
             self._handle = sys.stdout.buffer
             self._write_raw(csv_line(self.columns))
             return
-        path = self.path
+        path = Path(self.path)
         try:
             info = os.stat(path)
         except FileNotFoundError:
@@ -483,15 +489,16 @@ class CsvResultWriter:
         if info.st_size != existing.total_bytes:
             raise CsvError(f"{self.path} changed while it was being read; try again")
         if existing.exact:
-            self._handle = open(self.path, "r+b")  # noqa: SIM115
-            self._handle.truncate(existing.complete_bytes)
-            self._handle.seek(existing.complete_bytes)
+            appended = self._handle = open(self.path, "r+b")  # noqa: SIM115
+            appended.truncate(existing.complete_bytes)
+            appended.seek(existing.complete_bytes)
             return
         # Rewrite once in our layout, keeping every row and every added column as it was.
         self.columns = existing.header + [c for c in COLUMNS if c not in existing.header]
         missing = len(self.columns) - len(existing.header)
         path_at, hex_at = self.columns.index("path"), self.columns.index("path_bytes_hex")
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.resume")
+        path = Path(self.path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.resume")
         try:
             with open(tmp, "wb") as handle:
                 handle.write(csv_line(utf8_text(c) for c in self.columns).encode("utf-8"))
@@ -510,6 +517,8 @@ class CsvResultWriter:
         self._handle = open(self.path, "ab")  # noqa: SIM115
 
     def _write_raw(self, line: str) -> None:
+        if self._handle is None:
+            raise CsvError(f"cannot write {self.path}: it is closed")
         self._handle.write(line.encode("utf-8"))
         self._handle.flush()
 
@@ -568,8 +577,8 @@ class CsvResultWriter:
             handle.close()
         self._handle = None
 
-    def __enter__(self):
+    def __enter__(self) -> CsvResultWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close(completed=exc_type is None)

@@ -14,7 +14,7 @@ import re
 import stat
 import struct
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,12 +160,12 @@ def check_decoding(decoding: str) -> str:
     return decoding
 
 
-def _transposes(orientation) -> bool:
+def _transposes(orientation: object) -> bool:
     """An EXIF orientation that a viewer applies (2-8)."""
     return isinstance(orientation, int) and orientation in _ROTATIONS
 
 
-def _authors_rgb(image: Image.Image, orientation, notes: list[str]) -> Image.Image:
+def _authors_rgb(image: Image.Image, orientation: object, notes: list[str]) -> Image.Image:
     """The authors' `convert("RGB")`, and notes where it differs from the analyst decoding."""
     if _transposes(orientation):
         notes.append(f"EXIF orientation {orientation} not applied (authors' decoding)")
@@ -177,7 +177,7 @@ def _authors_rgb(image: Image.Image, orientation, notes: list[str]) -> Image.Ima
     return image.convert("RGB")
 
 
-def _apply_orientation(image: Image.Image, orientation, notes: list[str]) -> Image.Image:
+def _apply_orientation(image: Image.Image, orientation: object, notes: list[str]) -> Image.Image:
     """The image as a viewer shows it (EXIF orientation applied), as the analyst sees it."""
     if _transposes(orientation):
         notes.append(f"EXIF orientation {orientation} applied")
@@ -274,7 +274,7 @@ _PNG_CHUNK_LIMITS = re.compile(r"MAX_TEXT_CHUNK|MAX_TEXT_MEMORY|Too much memory 
 _PNG_METADATA_CHUNKS = (b"iCCP", b"zTXt", b"iTXt", b"tEXt")
 
 
-def strip_png_chunks(data: bytes, kinds=_PNG_METADATA_CHUNKS) -> tuple[bytes, list[str]]:
+def strip_png_chunks(data: bytes, kinds: Sequence[bytes] = _PNG_METADATA_CHUNKS) -> tuple[bytes, list[str]]:
     """`data` without the PNG chunks of the given kinds (pixels untouched); the kinds dropped."""
     out, dropped, pos = [data[:8]], [], 8
     while pos + 12 <= len(data):
@@ -383,7 +383,7 @@ def _decode(data: bytes, sha256: str, max_pixels: int, reserve: Reserve | None =
                         mode=original_mode, notes=notes, data=data)
 
 
-def decode_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+def decode_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS,
                  reserve: Reserve | None = None, decoding: str = ANALYST) -> DecodedImage:
     """Reads `path` once and decodes it; raises DecodeError with a plain-words reason."""
     path = Path(path)

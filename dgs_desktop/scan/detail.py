@@ -9,13 +9,14 @@ scan's boxes: the same pixels. Images are PIL / numpy; the window converts them 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..detector.patches import PATCH_SIZE, mosaic_from_boxes
+from ..detector.patches import PATCH_SIZE, Box, PatchSelection, mosaic_from_boxes
 from .decode import decode_bytes, read_file, suffix_note
 
 PREVIEW_MAX_SIDE = 2048
@@ -30,14 +31,14 @@ class DetailData:
     full_image: Image.Image | None = None  # the decoded image, for the viewer's full-resolution zoom
     size: tuple[int, int] = (0, 0)
     mosaic: np.ndarray | None = None  # (224, 224, 3) uint8
-    boxes: tuple = ()
-    low_entropy: tuple = ()
-    entropies: tuple = ()
+    boxes: tuple[Box, ...] = ()
+    low_entropy: tuple[bool, ...] = ()
+    entropies: tuple[float, ...] = ()
     facts: list[tuple[str, str]] = field(default_factory=list)
     warning: str = ""
 
 
-def box_entropies(image: Image.Image, boxes) -> tuple:
+def box_entropies(image: Image.Image, boxes: Sequence[Box]) -> tuple[float, ...]:
     """Spectral entropy of each box's patch, recomputed (rows restored from a case keep theirs)."""
     from ..detector.patches import patch_entropies  # imports torch: only when needed
 
@@ -76,7 +77,8 @@ def preview_of(image: Image.Image) -> tuple[Image.Image, float]:
     return image.resize(size, Image.Resampling.BILINEAR), scale
 
 
-def load_detail(path: str, sha256: str, boxes, low_entropy, entropies, selection) -> DetailData:
+def load_detail(path: str, sha256: str, boxes: Sequence[Box] | None, low_entropy: Sequence[bool] | None,
+                entropies: Sequence[float] | None, selection: PatchSelection | None) -> DetailData:
     """Read once (safe reader), decode like the scan did, cut the preview and mosaic (the
     scan's `selection` when it is still cached, else re-cut at `boxes`), parse the metadata
     from the same bytes. Runs off the GUI thread."""

@@ -13,6 +13,7 @@ from the CPU's, like the model's own device differences.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -108,7 +109,7 @@ def _gather_mosaic(rgb: torch.Tensor, chosen: np.ndarray) -> torch.Tensor:
         GRID * PATCH_SIZE, GRID * PATCH_SIZE, 3)
 
 
-def select_batch(images: list, device: torch.device | str = "cpu",
+def select_batch(images: Sequence[Image.Image | np.ndarray | torch.Tensor], device: torch.device | str = "cpu",
                  seeds: list[int | None] | None = None) -> tuple[torch.Tensor, list[PatchSelection]]:
     """Patch selection for a batch of decoded images on `device`.
 

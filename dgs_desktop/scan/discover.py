@@ -21,8 +21,9 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..case import CASE_SUFFIX, _is_case_file
+from ..ownfiles import CASE_SUFFIX, is_case_file, is_our_report
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,7 @@ IMAGE_SUFFIXES = frozenset(SUFFIX_FORMATS)
 
 def _is_case_side_file(path: Path) -> bool:
     """SQLite's journal, WAL or shared-memory file beside one of our cases."""
-    return _is_case_file(path.with_name(path.name.rsplit("-", 1)[0]))
-
-
-def _is_report(path: Path) -> bool:
-    from ..report.output import is_our_report
-
-    return is_our_report(path)
+    return is_case_file(path.with_name(path.name.rsplit("-", 1)[0]))
 
 
 def _is_results_csv(path: Path) -> bool:
@@ -67,9 +62,9 @@ def _is_results_csv(path: Path) -> bool:
 # The files dgs-desktop writes, by suffix, each with the content check that tells ours from a
 # file that only has the same suffix (that one is scanned like any other). The one list.
 OWN_FILES: dict[str, Callable[[Path], bool]] = {
-    CASE_SUFFIX: _is_case_file,
+    CASE_SUFFIX: is_case_file,
     **{CASE_SUFFIX + side: _is_case_side_file for side in ("-journal", "-wal", "-shm")},
-    ".html": _is_report, ".htm": _is_report, ".pdf": _is_report,
+    ".html": is_our_report, ".htm": is_our_report, ".pdf": is_our_report,
     ".csv": _is_results_csv,
 }
 
@@ -81,7 +76,16 @@ def is_own_file(path: Path) -> bool:
     return check is not None and path.is_file() and check(path)
 
 
-class FoundPath(type(Path())):
+if TYPE_CHECKING:
+    _ConcretePath = Path
+else:  # before Python 3.12 only the concrete class (PosixPath, WindowsPath) can be subclassed
+    _ConcretePath = type(Path())
+
+# What tells two names of one file apart: (device, inode), or the absolute path when stat fails.
+_Identity = tuple[int, int] | tuple[str, str]
+
+
+class FoundPath(_ConcretePath):
     """A path to scan, with what discovery found out about it (a plain Path otherwise)."""
 
     refusal = ""  # not read, and why (a link that leads out of the scanned folders)
@@ -97,7 +101,7 @@ def _found(path: Path, refusal: str = "", same_as: str = "") -> FoundPath:
     return found
 
 
-def _identity(path: Path):
+def _identity(path: Path) -> _Identity:
     try:
         stat = path.stat()
     except OSError:
@@ -105,7 +109,7 @@ def _identity(path: Path):
     return (stat.st_dev, stat.st_ino)
 
 
-def _list_folder(directory: Path) -> list[os.DirEntry] | None:
+def _list_folder(directory: Path) -> list[os.DirEntry[str]] | None:
     try:
         with os.scandir(directory) as iterator:
             return sorted(iterator, key=lambda entry: entry.name)
@@ -137,7 +141,7 @@ class _Roots:
                 f"(--follow-links follows it)")
 
 
-def _walk(directory: Path, seen_dirs: set, roots: _Roots | None) -> Iterator[FoundPath]:
+def _walk(directory: Path, seen_dirs: set[_Identity], roots: _Roots | None) -> Iterator[FoundPath]:
     """Depth-first, sorted, with an explicit stack: trees deeper than Python's recursion
     limit (1000) are walked like any other, and only one folder listing per level is held."""
     entries = _list_folder(directory)
@@ -174,7 +178,7 @@ def _walk(directory: Path, seen_dirs: set, roots: _Roots | None) -> Iterator[Fou
             stack.append(iter(children))
 
 
-def expand_paths(paths: Iterable[str | os.PathLike], follow_links: bool = False,
+def expand_paths(paths: Iterable[str | os.PathLike[str]], follow_links: bool = False,
                  exclude: Iterable[tuple[int, int]] = ()) -> Iterator[FoundPath]:
     """Absolute paths of all files under `paths`, each path once, in a stable order.
 
@@ -183,9 +187,9 @@ def expand_paths(paths: Iterable[str | os.PathLike], follow_links: bool = False,
     given = [Path(os.path.abspath(os.path.expanduser(os.fspath(raw)))) for raw in paths]
     roots = None if follow_links else _Roots(given)
     excluded = set(exclude)
-    first_name: dict = {}  # file identity -> the first path listed for it
+    first_name: dict[_Identity, str] = {}  # file identity -> the first path listed for it
     listed: set[str] = set()
-    seen_dirs: set = set()
+    seen_dirs: set[_Identity] = set()
     for path in given:
         candidates: Iterable[FoundPath]
         if path.is_dir():

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 _BARRIER_TIMEOUT = datetime.timedelta(days=7)
 
 
-def rank_of(path: str | os.PathLike, world_size: int) -> int:
+def rank_of(path: str | os.PathLike[str], world_size: int) -> int:
     """The rank that scores `path`: stable across runs, machines and Python versions."""
     digest = hashlib.sha256(os.fsencode(os.fspath(path))).digest()
     return int.from_bytes(digest[:8], "little") % world_size
@@ -132,7 +132,7 @@ class ScanRank:
             return None
         return cls(rank=required_int("RANK"), world_size=world_size, local_rank=required_int("LOCAL_RANK", default=0))
 
-    def owns(self, path: str | os.PathLike) -> bool:
+    def owns(self, path: str | os.PathLike[str]) -> bool:
         return rank_of(path, self.world_size) == self.rank
 
     def device_spec(self, requested: str) -> str:

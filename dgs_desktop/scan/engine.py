@@ -20,13 +20,14 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..detector.device import autocast_for, resolve_precision
@@ -34,7 +35,7 @@ from ..detector.patches import PatchSelection, mosaics_to_tensor, select_patches
 from ..provenance.summary import ProvenanceFacts, provenance_facts
 from ..record import ScanRecord, Status, reported_probability
 from ..verdict import NON_FINITE_SCORE
-from .decode import ANALYST, DEFAULT_MAX_PIXELS, DecodeError, check_decoding, decode_image
+from .decode import ANALYST, DEFAULT_MAX_PIXELS, DecodeError, Reserve, check_decoding, decode_image
 from .memory import DEFAULT_MEMORY_BUDGET_MIB, MIB, MemoryBudget
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,13 @@ class _Prepared:
     @property
     def scorable(self) -> bool:
         return self.selection is not None or self.decoded is not None
+
+    @property
+    def selected(self) -> PatchSelection:
+        """The patch selection of an item that has one (a batch's ready items)."""
+        if self.selection is None:
+            raise ValueError(f"{self.result.path} has no patch selection")
+        return self.selection
 
 
 def _take_provenance(result: ScanRecord, data: bytes) -> None:
@@ -86,19 +94,19 @@ def read_and_decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, jpeg_on_de
     on the host (the same patches), so the look-ahead never holds large decoded images."""
     from .gpu_decode import plan_decode
 
-    def decode(file: Path, max_pixels: int, reserve=None, decoding: str = ANALYST):
+    def decode(file: Path, max_pixels: int, reserve: Reserve | None = None, decoding: str = ANALYST) -> Any:
         if jpeg_on_device:  # the device decoder decodes as ANALYST does (the Scanner never pairs it with AUTHORS)
             return plan_decode(file, max_pixels)
         return decode_image(file, max_pixels, reserve=reserve, decoding=decoding)
 
-    def too_large_to_hold(decoded) -> bool:
+    def too_large_to_hold(decoded: Any) -> bool:
         return getattr(decoded, "image", None) is not None and decoded.width * decoded.height > DEVICE_HOLD_MAX_PIXELS
 
     return _read_decode(path, max_pixels, budget, decode, select_now=too_large_to_hold, decoding=decoding)
 
 
-def _read_decode(path, max_pixels: int, budget: MemoryBudget | None, decode: Callable,
-                 select_now: Callable, decoding: str = ANALYST) -> _Prepared:
+def _read_decode(path: Any, max_pixels: int, budget: MemoryBudget | None, decode: Callable[..., Any],
+                 select_now: Callable[[Any], bool], decoding: str = ANALYST) -> _Prepared:
     """Both paths' worker step: the row for `path`, its decoded image, and its patches when
     `select_now(decoded)` (else the decoded image waits for selection on the device)."""
     held = hasattr(path, "decode")  # an image held elsewhere: decoded from its own bytes
@@ -167,7 +175,7 @@ class ModelRunner:
         self.precision = resolve_precision(device, precision)
 
     @torch.inference_mode()
-    def _forward(self, chunk) -> list[float]:
+    def _forward(self, chunk: Sequence[np.ndarray] | torch.Tensor) -> list[float]:
         inputs = mosaics_to_tensor(chunk, device=self.device)  # uint8 travels, normalised there
         if len(chunk) < self.forward_size:
             padding = inputs.new_zeros((self.forward_size - len(chunk), *inputs.shape[1:]))
@@ -178,7 +186,7 @@ class ModelRunner:
         probabilities = torch.where(torch.isfinite(logits), torch.sigmoid(logits), torch.nan)
         return probabilities[: len(chunk)].cpu().tolist()
 
-    def score(self, mosaics) -> list[float]:
+    def score(self, mosaics: Sequence[np.ndarray] | torch.Tensor) -> list[float]:
         """P(fake) per mosaic: a list of (224, 224, 3) uint8 arrays or a (B, 224, 224, 3) uint8 tensor."""
         scores: list[float] = []
         self.last_forward_sizes = []
@@ -246,11 +254,12 @@ class Scanner:
         on_device = self.select_on == "device"
         # Decoded images wait for the device path, mosaics for the host path: keep fewer of the former.
         lookahead = self.workers * 2 + self.batch_size * (1 if on_device else 2)
+        work: tuple[Any, ...]  # the worker step and its arguments after the path
         if on_device:
             work = (read_and_decode, self.jpeg_decoder == "torchvision", self.budget, self.decoding)
         else:
             work = (prepare, self.budget, self.decoding)
-        pending: deque[Future] = deque()
+        pending: deque[Future[_Prepared]] = deque()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="dgs-prepare") as pool:
             def refill() -> None:
                 while len(pending) < lookahead and not cancel.is_set():
@@ -329,7 +338,7 @@ class Scanner:
         count = max(self.stability_orders, self.tta_orders - 1)
         if count <= 0 or not items:
             return {}
-        mosaics = [mosaic for item in items for mosaic in other_orders(item.selection, count)]
+        mosaics = [mosaic for item in items for mosaic in other_orders(item.selected, count)]
         try:
             flat = self.runner.score(mosaics)
         except Exception as exc:  # noqa: BLE001 - as a failed batch: these rows become errors
@@ -349,9 +358,10 @@ class Scanner:
                mosaics: torch.Tensor | None = None) -> Iterator[ScanRecord]:
         ready = [item for item in batch if item.selection is not None]
         if ready:
+            scores: Sequence[float | None]
             try:
                 scores = self.runner.score(mosaics if mosaics is not None else
-                                           [item.selection.mosaic for item in ready])
+                                           [item.selected.mosaic for item in ready])
             except Exception as exc:  # noqa: BLE001 - a model failure marks the batch, not the scan
                 scores = [None] * len(ready)
                 for item in ready:

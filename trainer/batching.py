@@ -3,6 +3,8 @@ and the DataLoader that turns (sample, view) keys into mosaics."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 
@@ -35,8 +37,10 @@ def mosaic_loader(dataset: Dataset, keys: list[list[tuple[int, int]]], *, seed: 
                   pin_memory: bool) -> torch.utils.data.DataLoader:
     """Batches of (inputs, labels, indices); `keys[b]` lists the (sample index, view) of batch b."""
     workers = max(0, workers)
+    # map-style (__getitem__ and __len__): the loader needs no torch subclass, and trainer.data imports no torch
+    mosaics = cast("torch.utils.data.Dataset[tuple[np.ndarray, int, int]]", MosaicDataset(dataset.samples, seed))
     return torch.utils.data.DataLoader(
-        MosaicDataset(dataset.samples, seed), batch_sampler=keys, num_workers=workers,
+        mosaics, batch_sampler=keys, num_workers=workers,
         collate_fn=collate_mosaics, pin_memory=pin_memory, persistent_workers=False,
         prefetch_factor=4 if workers else None, generator=torch.Generator().manual_seed(seed))
 

@@ -198,7 +198,7 @@ def resolve_captions(samples, shas: list[str], *, captioner: str, captions_file:
         return captions, {"source": "file", "file": str(Path(captions_file).resolve())}
 
     cache = CaptionCache.for_captioner(captioner, cache_dir)
-    first_of = {}
+    first_of: dict[str, int] = {}
     for i, sha in enumerate(shas):
         first_of.setdefault(sha, i)
     # In data order, not hash order: dataset rows are then read row group by row group.

@@ -5,16 +5,20 @@ gives t), the text head h_text and the stage-1 probe h_img^T."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .config import TrainConfig
 
+if TYPE_CHECKING:
+    from dgs_desktop.detector.model import DGSDetector
+
 
 @dataclass
 class Networks:
-    detector: nn.Module  # dgs_desktop.detector.model.DGSDetector, built with its text tower
+    detector: DGSDetector  # built with its text tower
     h_text: nn.Linear
     h_teacher: nn.Linear  # trained in stage 1 only, frozen afterwards
 

@@ -17,7 +17,8 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     mag = 10 ** math.floor(math.log10(raw))
     step = min((m * mag for m in (1, 2, 5, 10) if m * mag >= raw), default=raw)
     start = math.ceil(lo / step) * step
-    ticks, value = [], start
+    ticks: list[float] = []
+    value = start
     while value <= hi + 1e-12 and len(ticks) < 20:
         ticks.append(round(value, 10))
         value += step

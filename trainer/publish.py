@@ -16,8 +16,10 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dgs_desktop.detector.hubaccess import (
     CHECKPOINT_SCHEME,
@@ -35,9 +37,11 @@ from .facts import FACT_COLUMNS
 
 DEFAULT_LICENSE = "apache-2.0"
 # Hub ids of the base weights open_clip loads for an architecture/tag (for the card's base_model).
-HUB_BASE_MODELS = {("ViT-L-14", "openai"): "openai/clip-vit-large-patch14",
-                   ("ViT-L-14-quickgelu", "openai"): "openai/clip-vit-large-patch14",
-                   ("ViT-B-16", "openai"): "openai/clip-vit-base-patch16"}
+# (keyed by objects: the manifest's values are looked up as they come)
+HUB_BASE_MODELS: dict[tuple[object, object], str] = {
+    ("ViT-L-14", "openai"): "openai/clip-vit-large-patch14",
+    ("ViT-L-14-quickgelu", "openai"): "openai/clip-vit-large-patch14",
+    ("ViT-B-16", "openai"): "openai/clip-vit-base-patch16"}
 EVAL_COLUMNS = ("subset", "n_real", "n_fake", "acc", "r_acc", "f_acc", "ap")
 SUMMARY_ROWS = ("mean", "paper_table")
 
@@ -145,11 +149,17 @@ def _get(mapping, *keys, default=None):
     return mapping
 
 
+def _dict_at(mapping: dict, key: str) -> dict:
+    """`mapping[key]` when it is a dict, else an empty one."""
+    value = mapping.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _training_summary(provenance: dict) -> dict:
-    counts = provenance.get("counts") if isinstance(provenance.get("counts"), dict) else {}
+    counts = _dict_at(provenance, "counts")
     real = sum(int(c.get("real", 0)) for c in counts.values() if isinstance(c, dict))
     fake = sum(int(c.get("fake", 0)) for c in counts.values() if isinstance(c, dict))
-    data = provenance.get("data") if isinstance(provenance.get("data"), dict) else {}
+    data = _dict_at(provenance, "data")
     source = (f"{RepoSpec(DATASET_SCHEME, data['repo'], data.get('commit', '')[:12])} split={data.get('split')}"
               if data.get("repo") else data.get("path") or provenance.get("data_root") or "unknown")
     return {"source": source, "classes": data.get("classes") or provenance.get("classes"),
@@ -165,14 +175,15 @@ def _eval_results(evaluations: list[EvalTable]) -> list:
     for table in evaluations:
         headline = table.paper_table or table.mean or {}
         # the perturbation is the dataset's config, so a blurred run of a test set stays its own result
-        dataset = {"dataset_type": table.name, "dataset_config": table.perturbation or None,
-                   "dataset_name": table.name + (f" ({table.perturbation})" if table.perturbation else "")}
+        dataset_config = table.perturbation or None
+        dataset_name = table.name + (f" ({table.perturbation})" if table.perturbation else "")
         for metric_type, key, name in (("accuracy", "acc", "mAcc" if table.paper_table else "mean Acc"),
                                        ("average_precision", "ap", "mAP")):
             if headline.get(key) is not None:
                 results.append(EvalResult(task_type="image-classification", task_name="AI-generated image detection",
                                           metric_type=metric_type, metric_name=name,
-                                          metric_value=round(100 * headline[key], 2), **dataset))
+                                          metric_value=round(100 * headline[key], 2), dataset_type=table.name,
+                                          dataset_config=dataset_config, dataset_name=dataset_name))
     return results
 
 
@@ -184,7 +195,7 @@ def card_metadata(checkpoint: Checkpoint, repo_id: str, evaluations: list[EvalTa
     provenance = manifest.get("provenance") or {}
     base = manifest.get("base_weights") or {}
     architecture = manifest.get("architecture")
-    data = provenance.get("data") if isinstance(provenance.get("data"), dict) else {}
+    data = _dict_at(provenance, "data")
     results = _eval_results(evaluations)
     block = {
         "checkpoint_sha256": checkpoint.sha256,
@@ -197,12 +208,13 @@ def card_metadata(checkpoint: Checkpoint, repo_id: str, evaluations: list[EvalTa
         "training": _training_summary(provenance),
         "evaluations": [t.to_card() for t in evaluations],
     }
+    extra: dict[str, Any] = {CARD_KEY: block}  # ModelCardData keeps unknown keys as they are
     return ModelCardData(license=license_id, library_name="dgs-desktop", pipeline_tag="image-classification",
                          tags=["ai-generated-image-detection", "image-forensics", "dgs-net", "clip", "lora"],
                          base_model=HUB_BASE_MODELS.get((architecture, base.get("id"))),
                          datasets=[data["repo"]] if data.get("repo") else None,
                          model_name=repo_id.split("/")[-1] if results else None, eval_results=results or None,
-                         **{CARD_KEY: block})
+                         **extra)
 
 
 def _pct_row(row: dict) -> str:
@@ -322,8 +334,8 @@ def _upload_error(exc: BaseException, repo_id: str, endpoint: str) -> TrainError
                       f"run the command again: files already uploaded are not sent twice")
 
 
-def publish(checkpoint_dir: str | os.PathLike, repo_id: str, *, revision: str | None = None, private: bool = False,
-            eval_csvs: list[str] = (), license_id: str = DEFAULT_LICENSE, message: str | None = None,
+def publish(checkpoint_dir: str | os.PathLike[str], repo_id: str, *, revision: str | None = None, private: bool = False,
+            eval_csvs: Sequence[str] = (), license_id: str = DEFAULT_LICENSE, message: str | None = None,
             token: str | None = None) -> PublishResult:
     """Verifies the checkpoint and uploads it with its model card in one commit."""
     import huggingface_hub
@@ -333,7 +345,7 @@ def publish(checkpoint_dir: str | os.PathLike, repo_id: str, *, revision: str | 
     if problem:
         raise UsageError(f"--repo {repo_id!r} is not a valid repository name ({problem}); write it as ORG/NAME")
     try:
-        checkpoint = read_checkpoint(checkpoint_dir)
+        checkpoint = read_checkpoint(Path(checkpoint_dir))
     except CheckpointError as exc:
         raise CheckpointError(f"not publishing: {exc}") from None
     evaluations = [read_eval_csv(spec) for spec in eval_csvs]

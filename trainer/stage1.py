@@ -186,7 +186,7 @@ def run_stage1(networks: Networks, dataset: Dataset, config: TrainConfig, runtim
         if view in computed:
             return computed[view]
         features = store.get(view) if store is not None else None
-        if features is not None and runtime.dist.is_main:
+        if features is not None and store is not None and runtime.dist.is_main:
             log.info("teacher features of view %d: from %s (an earlier run on the same images)", view,
                      store.path(view))
         if features is None:

@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .batching import STAGE_DGS, global_batches, micro_batches, mosaic_loader, view_keys
 from .config import TrainConfig
@@ -49,7 +51,8 @@ def train_step(networks: Networks, student: nn.Module, micro: list[MicroBatch], 
     stats_sum = torch.zeros(len(StepStats.FIELDS), dtype=torch.float64)
     for m, batch in enumerate(micro):
         last = m == len(micro) - 1
-        sync = student.no_sync() if dist.enabled and not last else nullcontext()
+        # distributed, `student` is the vision tower's DistributedDataParallel
+        sync = cast(DistributedDataParallel, student).no_sync() if dist.enabled and not last else nullcontext()
         with sync:
             with runtime.autocast():
                 f = student(batch.x)
@@ -117,8 +120,6 @@ def run_stage2(networks: Networks, dataset: Dataset, text: torch.Tensor, feature
     visual = networks.detector.visual
     student = visual
     if dist.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
         student = DistributedDataParallel(
             visual, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
     divisor = dist.world * config.accum

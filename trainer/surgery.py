@@ -106,7 +106,7 @@ def surgery_gradient(g_task: torch.Tensor, g_text: torch.Tensor, g_img: torch.Te
     work = torch.promote_types(out_dtype, torch.float32)
     task = g_task.to(work)
     help_term = None
-    if use_prior:
+    if use_prior and g_img is not None:  # use_prior without g_img was refused above
         help_term = prior_alignment_term(g_img.to(work)) * float(lam)
         if mode == "reference":
             help_term = help_term / batch

@@ -41,7 +41,7 @@ def paint_icon(size: int = 256) -> QImage:
 
 
 def app_icon() -> QIcon:
-    packaged = resources.files(__package__).joinpath("assets", ICON_NAME)
+    packaged = resources.files(__package__).joinpath("assets").joinpath(ICON_NAME)
     if packaged.is_file():
         pixmap = QPixmap()
         if pixmap.loadFromData(packaged.read_bytes()):

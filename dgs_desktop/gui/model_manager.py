@@ -222,6 +222,11 @@ class ModelManagerDialog(QDialog):
         layout.addWidget(self.hub_message)
         return box
 
+    def _request_selected(self) -> None:
+        item = self.recent_list.currentItem()
+        if item is not None:
+            self._request(item.text())
+
     def _build_recent(self) -> QGroupBox:
         box = QGroupBox("Recent models")
         self.recent_list = QListWidget()
@@ -229,7 +234,7 @@ class ModelManagerDialog(QDialog):
         self.recent_list.itemDoubleClicked.connect(lambda item: self._request(item.text()))
         self.recent_list.setMaximumHeight(110)
         use = QPushButton("Use selected")
-        use.clicked.connect(lambda: self.recent_list.currentItem() and self._request(self.recent_list.currentItem().text()))
+        use.clicked.connect(self._request_selected)
         layout = QVBoxLayout(box)
         layout.addWidget(self.recent_list)
         layout.addWidget(use, 0, Qt.AlignmentFlag.AlignRight)

@@ -160,7 +160,8 @@ class ProvenancePanel(QWidget):
 
     def _fill_signals(self, report: ProvenanceReport | None) -> None:
         while self.signals_layout.count():
-            widget = self.signals_layout.takeAt(0).widget()
+            item = self.signals_layout.takeAt(0)
+            widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
         signals = [] if report is None else report.signals

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QMarginsF, QUrl
+from PySide6.QtCore import QByteArray, QCoreApplication, QMarginsF, QUrl
 from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
 from ..atomic import atomic_path
@@ -20,7 +20,7 @@ from ..report.output import PDF_CREATOR, check_output
 _DATA_URI = re.compile(r'src="(data:image/(?:png|jpeg);base64,([A-Za-z0-9+/=]+))"')
 
 
-def ensure_gui_application() -> QGuiApplication:
+def ensure_gui_application() -> QCoreApplication:
     """Qt's text layout needs an application object. Nothing is shown, so the offscreen
     platform is used (an unreachable DISPLAY must not abort a report); a QApplication, not a
     bare QGuiApplication, so widgets can still be made in this process."""

@@ -17,7 +17,8 @@ class TickRecorder(QObject):
         super().__init__(parent)
         self.gaps: list[float] = []
         self._last = time.perf_counter()
-        self._timer = QTimer(self, interval=interval_ms, timeout=self._tick)
+        self._timer = QTimer(self, interval=interval_ms)
+        self._timer.timeout.connect(self._tick)
 
     def _tick(self) -> None:
         now = time.perf_counter()

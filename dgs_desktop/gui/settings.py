@@ -20,9 +20,9 @@ MAX_RECENT_MODELS = 8
 
 class AppSettings:
     def __init__(self, path: str | None = None):
-        path = path or path_knob(SETTINGS_ENV)
-        if path:
-            self._qs = QSettings(str(path), QSettings.Format.IniFormat)
+        where = path or path_knob(SETTINGS_ENV)
+        if where:
+            self._qs = QSettings(str(where), QSettings.Format.IniFormat)
         else:
             self._qs = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
 
@@ -81,7 +81,9 @@ class AppSettings:
         value = self._qs.value("model/recent", [])
         if isinstance(value, str):  # QSettings returns a bare string for a one-item list
             value = [value]
-        return [str(v) for v in (value or []) if v]
+        if not isinstance(value, (list, tuple)):  # None when empty; nothing else is a list of models
+            return []
+        return [str(v) for v in value if v]
 
     def remember_model(self, spec: str) -> None:
         recent = [spec] + [s for s in self.recent_models if s != spec]

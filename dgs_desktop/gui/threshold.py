@@ -77,8 +77,8 @@ class ThresholdControl(QWidget):
         layout.setContentsMargins(8, 0, 0, 0)
         label = QLabel("&Threshold:")
         label.setBuddy(self.spin)
-        for widget in (label, self.slider, self.spin, self.note, self.reset):
-            layout.addWidget(widget)
+        for part in (label, self.slider, self.spin, self.note, self.reset):
+            layout.addWidget(part)
         threshold.changed.connect(self._show_value)
         threshold.reference_changed.connect(self._show_note)
         self._show_value(threshold.value)
@@ -88,10 +88,12 @@ class ThresholdControl(QWidget):
             self.threshold.set(value)
 
     def _show_value(self, value: float, why: str = "") -> None:
-        for widget, shown in ((self.spin, value), (self.slider, round(value * SLIDER_STEPS))):
-            widget.blockSignals(True)
-            widget.setValue(shown)
-            widget.blockSignals(False)
+        self.spin.blockSignals(True)
+        self.spin.setValue(value)
+        self.spin.blockSignals(False)
+        self.slider.blockSignals(True)
+        self.slider.setValue(round(value * SLIDER_STEPS))
+        self.slider.blockSignals(False)
         self._show_note()
 
     def _show_note(self) -> None:

@@ -67,7 +67,7 @@ def jpeg_thumbnail(data: bytes, size: int) -> QImage | None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        image = Image.open(io.BytesIO(data))
+        image: Image.Image = Image.open(io.BytesIO(data))
         if image.format != "JPEG" or image.width * image.height > DEFAULT_MAX_PIXELS:
             return None
         image.draft("RGB", (size * 2, size * 2))

@@ -231,6 +231,19 @@ def test_menus_list_every_action_and_shortcuts_are_documented(qtbot, ready_windo
     window.shortcuts_box.close()
 
 
+def test_window_declares_exactly_its_actions():
+    """MainWindow's QAction annotations (for mypy) name the attributes build_actions sets."""
+    import typing
+
+    from dgs_desktop.gui.main_window import MainWindow
+    from dgs_desktop.gui.window_actions import ACTIONS
+
+    hints = typing.get_type_hints(MainWindow)
+    declared = {name for name in vars(MainWindow).get("__annotations__", {}) if name.endswith("_action")}
+    assert declared == {entry[0] for entry in ACTIONS}
+    assert all(hints[name].__name__ == "QAction" for name in declared)
+
+
 def test_about_names_version_model_and_device(qtbot, ready_window, tiny_checkpoint):
     from dgs_desktop import __version__
 

@@ -10,6 +10,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable
+from typing import cast
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
@@ -23,7 +24,8 @@ log = logging.getLogger("dgs_desktop.gui")
 
 
 def make_application() -> QApplication:
-    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "dgs-desktop"])
+    # instance() is typed as the QCoreApplication it is declared on; in this process it is a QApplication
+    app = cast(QApplication, QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "dgs-desktop"]))
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("DGS Desktop")
@@ -69,7 +71,8 @@ def run_app(paths: list[str] | None = None, checkpoint: str | None = None, devic
         if case:
             # A case reloads the model that made its scores; --checkpoint, when given, wins.
             opened = window.cases.open(case, create=True)
-            if checkpoint or (spec and not (opened and window.cases.case.info().checkpoint)):
+            current = window.cases.case
+            if checkpoint or (spec and not (opened and current is not None and current.info().checkpoint)):
                 window.models.load(spec, settings.device)
         elif spec:
             window.models.load(spec, settings.device)

@@ -13,6 +13,7 @@ The controller listens to the scan and the threshold itself; the window only con
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLineEdit, QMessageBox
@@ -22,6 +23,9 @@ from ..record import ScanRecord, reliability_warning
 from .dialogs import show_error
 from .output_place import choose_output_path, output_folder
 from .results_model import QUEUED, ResultRow
+
+if TYPE_CHECKING:
+    from ..case import Case
 
 CASE_FILTER = f"DGS Desktop cases (*{CASE_SUFFIX});;All files (*)"
 
@@ -56,13 +60,13 @@ class CaseController(QObject):
         self.model = window.model
         self.unsaved_box: QMessageBox | None = None  # the open "Results not saved" question
         self.details_dialog: QDialog | None = None  # the open "Case details" dialog
-        self.case = None  # dgs_desktop.case.Case while one is open
+        self.case: Case | None = None  # while one is open
         self.unsaved = False  # results that are neither in a case nor exported
         self.calibration_sha256 = ""  # of the calibration whose threshold judges new scores
         self._logged_threshold: float | None = None  # the threshold the log last recorded
         self._pending_threshold: tuple[float, str] | None = None  # (value, why) waiting to settle
-        self._threshold_timer = QTimer(self, singleShot=True, interval=THRESHOLD_SETTLE_MS,
-                                       timeout=self.flush_threshold)
+        self._threshold_timer = QTimer(self, singleShot=True, interval=THRESHOLD_SETTLE_MS)
+        self._threshold_timer.timeout.connect(self.flush_threshold)
         self._scan_counts = {"ok": 0, "error": 0}
         self._scan_model = ("", "", "")  # spec, sha256, device of the scan being counted
         window.scans.results.connect(lambda results: self.results_scanned(results, window.controller.session))
@@ -266,7 +270,7 @@ class CaseController(QObject):
         if self.case is None:
             self._set_unsaved(bool(results) or self.unsaved)
             return
-        groups: dict[str, list] = {}
+        groups: dict[tuple[str, str], list] = {}  # (checkpoint sha256, device) -> results
         selections = {}
         for result in results:
             row = self.model.row_for_path(result.path)

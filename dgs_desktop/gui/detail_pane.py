@@ -315,7 +315,8 @@ class DetailPane(QWidget):
         self.note_edit.setTabChangesFocus(True)
         self.tags_edit = QLineEdit()
         self.tags_edit.setPlaceholderText("Tags, comma-separated (kept in the case)")
-        self._annotation_timer = QTimer(self, singleShot=True, interval=400, timeout=self._emit_annotation)
+        self._annotation_timer = QTimer(self, singleShot=True, interval=400)
+        self._annotation_timer.timeout.connect(self._emit_annotation)
         self.note_edit.textChanged.connect(self._annotation_edited)
         self.tags_edit.textEdited.connect(self._annotation_edited)
         self._loading_annotation = False
@@ -387,8 +388,8 @@ class DetailPane(QWidget):
         self._show_probability(row, threshold)
         result = row.result
         self._set_facts(self._base_facts(row))
-        if row.state != OK:
-            self.image_view.show_message(f"Not scored yet ({row.state})." if row.state != ERROR
+        if row.state != OK or result is None:  # (an ok or failed row always has its result)
+            self.image_view.show_message(f"Not scored yet ({row.state})." if row.state != ERROR or result is None
                                          else f"This file could not be scored: {result.error}")
             return
         self.image_view.show_message("Loading…")
@@ -571,8 +572,13 @@ class DetailPane(QWidget):
             self.facts.addRow(f"{name}:", label)
 
     def facts_text(self) -> str:
-        return " ".join(self.facts.itemAt(i).widget().text() for i in range(self.facts.count())
-                        if self.facts.itemAt(i).widget() is not None)
+        texts = []
+        for i in range(self.facts.count()):
+            item = self.facts.itemAt(i)
+            widget = item.widget() if item is not None else None
+            if isinstance(widget, QLabel):  # the names and the values
+                texts.append(widget.text())
+        return " ".join(texts)
 
 
 def wrappable(text: str) -> str:

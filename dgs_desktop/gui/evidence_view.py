@@ -70,8 +70,8 @@ class PatchInfo:
 
 def patch_infos(boxes, low_entropy, entropies=None) -> list[PatchInfo]:
     """One PatchInfo per non-empty mosaic cell (an empty cell has the box (0, 0, 0, 0))."""
-    cells = [(cell, tuple(int(v) for v in box), bool(low)) for cell, (box, low) in enumerate(zip(boxes or (), low_entropy or ()))
-             if box[2] > 0 and box[3] > 0]
+    cells = [(cell, (int(box[0]), int(box[1]), int(box[2]), int(box[3])), bool(low))
+             for cell, (box, low) in enumerate(zip(boxes or (), low_entropy or ())) if box[2] > 0 and box[3] > 0]
     groups_of_box: dict[tuple, list[bool]] = {}
     for _, box, low in cells:
         groups_of_box.setdefault(box, []).append(low)
@@ -148,7 +148,8 @@ class EvidenceView(QGraphicsView):
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._placeholder.setWordWrap(True)
         self._placeholder.setStyleSheet("color: #e0e0e0; padding: 12px")
-        self._detail_timer = QTimer(self, singleShot=True, interval=60, timeout=self._update_detail)
+        self._detail_timer = QTimer(self, singleShot=True, interval=60)
+        self._detail_timer.timeout.connect(self._update_detail)
         self.horizontalScrollBar().valueChanged.connect(lambda _: self._detail_timer.start())
         self.verticalScrollBar().valueChanged.connect(lambda _: self._detail_timer.start())
 
@@ -348,7 +349,8 @@ class EvidenceView(QGraphicsView):
         x, y = math.floor(scene_point.x()), math.floor(scene_point.y())
         if self.full_image is None or not (0 <= x < self._image_rect.width() and 0 <= y < self._image_rect.height()):
             return None
-        return x, y, tuple(int(v) for v in self.full_image.getpixel((x, y))[:3])
+        r, g, b = self.full_image.getpixel((x, y))[:3]
+        return x, y, (int(r), int(g), int(b))
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
         super().mouseMoveEvent(event)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QToolBar, QVBoxLayout, QWidget
 
 from . import help_dialogs, window_geometry
@@ -45,6 +46,32 @@ MODEL_WARNING_STYLE = ("background: #fff3e0; color: #bf360c; border: 1px solid #
 
 class MainWindow(QMainWindow):
     scan_finished = Signal(bool)  # cancelled; emitted when no scan runs and nothing waits
+    # one QAction per window_actions.ACTIONS entry, set by build_actions
+    add_files_action: QAction
+    add_folder_action: QAction
+    cancel_action: QAction
+    resume_action: QAction
+    save_case_action: QAction
+    open_case_action: QAction
+    case_details_action: QAction
+    export_action: QAction
+    export_report_action: QAction
+    copy_action: QAction
+    clear_action: QAction
+    quit_action: QAction
+    model_action: QAction
+    load_folder_action: QAction
+    calibration_action: QAction
+    stability_action: QAction
+    zoom_in_action: QAction
+    zoom_out_action: QAction
+    fit_action: QAction
+    actual_size_action: QAction
+    focus_table_action: QAction
+    focus_filter_action: QAction
+    focus_threshold_action: QAction
+    shortcuts_action: QAction
+    about_action: QAction
 
     def __init__(self, settings: AppSettings | None = None, controller: ModelController | None = None):
         super().__init__()
@@ -258,7 +285,7 @@ class MainWindow(QMainWindow):
         row = self.shown_row()
         self.stability_action.setEnabled(row is not None and row.state == OK and self.controller.session is not None)
         unchanged = row is not None and row.path == self.detail.current_path and row.state == self.detail.current_state
-        if unchanged and (not force or (row.state == OK and self.detail.evidence_shown)):
+        if unchanged and row is not None and (not force or (row.state == OK and self.detail.evidence_shown)):
             self.detail.refresh_verdict(row, self.threshold)  # e.g. the threshold moved
             return
         selection = None if row is None else self.model.selections.get(row.path)

@@ -7,10 +7,17 @@ each one; nothing here blocks the GUI thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from .workers import Task, start_task
+
+if TYPE_CHECKING:  # the ML stack is imported off the GUI thread (load_ml_stack)
+    import torch
+
+    from ..detector.manifest import Checkpoint
+    from ..scan.engine import Scanner
 
 LOADING_LIBRARIES, NO_MODEL, LOADING_MODEL, READY, FAILED = (
     "loading libraries", "no model", "loading model", "ready", "failed")
@@ -28,9 +35,9 @@ class ModelSession:
     """Everything a scan needs, built off the GUI thread."""
 
     spec: str  # what to remember in settings: a folder or hf:org/name@rev
-    checkpoint: object  # detector.checkpoint.Checkpoint
-    scanner: object  # scan.engine.Scanner
-    device: object  # torch.device
+    checkpoint: Checkpoint
+    scanner: Scanner
+    device: torch.device
     device_label: str  # describe_device(device), as the CSV records it
 
     @property
@@ -131,7 +138,11 @@ class ModelController(QObject):
         name = getattr(spec, "source", spec)
         self._set_state(LOADING_MODEL, f"Loading the model {name}…")
         task = Task(load_session, spec, device, precision, pass_hooks=True)
-        task.signals.progress.connect(lambda update: load_id == self._load_id and self.load_stage.emit(*update))
+        def progress(update: tuple) -> None:
+            if load_id == self._load_id:
+                self.load_stage.emit(*update)
+
+        task.signals.progress.connect(progress)
         task.signals.succeeded.connect(lambda session: self._loaded(load_id, session))
         task.signals.failed.connect(lambda message: self._load_failed(load_id, message))
         start_task(task, self._jobs, owner=self)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import cast
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 
-from ..record import reliability_warning
+from ..record import ScanRecord, reliability_warning
 from ..scan.content import ContentGroups
 from ..verdict import DEFAULT_THRESHOLD, FAKE, INCONCLUSIVE, REAL, RULE_TEXT, Assessment, assess, is_fake
 
@@ -61,7 +62,7 @@ class ResultRow:
     name: str
     folder: str
     state: str = QUEUED
-    result: object | None = None  # ScanRecord (without its mosaic) once scanned
+    result: ScanRecord | None = None  # without its mosaic, once scanned
     boxes: tuple | None = None
     low_entropy: tuple | None = None
     entropies: tuple | None = None  # spectral entropy of each mosaic cell's patch
@@ -93,10 +94,11 @@ class ResultRow:
     def verdict_explained(self, threshold: float, calibration=None) -> str:
         """The verdict with the numbers, the one rule that produced it, and any reasons."""
         assessment = self.assessment(threshold)
-        if not assessment.verdict:
+        probability = self.probability
+        if not assessment.verdict or probability is None:  # a verdict has a probability
             return self.status_text
-        relation = ">" if is_fake(self.probability, threshold) else "\u2264"
-        text = f"P(fake) {self.probability:.4f} {relation} threshold {threshold:.4g} ({RULE_TEXT})"
+        relation = ">" if is_fake(probability, threshold) else "\u2264"
+        text = f"P(fake) {probability:.4f} {relation} threshold {threshold:.4g} ({RULE_TEXT})"
         if assessment.reasons:
             text += "\ninconclusive: " + "\n  ".join(assessment.reasons)
         else:
@@ -285,7 +287,7 @@ class ResultsModel(QAbstractTableModel):
     def add_files(self, files: list) -> list[str]:
         """Appends files not already listed (one row per path, as in the CSV); returns the new
         paths. Discovery's found paths are kept to be scanned as found (links, hard links)."""
-        new_rows = []
+        new_rows: list[ResultRow] = []
         for found in files:
             path = str(found)
             if path in self._row_of:
@@ -344,7 +346,8 @@ class ResultsModel(QAbstractTableModel):
                 index = self._row_of[path]
                 row = self.rows[index]
                 row.duplicate_of = self.content.same_as(path)
-                row.result.same_content_as = row.duplicate_of  # the CSV, the case and the report say it too
+                if row.result is not None:  # always: a row holds a content by its result's sha256
+                    row.result.same_content_as = row.duplicate_of  # the CSV, the case and the report say it too
                 touched.append(index)
         return touched
 
@@ -383,8 +386,10 @@ class ResultsModel(QAbstractTableModel):
         """Stores a stability check in the row's record (its verdict may become inconclusive:
         `unstable`); ignored when the row was rescored or changed meanwhile."""
         index = self._row_of.get(path)
-        row = None if index is None else self.rows[index]
-        if row is None or row.state != OK or row.result is None or row.result.sha256 != sha256:
+        if index is None:
+            return False
+        row = self.rows[index]
+        if row.state != OK or row.result is None or row.result.sha256 != sha256:
             return False
         row.result.record_spread(stability.all_scores)
         self.dataChanged.emit(self.index(index, 0), self.index(index, len(COLUMNS) - 1))
@@ -483,7 +488,7 @@ class ResultsFilter(QSortFilterProxyModel):
         self._refilter(lambda: setattr(self, "_text", text.strip().lower()))
 
     def filterAcceptsRow(self, source_row, source_parent) -> bool:
-        model = self.sourceModel()
+        model = cast(ResultsModel, self.sourceModel())  # the filter only ever sits on a ResultsModel
         row: ResultRow = model.rows[source_row]
         if self._text and self._text not in row.path.lower():
             return False

@@ -29,7 +29,7 @@ DEFAULT_ARCH = "ViT-L-14"
 DEFAULT_PRETRAINED = "openai"
 
 # Patch size 32 gives a 7x7 token grid, the same layout as the 7x7 mosaic.
-_TEST_TINY_CFG = dict(
+_TEST_TINY_CFG: dict[str, Any] = dict(
     embed_dim=32,
     vision_cfg=dict(image_size=224, layers=2, width=64, head_width=16, patch_size=32),
     text_cfg=dict(context_length=77, vocab_size=49408, width=8, heads=2, layers=1),

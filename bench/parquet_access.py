@@ -1,4 +1,4 @@
-"""Cost of reading training images from parquet shards (trainer/sources.py) in data order vs
+"""Cost of reading training images from parquet shards (trainer/sources/cells.py) in data order vs
 shuffled order, relative to reading the same bytes from files.
 
 A dataset row is read by loading its row group's image column (LRU-cached per process), so
@@ -32,8 +32,7 @@ def main() -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from trainer import sources
-    from trainer.sources import RowRef, read_cell
+    from trainer.sources import RowRef, cells, read_cell
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     rng = np.random.default_rng(0)
@@ -57,7 +56,7 @@ def main() -> None:
         budget = 8 * ROW_GROUP * IMAGE_BYTES  # 8 row groups: a real dataset (54 GB) never fits
 
         def fresh_cache():
-            sources._CACHE = sources._RowGroupCache(budget)
+            cells._CACHE = cells._RowGroupCache(budget)
 
         data_order = list(range(n))
         shuffled = list(rng.permutation(n))

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .detector.patches import PatchSelection, high_frequency_ratio
+from .detector.patches import PATCH_SIZE, PatchSelection, high_frequency_ratio, reliability_notes
 from .verdict import verdict
 
 
@@ -167,6 +167,23 @@ class ScanRecord:
         return ([(int(b[0]), int(b[1]), int(b[2]), int(b[3])) for b in self.boxes if len(b) == 4],
                 [bool(v) for v in self.low_entropy],
                 [math.nan if v is None else float(v) for v in self.entropies])
+
+
+def reliability_warning(record: ScanRecord) -> str:
+    """Why a score deserves less trust, or "": fewer than 49 distinct patches, or padding (a
+    short side), in the words of the scan's notes (`detector.patches.reliability_notes`).
+
+    Read from the record's structured fields (`distinct_patches`, `padded`); a record stored
+    before they existed falls back to its image size (a side under 32 px is padded; fewer than
+    49 whole 32x32 patches means repeated or empty cells), never to the wording of its notes.
+    """
+    width, height = record.width, record.height
+    distinct = record.distinct_patches
+    sized = width is not None and height is not None and width > 0 and height > 0
+    if distinct is None and width and height:
+        distinct = max(1, width // PATCH_SIZE) * max(1, height // PATCH_SIZE)
+    padded = bool(record.padded) or (sized and min(width or 0, height or 0) < PATCH_SIZE)
+    return "; ".join(reliability_notes(distinct, padded))
 
 
 STORED_FIELDS = tuple(f for f in dataclasses.fields(ScanRecord) if f.metadata.get("codec"))

@@ -425,29 +425,3 @@ def test_precision_is_chosen_in_the_model_manager_and_recorded(qtbot, make_windo
         _, rows = read_csv(out)
         assert {row["precision"] for row in rows if row["status"] == "ok"} == {choice}
     dialog.close()
-
-
-def test_detail_facts_come_from_the_provenance_metadata_reader(tmp_path):
-    """The File tab's key facts are read by the same code as the Provenance tab and the CSV's
-    provenance column (no second EXIF parser), from the bytes already read."""
-    import io
-
-    from PIL import Image
-
-    from dgs_desktop.gui.detail_pane import key_facts
-
-    exif = Image.Exif()
-    exif[0x010F], exif[0x0110], exif[0x0131] = "Canon", "Canon EOS R5", "Adobe Photoshop 25.0"
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (120, 80, 40)).save(buffer, format="JPEG", quality=85, exif=exif)
-    facts = dict(key_facts(buffer.getvalue()))
-    assert facts["Camera"] == "Canon EOS R5" and facts["Software"] == "Adobe Photoshop 25.0"
-    assert facts["JPEG quality"] == "about 85 (estimated)"
-    png = io.BytesIO()
-    from PIL.PngImagePlugin import PngInfo
-
-    info = PngInfo()
-    info.add_text("parameters", "a cat, Steps: 20, Sampler: Euler a")
-    Image.new("RGB", (32, 32)).save(png, format="PNG", pnginfo=info)
-    assert dict(key_facts(png.getvalue()))["parameters"].startswith("a cat, Steps: 20")
-    assert key_facts(b"not an image") == []

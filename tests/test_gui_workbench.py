@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from gui_helpers import make_images, make_mixed_folder, open_window, scan_paths  # noqa: E402
+from gui_helpers import cli_csv, make_images, make_mixed_folder, open_window, read_csv, scan_paths  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QToolBar  # noqa: E402
 
 from dgs_desktop.gui.results_model import OK, VERDICT_COL, ResultsModel  # noqa: E402
 from dgs_desktop.gui.settings import SETTINGS_ENV  # noqa: E402
+from dgs_desktop.histogram import threshold_bins  # noqa: E402
 from dgs_desktop.record import ScanRecord  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -70,6 +71,7 @@ def test_status_bar_counts_and_histogram_follow_the_threshold(qtbot, ready_windo
     assert f"{fake} fake" in window.summary.line.text() and "1 inconclusive" in window.summary.line.text()
     bins = window.histogram.bins
     assert bins.edges[bins.split] == middle and sum(bins.counts[bins.split:]) == sum(p > middle for p in every)
+    assert bins == threshold_bins(every, middle)  # the report's chart draws these very bins (tests/test_report.py)
     window.threshold_spin.setValue(1.0)
     qtbot.waitUntil(lambda: window.summary.counts.text().startswith(f"0 fake · {len(scores)} real · 1 inconclusive"))
 
@@ -462,3 +464,7 @@ def test_same_content_is_scored_once(qtbot, ready_window, tmp_path):
         window.select_path(rows["img000-b.png"].path)
     filled = [box for box in first.boxes if box[2] and box[3]]  # a 96x128 image fills 24 cells, 25 stay black
     assert len(filled) == 24 and len(window.detail.image_view.outlines) == len(set(filled)) == 12  # one per patch
+    # the headless scan groups by the same rule: its same_content_as column says what the table says
+    _, csv_rows = read_csv(cli_csv(folder, window.controller.session.checkpoint.directory, tmp_path / "copies.csv"))
+    assert {row["path"]: row["same_content_as"] for row in csv_rows} == \
+        {row.path: row.duplicate_of for row in window.model.rows}

@@ -304,6 +304,41 @@ def test_histogram_bins_and_colours():
     assert green > 2.5 * red > 0  # three below the threshold for one above
 
 
+def _colour_columns(chart: np.ndarray, colour) -> np.ndarray:
+    return np.flatnonzero((np.abs(chart - colour).sum(axis=2) < 6).any(axis=0))
+
+
+def _bar_colours(chart: np.ndarray) -> list[tuple[int, int, int]]:
+    """The colour of each bar, left to right, read along the bars' bottom row."""
+    bar = (np.abs(chart - images.REAL_COLOUR).sum(axis=2) < 6) | (np.abs(chart - images.FAKE_COLOUR).sum(axis=2) < 6)
+    row = chart[np.flatnonzero(bar.any(axis=1)).max()]
+    colours, previous = [], None
+    for pixel in map(tuple, row):
+        current = pixel if pixel in (images.REAL_COLOUR, images.FAKE_COLOUR) else None
+        if current is not None and current != previous:
+            colours.append(current)
+        previous = current
+    return colours
+
+
+@pytest.mark.parametrize("scores, threshold", [
+    ([0.49, 0.51], 0.5),
+    ([0.52, 0.5249, 0.525, 0.5251, 0.53, 0.9], 0.525),  # 20 fixed bins would put these in one bar
+    ([0.05] * 3 + [0.95], 0.5),
+])
+def test_histogram_bars_are_the_windows_bins_split_at_the_threshold(scores, threshold):
+    from dgs_desktop.histogram import threshold_bins
+
+    chart = np.asarray(images.histogram(scores, threshold)).astype(int)
+    bins = threshold_bins(scores, threshold)  # what the window's histogram shows for these scores
+    expected = [images.FAKE_COLOUR if bins.is_fake_bin(i) else images.REAL_COLOUR
+                for i, count in enumerate(bins.counts) if count]
+    assert _bar_colours(chart) == expected
+    dashed = np.flatnonzero((np.abs(chart - (30, 30, 30)).sum(axis=2) < 6).sum(axis=0) > 100)  # the threshold line
+    green, red = _colour_columns(chart, images.REAL_COLOUR), _colour_columns(chart, images.FAKE_COLOUR)
+    assert len(dashed) and green.max() < dashed.min() and dashed.max() < red.min()  # no bar crosses it
+
+
 def test_report_from_window_results_with_analyst_notes(tmp_path):
     from dgs_desktop.record import ScanRecord
     from dgs_desktop.report import build_html, find_model

@@ -9,6 +9,7 @@ from PIL import Image
 
 from dgs_desktop.cli import main
 from dgs_desktop.detector import device as dev
+from dgs_desktop.record import record_from_csv, reliability_warning
 
 
 def read_rows(path):
@@ -34,6 +35,8 @@ def test_small_images_are_flagged_in_the_csv_notes(tiny_checkpoint, tmp_path):
     assert rows["sliver.png"]["notes"] == ("fewer than 49 distinct patches (n=9): less reliable; "
                                            "padded to 32 px: less reliable")
     assert all(row["status"] == "ok" for row in rows.values())
+    for row in rows.values():  # the window's warning says what the CSV notes say, from the structured fields
+        assert reliability_warning(record_from_csv(row)) == row["notes"]
 
 
 def test_native_bf16_is_read_from_cpu_flags(tmp_path):

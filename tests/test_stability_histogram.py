@@ -1,4 +1,4 @@
-"""Qt-free math behind the window: the stability check and the threshold-split histogram bins."""
+"""Qt-free math behind the window and the report: the stability check and the threshold-split histogram bins."""
 
 from __future__ import annotations
 
@@ -41,8 +41,7 @@ def test_stability_summary_uses_the_one_verdict_rule():
 
 @pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.5413, 1.0])
 def test_histogram_bins_split_at_the_threshold(threshold):
-    pytest.importorskip("PySide6")
-    from dgs_desktop.gui.histogram import threshold_bins
+    from dgs_desktop.histogram import threshold_bins
 
     values = [0.5413, 0.5401, 0.5441, 0.5431, 0.5641, 0.5557, 0.5530, 0.5267, 0.5847, 0.5335, 0.0, 1.0, 0.3]
     bins = threshold_bins(values, threshold)
@@ -55,8 +54,7 @@ def test_histogram_bins_split_at_the_threshold(threshold):
 
 
 def test_histogram_bins_adapt_to_the_data():
-    pytest.importorskip("PySide6")
-    from dgs_desktop.gui.histogram import bin_count, threshold_bins
+    from dgs_desktop.histogram import bin_count, threshold_bins
 
     narrow = [0.52 + i * 1e-4 for i in range(300)]  # test-tiny scores: all within 0.03
     bins = threshold_bins(narrow, 0.5)

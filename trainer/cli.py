@@ -15,60 +15,18 @@ import logging
 import os
 import sys
 
-from dgs_desktop.cli.shell import Command, non_negative_float, positive_int, run_cli, threshold, with_default_command
+from dgs_desktop.cli.shell import Command, run_cli, with_default_command
 from dgs_desktop.errors import UsageError
-from dgs_desktop.scan.decode import ANALYST, DECODINGS
-from dgs_desktop.verdict import DEFAULT_THRESHOLD
 
 from . import config as train_config
 from . import publish
-from .config import default_workers
-from .evaluate import BLUR_BACKENDS
 
 PROG = "dgs-desktop-train"
 log = logging.getLogger(__name__)
 
 
-def _quality(text: str) -> int:
-    value = positive_int(text)
-    if value > 100:
-        raise argparse.ArgumentTypeError(f"JPEG quality must be 1-100, got {value}")
-    return value
-
-
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder or hf:ORG/NAME[@REV]")
-    p.add_argument("--data", required=True,
-                   help="test data: a folder tree (one subset per top-level folder, pooling the 0_real/ and "
-                        "1_fake/, or nature/ and ai/, folders beneath it), a folder of parquet shards, or "
-                        "hf-dataset:ORG/NAME[@REVISION] (one subset per generator)")
-    p.add_argument("--split", help="split of a parquet or hf-dataset: source (default: its only split)")
-    p.add_argument("--classes", help="keep only these categories, comma-separated")
-    p.add_argument("--image-column", help="dataset column with the images (default: the Image feature)")
-    p.add_argument("--label-column", help="dataset column with real/fake labels (default: the ClassLabel "
-                                          "named real/fake)")
-    p.add_argument("--subset-column", help="dataset column that makes the table's rows (default: generator)")
-    p.add_argument("--category-column", help="dataset column --classes selects on")
-    p.add_argument("--csv", help="write the table here: one row per subset, then mean and paper_table")
-    p.add_argument("--scores", help="write one row per image (path, subset, category, label, probability) here")
-    p.add_argument("--jpeg-quality", type=_quality, help="re-encode each image as JPEG at this quality first")
-    p.add_argument("--blur-sigma", type=non_negative_float, help="Gaussian-blur each image with this sigma first")
-    p.add_argument("--blur-backend", default="pillow", choices=BLUR_BACKENDS,
-                   help="pillow (default): Pillow's GaussianBlur; scipy: the authors' scipy gaussian_filter "
-                        "(pip install 'dgs-desktop[paper]'; Pillow is within ~1 gray level of it)")
-    p.add_argument("--decoding", default=ANALYST, choices=DECODINGS,
-                   help="analyst (default, as the app scans): EXIF orientation applied, 16-bit images scaled; "
-                        "authors: their Image.open().convert('RGB'), no rotation, 16-bit values saturate "
-                        "(to reproduce the paper)")
-    p.add_argument("--threshold", type=threshold, default=DEFAULT_THRESHOLD,
-                   help=f"fake when P(fake) > threshold (default {DEFAULT_THRESHOLD})")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="auto: fp32 on every device, as the authors evaluated (bf16: faster, scores move ~1e-3)")
-    p.add_argument("--batch-size", type=positive_int, default=None,
-                   help="images per forward pass (default: the scan's, 8 on CPU and 32 on CUDA, so scores match it)")
-    p.add_argument("--workers", type=positive_int, default=default_workers())
-    p.add_argument("--no-progress", action="store_true")
+    train_config.add_arguments(p, train_config.EvaluateConfig)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -85,31 +43,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from dgs_desktop.detector.resolve import resolve_checkpoint
     from dgs_desktop.detector.scorer import load_scorer
 
-    from .data import format_unreadable
+    from .data import format_unreadable, load_dataset
     from .distributed import init_distributed
     from .evaluate import evaluate_detector, write_metrics_csv, write_scores_csv
     from .facts import scoring_line
     from .metrics import format_log_lines
-    from .sources import DataOptions, load_dataset, parse_classes
 
-    options = DataOptions(classes=parse_classes(args.classes), split=args.split, image_column=args.image_column,
-                          label_column=args.label_column, subset_column=args.subset_column,
-                          category_column=args.category_column)
-    dataset = load_dataset(args.data, options, require_both=False)
+    config = train_config.from_args(args, train_config.EvaluateConfig)
+    dataset = load_dataset(config.data, config.data_options(config.split), require_both=False)
     if dataset.unreadable:
         log.warning("warning: %d dataset row(s) left out (no usable label):\n%s", len(dataset.unreadable),
                     format_unreadable(dataset.unreadable))
-    dist = init_distributed(args.device)  # torchrun: each process scores a share, on its own GPU
+    dist = init_distributed(config.device)  # torchrun: each process scores a share, on its own GPU
     try:
-        device = resolve_device(args.device)
+        device = resolve_device(config.device)
         if dist.enabled and device.type == "cuda":
             device = torch.device("cuda", dist.local_rank)
-        checkpoint = resolve_checkpoint(args.checkpoint)
+        checkpoint = resolve_checkpoint(config.checkpoint)
         detector = load_scorer(checkpoint, device)  # the scan's network: rows score as the same files scanned
-        result = evaluate_detector(detector, dataset, device, threshold=args.threshold, batch_size=args.batch_size,
-                                   workers=args.workers, jpeg_quality=args.jpeg_quality, blur_sigma=args.blur_sigma,
-                                   progress=not args.no_progress, precision=args.precision, dist=dist,
-                                   decoding=args.decoding, blur_backend=args.blur_backend)
+        result = evaluate_detector(detector, dataset, device, threshold=config.threshold,
+                                   batch_size=config.batch_size, workers=config.workers,
+                                   jpeg_quality=config.jpeg_quality, blur_sigma=config.blur_sigma,
+                                   progress=config.progress, precision=config.precision, dist=dist,
+                                   decoding=config.decoding, blur_backend=config.blur_backend)
     finally:
         dist.close()
     if not dist.is_main:
@@ -118,23 +74,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
         log.warning("warning: %d image(s) could not be scored and are left out:\n%s", len(result.errors),
                     format_unreadable(result.errors))
     if not result.rows:
-        raise UsageError(f"no image under {args.data} could be scored")
+        raise UsageError(f"no image under {config.data} could be scored")
     perturbation = []
-    if args.blur_sigma:
-        perturbation.append(f"Gaussian blur sigma={args.blur_sigma:g} ({args.blur_backend})")
-    if args.jpeg_quality is not None:
-        perturbation.append(f"JPEG quality={args.jpeg_quality}")
-    print(f"checkpoint {checkpoint.short_id}  data {args.data}  threshold {args.threshold:g}"
+    if config.blur_sigma:
+        perturbation.append(f"Gaussian blur sigma={config.blur_sigma:g} ({config.blur_backend})")
+    if config.jpeg_quality is not None:
+        perturbation.append(f"JPEG quality={config.jpeg_quality}")
+    print(f"checkpoint {checkpoint.short_id}  data {config.data}  threshold {config.threshold:g}"
           + (f"  perturbation: {', '.join(perturbation)}" if perturbation else ""))
     if result.note:
         print(f"note: {result.note}")
     print(format_log_lines(result.rows, result.mean, result.paper_table))
     print(scoring_line(result.facts or {}))
-    if args.csv:
-        write_metrics_csv(args.csv, result, {"jpeg_quality": args.jpeg_quality or "",
-                                             "blur_sigma": args.blur_sigma or ""})
-    if args.scores:
-        write_scores_csv(args.scores, result)
+    if config.csv:
+        write_metrics_csv(config.csv, result, {"jpeg_quality": config.jpeg_quality or "",
+                                               "blur_sigma": config.blur_sigma or ""})
+    if config.scores:
+        write_scores_csv(config.scores, result)
     return 0
 
 

@@ -1,11 +1,5 @@
-"""Training/test folder trees: any tree whose leaves are `0_real/` and `1_fake/` (or GenImage's
-`nature/` and `ai/`).
-
-Each image has a *subset*, the top-level folder of the root it lies in (a generator in a test
-set, as the authors' test.py reads it: `test/stylegan/car/1_fake/x.png` is subset
-`stylegan`), and a *category*, the whole path between the root and its class folder
-(`stylegan/car`). Class folders directly in the root make one subset named after the root
-(category `.`). Preprocessing is the detector's patch selection
+"""The trainer's view of a source's samples (`trainer.sources`): the `Dataset`, unreadable images,
+and the training views. Preprocessing is the detector's patch selection
 (`dgs_desktop.detector.patches`), the same code the app runs; training passes an explicit
 shuffle seed per sample and view and flips the finished mosaic.
 """
@@ -19,37 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dgs_desktop.scan.decode import ANALYST, DEFAULT_MAX_PIXELS, DecodeError, decode_image, read_file
-from dgs_desktop.scan.discover import IMAGE_SUFFIXES
+from dgs_desktop.scan.decode import DecodeError, decode_image
 
 from .errors import TrainError
-
-CLASS_DIRS = {"0_real": 0, "1_fake": 1, "nature": 0, "ai": 1}  # ours/authors', GenImage's native names
-ROOT_CATEGORY = "."
-
-
-@dataclass(frozen=True)
-class Sample:
-    path: Path
-    label: int  # 0 real, 1 fake
-    subset: str  # top-level folder under the root (the root's own name for class folders in it)
-    category: str  # posix path from the root to the class folder's parent ("." for the root)
-    rel: str  # posix path relative to the root
-
-    @property
-    def name(self) -> str:
-        return str(self.path)
-
-    def read_bytes(self) -> bytes:
-        return read_file(self.path)
-
-    def decode(self, max_pixels: int = DEFAULT_MAX_PIXELS, decoding: str = ANALYST):
-        return decode_image(self.path, max_pixels=max_pixels, decoding=decoding)
+from .sources import DataOptions, Sample, count_labels, discover, open_source  # noqa: F401 - discover: as before
 
 
 @dataclass
 class Dataset:
-    """Samples of this module or of `trainer.sources` (any object with label, subset, rel, name, decode())."""
+    """The samples of a source (`trainer.sources`) as the trainer and evaluation use them."""
 
     root: Path
     samples: list[Sample]
@@ -58,68 +30,19 @@ class Dataset:
 
     def counts(self, by: str = "subset") -> dict[str, dict[str, int]]:
         """Real and fake images per subset (or per category with `by="category"`)."""
-        out: dict[str, dict[str, int]] = {}
-        for s in self.samples:
-            entry = out.setdefault(getattr(s, by), {"real": 0, "fake": 0})
-            entry["fake" if s.label else "real"] += 1
-        return dict(sorted(out.items()))
+        return count_labels(self.samples, by)
 
     @property
     def labels(self) -> np.ndarray:
         return np.array([s.label for s in self.samples], dtype=np.int64)
 
 
-def _is_image_name(name: str) -> bool:
-    return Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")
-
-
-def discover(root: str | os.PathLike, require_both: bool = True) -> Dataset:
-    """All images under the class folders of `root`, sorted, with their subsets and categories.
-
-    Raises TrainError (one plain sentence) for a missing root, a tree without class folders,
-    or a class folder without images (`require_both`: every category must have both classes).
-    """
-    root = Path(os.path.expanduser(os.fspath(root)))
-    if not root.exists():
-        raise TrainError(f"data folder {root} does not exist")
-    if not root.is_dir():
-        raise TrainError(f"data path {root} is not a folder")
-    samples: list[Sample] = []
-    leaves: dict[str, set[int]] = {}  # category -> labels of its class folders
-    empty: list[str] = []
-    for dirpath, dirnames, _filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        here = Path(dirpath)
-        name = here.name
-        if name not in CLASS_DIRS or here == root:
-            continue
-        dirnames[:] = []  # a class folder is a leaf; images may sit in sub-folders of it
-        rel_dir = here.relative_to(root)
-        category = rel_dir.parent.as_posix()
-        subset = rel_dir.parts[0] if len(rel_dir.parts) > 1 else root.resolve().name
-        files = []
-        for sub, _, names in os.walk(here, followlinks=True):
-            files += [Path(sub) / n for n in names if _is_image_name(n)]
-        files.sort()
-        leaves.setdefault(category, set()).add(CLASS_DIRS[name])
-        if not files:
-            empty.append(rel_dir.as_posix())
-        for path in files:
-            samples.append(Sample(path=path, label=CLASS_DIRS[name], subset=subset, category=category,
-                                  rel=path.relative_to(root).as_posix()))
-    if not leaves:
-        raise TrainError(f"no 0_real/ or 1_fake/ (or nature/, ai/) folders under {root}; expected a tree like "
-                         f"{root}/SUBSET/0_real/*.png and {root}/SUBSET/1_fake/*.png")
-    if empty:
-        raise TrainError(f"{len(empty)} class folder(s) under {root} hold no images: "
-                         + ", ".join(empty[:5]) + (" …" if len(empty) > 5 else ""))
-    if require_both:
-        missing = [f"{category} (no {'fake' if 0 in have else 'real'} folder)"
-                   for category, have in sorted(leaves.items()) if len(have) < 2]
-        if missing:
-            raise TrainError(f"folder(s) under {root} lack a class folder: " + ", ".join(missing[:5]))
-    samples.sort(key=lambda s: s.rel)
-    return Dataset(root=root, samples=samples)
+def load_dataset(spec: str | os.PathLike, options: DataOptions = DataOptions(), *, require_both: bool = True,
+                 cache_dir: str | os.PathLike | None = None):
+    """`open_source` as the trainer's `Dataset` (rows without label/image listed as unreadable)."""
+    result = open_source(spec, options, require_both=require_both, cache_dir=cache_dir)
+    return Dataset(root=result.root, samples=result.samples, unreadable=list(result.skipped),
+                   source=result.provenance)
 
 
 def drop_unreadable(dataset: Dataset, failures: dict[int, str]) -> Dataset:

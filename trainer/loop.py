@@ -27,7 +27,7 @@ import torch
 
 from .captions import resolve_captions
 from .config import TrainConfig
-from .data import Dataset
+from .data import Dataset, load_dataset
 from .distributed import Dist, init_distributed
 from .errors import TrainError
 from .networks import Networks
@@ -35,7 +35,6 @@ from .prepare import index_images, run_fingerprint
 from .provenance import build_provenance, write_trained_checkpoint
 from .rundir import FEATURES_FILE, METRICS_FILE, PLOT_FILE, STATE_FILE, MetricsLog, prepare_run_dir, run_dir_for
 from .runtime import Runtime
-from .sources import load_dataset
 from .stage1 import TeacherFeatureStore, run_stage1, text_features
 from .stage2 import run_stage2
 from .state import Counters, Position, collect_state, read_state, restore_networks, write_state

@@ -19,6 +19,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dgs_desktop.detector.hubaccess import (
+    CHECKPOINT_SCHEME,
+    DATASET_SCHEME,
+    RepoSpec,
+    is_offline,
+    repo_id_problem,
+)
 from dgs_desktop.detector.manifest import MANIFEST_NAME, Checkpoint, read_checkpoint
 from dgs_desktop.detector.modelcard import CARD_KEY, CARD_NAME, METRIC_KEYS, format_percent, scoring_line
 from dgs_desktop.errors import CheckpointError, UsageError, one_line
@@ -143,48 +150,43 @@ def _training_summary(provenance: dict) -> dict:
     real = sum(int(c.get("real", 0)) for c in counts.values() if isinstance(c, dict))
     fake = sum(int(c.get("fake", 0)) for c in counts.values() if isinstance(c, dict))
     data = provenance.get("data") if isinstance(provenance.get("data"), dict) else {}
-    source = (f"hf-dataset:{data['repo']}@{data.get('commit', '')[:12]} split={data.get('split')}"
+    source = (f"{RepoSpec(DATASET_SCHEME, data['repo'], data.get('commit', '')[:12])} split={data.get('split')}"
               if data.get("repo") else data.get("path") or provenance.get("data_root") or "unknown")
     return {"source": source, "classes": data.get("classes") or provenance.get("classes"),
             "images": provenance.get("images", real + fake), "real": real, "fake": fake,
             "per_subset": counts, "unreadable_skipped": provenance.get("unreadable_skipped", 0)}
 
 
-def card_metadata(checkpoint: Checkpoint, repo_id: str, evaluations: list[EvalTable], license_id: str) -> dict:
-    """The card's YAML metadata: the hub's keys and the `dgs_desktop` block."""
+def _eval_results(evaluations: list[EvalTable]) -> list:
+    """The hub's `model-index`: each table's headline accuracy and AP, in percent, as `EvalResult`s."""
+    from huggingface_hub import EvalResult
+
+    results = []
+    for table in evaluations:
+        headline = table.paper_table or table.mean or {}
+        # the perturbation is the dataset's config, so a blurred run of a test set stays its own result
+        dataset = {"dataset_type": table.name, "dataset_config": table.perturbation or None,
+                   "dataset_name": table.name + (f" ({table.perturbation})" if table.perturbation else "")}
+        for metric_type, key, name in (("accuracy", "acc", "mAcc" if table.paper_table else "mean Acc"),
+                                       ("average_precision", "ap", "mAP")):
+            if headline.get(key) is not None:
+                results.append(EvalResult(task_type="image-classification", task_name="AI-generated image detection",
+                                          metric_type=metric_type, metric_name=name,
+                                          metric_value=round(100 * headline[key], 2), **dataset))
+    return results
+
+
+def card_metadata(checkpoint: Checkpoint, repo_id: str, evaluations: list[EvalTable], license_id: str):
+    """The card's metadata (huggingface_hub `ModelCardData`): the hub's keys and the `dgs_desktop` block."""
+    from huggingface_hub import ModelCardData
+
     manifest = checkpoint.manifest
     provenance = manifest.get("provenance") or {}
     base = manifest.get("base_weights") or {}
     architecture = manifest.get("architecture")
-    training = _training_summary(provenance)
-    metadata: dict = {
-        "license": license_id,
-        "library_name": "dgs-desktop",
-        "pipeline_tag": "image-classification",
-        "tags": ["ai-generated-image-detection", "image-forensics", "dgs-net", "clip", "lora"],
-    }
-    base_model = HUB_BASE_MODELS.get((architecture, base.get("id")))
-    if base_model:
-        metadata["base_model"] = base_model
     data = provenance.get("data") if isinstance(provenance.get("data"), dict) else {}
-    if data.get("repo"):
-        metadata["datasets"] = [data["repo"]]
-    results = []
-    for table in evaluations:
-        headline = table.paper_table or table.mean or {}
-        metrics = [{"type": "accuracy", "name": "mAcc" if table.paper_table else "mean Acc",
-                    "value": round(100 * headline["acc"], 2)} if headline.get("acc") is not None else None,
-                   {"type": "average_precision", "name": "mAP", "value": round(100 * headline["ap"], 2)}
-                   if headline.get("ap") is not None else None]
-        metrics = [m for m in metrics if m]
-        if metrics:
-            results.append({"task": {"type": "image-classification", "name": "AI-generated image detection"},
-                            "dataset": {"name": table.name + (f" ({table.perturbation})" if table.perturbation
-                                                              else ""), "type": table.name},
-                            "metrics": metrics})
-    if results:
-        metadata["model-index"] = [{"name": repo_id.split("/")[-1], "results": results}]
-    metadata[CARD_KEY] = {
+    results = _eval_results(evaluations)
+    block = {
         "checkpoint_sha256": checkpoint.sha256,
         "architecture": architecture,
         "base_weights": base.get("id"),
@@ -192,10 +194,15 @@ def card_metadata(checkpoint: Checkpoint, repo_id: str, evaluations: list[EvalTa
         "lora": manifest.get("lora"),
         "threshold": manifest.get("threshold"),
         "surgery": provenance.get("surgery"),
-        "training": training,
+        "training": _training_summary(provenance),
         "evaluations": [t.to_card() for t in evaluations],
     }
-    return metadata
+    return ModelCardData(license=license_id, library_name="dgs-desktop", pipeline_tag="image-classification",
+                         tags=["ai-generated-image-detection", "image-forensics", "dgs-net", "clip", "lora"],
+                         base_model=HUB_BASE_MODELS.get((architecture, base.get("id"))),
+                         datasets=[data["repo"]] if data.get("repo") else None,
+                         model_name=repo_id.split("/")[-1] if results else None, eval_results=results or None,
+                         **{CARD_KEY: block})
 
 
 def _pct_row(row: dict) -> str:
@@ -206,25 +213,24 @@ def _pct_row(row: dict) -> str:
 def card_text(checkpoint: Checkpoint, repo_id: str, evaluations: list[EvalTable],
               license_id: str = DEFAULT_LICENSE) -> str:
     """The whole README.md: YAML front matter and a short, true description."""
-    import yaml
-
     metadata = card_metadata(checkpoint, repo_id, evaluations, license_id)
     block = metadata[CARD_KEY]
     training = block["training"]
     surgery = block.get("surgery") or {}
     hyper = _get(checkpoint.manifest, "provenance", "hyperparameters", default={}) or {}
     lora = block.get("lora") or {}
+    spec = RepoSpec(CHECKPOINT_SCHEME, repo_id)
     lines = [
-        "---", yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
+        "---", metadata.to_yaml(), "---", "",
         f"# {repo_id.split('/')[-1]}", "",
         "A DGS-Net detector of AI-generated images (CLIP image encoder + LoRA + linear head, trained with "
         "the paper's gradient surgery, Sections 3-5) for DGS Desktop. It gives each image a probability that "
         "it is AI-generated.", "",
         "## Use", "",
         "```",
-        f"dgs-desktop scan FOLDER --checkpoint hf:{repo_id} --csv results.csv",
+        f"dgs-desktop scan FOLDER --checkpoint {spec} --csv results.csv",
         "```", "",
-        "or, in the window (`dgs-desktop`), *Model → Download* `hf:" + repo_id + "`. The download is verified "
+        f"or, in the window (`dgs-desktop`), *Model → Download* `{spec}`. The download is verified "
         "file by file against the sha256 values in `dgs_checkpoint.json`.", "",
         "## Model", "",
         "| | |", "|---|---|",
@@ -294,7 +300,7 @@ class PublishResult:
 
     @property
     def spec(self) -> str:
-        return f"hf:{self.repo_id}@{self.commit}"
+        return str(RepoSpec(CHECKPOINT_SCHEME, self.repo_id, self.commit))
 
 
 def _upload_error(exc: BaseException, repo_id: str, endpoint: str) -> TrainError:
@@ -323,12 +329,9 @@ def publish(checkpoint_dir: str | os.PathLike, repo_id: str, *, revision: str | 
     import huggingface_hub
     from huggingface_hub import CommitOperationAdd, constants
 
-    try:
-        huggingface_hub.utils.validate_repo_id(repo_id)
-    except ValueError as exc:
-        raise UsageError(f"--repo {repo_id!r} is not a valid repository name: {one_line(exc)}") from None
-    if repo_id.count("/") != 1:
-        raise UsageError(f"--repo {repo_id!r}: write it as ORG/NAME")
+    problem = repo_id_problem(repo_id)
+    if problem:
+        raise UsageError(f"--repo {repo_id!r} is not a valid repository name ({problem}); write it as ORG/NAME")
     try:
         checkpoint = read_checkpoint(checkpoint_dir)
     except CheckpointError as exc:
@@ -340,7 +343,7 @@ def publish(checkpoint_dir: str | os.PathLike, repo_id: str, *, revision: str | 
                   for name in names]
     operations.append(CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card))
     endpoint = constants.ENDPOINT
-    if constants.HF_HUB_OFFLINE:
+    if is_offline():
         raise UsageError("publishing needs the network, but HF_HUB_OFFLINE is set")
     api = huggingface_hub.HfApi(token=token)
     branch = revision or constants.DEFAULT_REVISION

@@ -1,4 +1,4 @@
-"""Checkpoints from the Hugging Face hub: `hf:org/name[@revision]`.
+"""Checkpoints from the Hugging Face hub: `hf:org/name[@revision]` (grammar and wording: `hubaccess`).
 
 The manifest (`dgs_checkpoint.json`) is fetched first, then every file it lists, pinned to the
 commit the manifest came from, into the normal huggingface_hub cache (`HF_HOME` / `HF_HUB_CACHE`).
@@ -25,12 +25,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import CheckpointError, one_line
+from .hubaccess import (
+    CHECKPOINT_SCHEME,
+    RepoSpec,
+    hub_error_message,
+    is_offline,
+    network_errors,
+    parse_repo_spec,
+)
 from .manifest import MANIFEST_NAME, Checkpoint, check_manifest, read_checkpoint, safe_member, sha256_file
 
 ProgressFn = Callable[[int, int, str], None]
 CancelFn = Callable[[], bool]
-
-SCHEME = "hf:"
 
 
 class DownloadCancelled(CheckpointError):
@@ -43,30 +49,8 @@ class _Cancelled(Exception):
 
 def parse_hub_spec(spec: str) -> tuple[str, str | None]:
     """`hf:org/name[@revision]` -> (`org/name`, revision or None for the default branch)."""
-    text = str(spec).strip()
-    if not text.startswith(SCHEME):
-        raise CheckpointError(f"{spec!r} is not a hub checkpoint; write it as hf:ORG/NAME[@REVISION]")
-    body = text[len(SCHEME):]
-    repo_id, sep, revision = body.partition("@")
-    repo_id = repo_id.strip().strip("/")
-    if sep and not revision.strip():
-        raise CheckpointError(f"{spec!r} has an empty revision after '@'; write hf:ORG/NAME@REVISION")
-    revision = revision.strip() or None
-    if not repo_id or repo_id.count("/") > 1 or any(c.isspace() for c in repo_id):
-        raise CheckpointError(f"{spec!r} is not a valid hub checkpoint name; write it as hf:ORG/NAME[@REVISION]")
-    try:
-        from huggingface_hub.utils import validate_repo_id
-
-        validate_repo_id(repo_id)
-    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
-        pass
-    except ValueError as exc:
-        raise CheckpointError(f"{spec!r} is not a valid hub repository name: {one_line(exc)}") from None
-    return repo_id, revision
-
-
-def _describe(repo_id: str, revision: str | None) -> str:
-    return f"hf:{repo_id}" + (f"@{revision}" if revision else "")
+    ref = parse_repo_spec(spec, CHECKPOINT_SCHEME, CheckpointError)
+    return ref.repo_id, ref.revision
 
 
 def _progress_class(sink: _ProgressSink):
@@ -123,54 +107,19 @@ def _hub():
     return huggingface_hub, constants, errors
 
 
-def _network_errors() -> tuple[type[BaseException], ...]:
-    try:
-        import httpx2 as httpx
-    except ImportError:  # older huggingface_hub releases use httpx or requests
-        try:
-            import httpx
-        except ImportError:  # pragma: no cover
-            httpx = None
-    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    if httpx is not None:
-        errors += [httpx.TransportError]
-    try:
-        import requests
-
-        errors += [requests.ConnectionError, requests.Timeout]
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
-def _translate(exc: BaseException, what: str, filename: str, offline: bool, endpoint: str) -> CheckpointError:
+def _translate(exc: BaseException, what: RepoSpec, filename: str, offline: bool, endpoint: str) -> CheckpointError:
     """A one-line CheckpointError for an exception raised by huggingface_hub."""
     _, _, errors = _hub()
     if isinstance(exc, _Cancelled):
         return DownloadCancelled(f"download of {what} was cancelled")
-    if isinstance(exc, errors.LocalEntryNotFoundError) or isinstance(exc, errors.OfflineModeIsEnabled):
-        if offline:
-            return CheckpointError(f"{what} ({filename}) is not in the local cache and offline mode is on "
-                                   f"(HF_HUB_OFFLINE=1); connect once without HF_HUB_OFFLINE to download it")
-        return CheckpointError(f"cannot reach the Hugging Face hub at {endpoint} and {what} ({filename}) is not in "
-                               f"the local cache; check the network connection (or HF_ENDPOINT)")
-    if isinstance(exc, errors.GatedRepoError):
-        return CheckpointError(f"{what} is a gated repository: accept its terms on the hub and log in "
-                               f"(hf auth login or HF_TOKEN)")
-    if isinstance(exc, errors.RepositoryNotFoundError):
-        return CheckpointError(f"{what}: repository not found on {endpoint} (check the name; a private "
-                               f"repository needs a token: hf auth login or HF_TOKEN)")
-    if isinstance(exc, errors.RevisionNotFoundError):
-        return CheckpointError(f"{what}: revision not found in the repository (check the branch, tag or commit)")
+    shared = hub_error_message(exc, what, offline=offline, endpoint=endpoint, filename=filename)
+    if shared is not None:
+        return CheckpointError(shared)
     if isinstance(exc, errors.EntryNotFoundError):
         if filename == MANIFEST_NAME:
             return CheckpointError(f"{what} has no {MANIFEST_NAME}: it is not a DGS Desktop checkpoint repository")
         return CheckpointError(f"{what}: its manifest lists {filename} but the repository has no such file")
-    if isinstance(exc, errors.HfHubHTTPError):
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        return CheckpointError(f"the hub at {endpoint} answered HTTP {status} for {what} ({filename}); "
-                               f"try again later")
-    if isinstance(exc, _network_errors()):
+    if isinstance(exc, network_errors()):
         return CheckpointError(f"connection to the Hugging Face hub at {endpoint} failed while fetching {filename} "
                                f"of {what} ({type(exc).__name__}: {one_line(exc)}); try again - the download "
                                f"restarts cleanly")
@@ -213,7 +162,7 @@ def _probe(hub, constants, repo_id: str, revision: str | None, endpoint: str, to
                             errors.EntryNotFoundError)) or status is None or status < 500:
             raise
         return exc
-    except _network_errors() as exc:
+    except network_errors() as exc:
         return exc
     return None
 
@@ -226,15 +175,15 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
     Every failure is a `CheckpointError` with a one-line message (`DownloadCancelled` when
     `cancel()` returned True).
     """
-    repo_id, revision = parse_hub_spec(spec)
-    what = _describe(repo_id, revision)
+    what = parse_repo_spec(spec, CHECKPOINT_SCHEME, CheckpointError)
+    repo_id, revision = what.repo_id, what.revision
     try:
         hub, constants, errors = _hub()
     except ImportError:  # pragma: no cover - huggingface_hub is a dependency
         raise CheckpointError("downloading from the hub needs the huggingface_hub package") from None
     endpoint = constants.ENDPOINT
     cache_dir = str(cache_dir or constants.HF_HUB_CACHE)
-    offline = bool(constants.is_offline_mode() if hasattr(constants, "is_offline_mode") else constants.HF_HUB_OFFLINE)
+    offline = is_offline()
     # byte-level progress and cancel need hf_hub_download(tqdm_class=...) (recent huggingface_hub);
     # older releases still get per-file progress and cancel between files
     byte_progress = "tqdm_class" in inspect.signature(hub.hf_hub_download).parameters
@@ -289,15 +238,12 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - huggingface_hub, httpx and OS errors, _Cancelled
-        if isinstance(exc, errors.LocalEntryNotFoundError) and not offline and local_only:
-            raise CheckpointError(f"cannot reach the Hugging Face hub at {endpoint} and {what} is not in the local "
-                                  f"cache; check the network connection (or HF_ENDPOINT)") from None
         raise _translate(exc, what, current, offline, endpoint) from None
 
     sink.done = sink.total
     sink.report("verifying")
     try:
-        checkpoint = read_checkpoint(snapshot, source=f"hf:{repo_id}" + (f"@{revision}" if revision else ""))
+        checkpoint = read_checkpoint(snapshot, source=str(what))
     except CheckpointError as exc:
         bad = _remove_corrupt_files(snapshot, manifest, cache_dir)
         if bad:

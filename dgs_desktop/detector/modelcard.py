@@ -2,10 +2,11 @@
 
 `dgs-desktop-train publish` writes a hub model card (`README.md`) whose YAML metadata has a
 `dgs_desktop` block with the evaluation tables it was given, besides the hub's standard
-`model-index`. `card_metrics(readme)` reads them back; `hub_card_metrics("hf:org/name@rev")`
-fetches the card of a hub checkpoint (the download itself only fetches the manifest's files)
-and reads it. A card is text from a stranger: parsed with a safe YAML loader, size-limited,
-and every number checked; anything unusable is left out, never an error.
+`model-index` (written and read as huggingface_hub `EvalResult`s). `card_metrics(readme)` reads
+them back; `hub_card_metrics("hf:org/name@rev")` fetches the card of a hub checkpoint (the
+download itself only fetches the manifest's files) and reads it. A card is text from a
+stranger: parsed with a safe YAML loader, size-limited, and every number checked; anything
+unusable is left out, never an error.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .hubaccess import CHECKPOINT_SCHEME, is_offline, parse_repo_spec
 
 CARD_NAME = "README.md"
 CARD_KEY = "dgs_desktop"  # the card metadata block written by `dgs-desktop-train publish`
@@ -85,21 +88,21 @@ def scoring_line(facts: dict, versions: bool = True) -> str:
     return line + ("; " + ", ".join(libraries) if versions and libraries else "")
 
 
-def _read_metadata(readme: Path) -> dict:
+def _read_card_data(readme: Path):
+    """The card's metadata as huggingface_hub's `ModelCardData` (None when absent or unusable)."""
     try:
         with open(readme, "rb") as handle:
             raw = handle.read(MAX_CARD_BYTES + 1)
     except OSError:
-        return {}
+        return None
     if len(raw) > MAX_CARD_BYTES:
-        return {}
-    try:  # huggingface_hub's own card parser (a safe YAML loader)
-        from huggingface_hub import RepoCard
+        return None
+    try:  # huggingface_hub's own card parser (a safe YAML loader; model-index -> EvalResult)
+        from huggingface_hub import ModelCard
 
-        data = RepoCard(raw.decode("utf-8", errors="replace"), ignore_metadata_errors=True).data.to_dict()
+        return ModelCard(raw.decode("utf-8", errors="replace"), ignore_metadata_errors=True).data
     except Exception:  # noqa: BLE001 - a malformed card has no metrics, it is not an error
-        return {}
-    return data if isinstance(data, dict) else {}
+        return None
 
 
 def card_metrics(readme: str | os.PathLike) -> list[CardEvaluation]:
@@ -107,8 +110,10 @@ def card_metrics(readme: str | os.PathLike) -> list[CardEvaluation]:
     path = Path(readme)
     if path.is_dir():
         path = path / CARD_NAME
-    metadata = _read_metadata(path)
-    block = metadata.get(CARD_KEY)
+    data = _read_card_data(path)
+    if data is None:
+        return []
+    block = data.get(CARD_KEY)
     evaluations = block.get("evaluations") if isinstance(block, dict) else None
     out: list[CardEvaluation] = []
     if isinstance(evaluations, list):
@@ -121,31 +126,23 @@ def card_metrics(readme: str | os.PathLike) -> list[CardEvaluation]:
                                       perturbation=str(raw.get("perturbation") or "")[:200],
                                       note=str(raw.get("note") or "")[:500], scoring=_scoring(raw.get("scoring"))))
         return out
-    return _model_index_metrics(metadata)
+    return _eval_result_metrics(data.eval_results or [])
 
 
-def _model_index_metrics(metadata: dict) -> list[CardEvaluation]:
-    """Cards from elsewhere: the hub's standard `model-index` accuracy / AP values (in % or 0-1)."""
-    out = []
-    index = metadata.get("model-index")
-    for model in index if isinstance(index, list) else []:
-        for result in (model.get("results") or []) if isinstance(model, dict) else []:
-            if not isinstance(result, dict):
-                continue
-            dataset = result.get("dataset") if isinstance(result.get("dataset"), dict) else {}
-            summary: dict = {"subset": "mean", "n_real": None, "n_fake": None,
-                             **{k: None for k in METRIC_KEYS}}
-            for metric in result.get("metrics") or []:
-                if not isinstance(metric, dict):
-                    continue
-                value = _number(metric.get("value"))
-                kind = str(metric.get("type", "")).lower()
-                key = "acc" if kind == "accuracy" else "ap" if kind in ("average_precision", "ap") else None
-                if key and value is not None:
-                    summary[key] = value / 100.0 if value > 1.0 else value
-            if any(summary[k] is not None for k in METRIC_KEYS):
-                out.append(CardEvaluation(name=str(dataset.get("name", "evaluation"))[:200], mean=summary))
-    return out
+def _eval_result_metrics(results) -> list[CardEvaluation]:
+    """Cards from elsewhere: the accuracy / AP of each dataset in their `model-index` (in % or 0-1)."""
+    summaries: dict[tuple, dict] = {}  # one evaluation per dataset (EvalResult is one metric), in order
+    for result in results:
+        summary = summaries.setdefault((result.unique_identifier, result.dataset_name),
+                                       {"subset": "mean", "n_real": None, "n_fake": None,
+                                        **{k: None for k in METRIC_KEYS}})
+        kind = str(result.metric_type or "").lower()
+        metric = "acc" if kind == "accuracy" else "ap" if kind in ("average_precision", "ap") else None
+        value = _number(result.metric_value)
+        if metric and value is not None:
+            summary[metric] = value / 100.0 if value > 1.0 else value
+    return [CardEvaluation(name=str(name or "evaluation")[:200], mean=summary)
+            for (_, name), summary in summaries.items() if any(summary[k] is not None for k in METRIC_KEYS)]
 
 
 def hub_card_metrics(spec: str, *, cache_dir: str | os.PathLike | None = None) -> list[CardEvaluation]:
@@ -153,16 +150,12 @@ def hub_card_metrics(spec: str, *, cache_dir: str | os.PathLike | None = None) -
 
     Returns [] when the repository has no card or it cannot be fetched: the card is optional.
     """
-    from .hub import parse_hub_spec
-
-    repo_id, revision = parse_hub_spec(spec)
+    ref = parse_repo_spec(spec, CHECKPOINT_SCHEME)
     try:
-        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub import hf_hub_download
 
-        offline = bool(constants.is_offline_mode() if hasattr(constants, "is_offline_mode")
-                       else constants.HF_HUB_OFFLINE)
-        path = hf_hub_download(repo_id, CARD_NAME, revision=revision, cache_dir=cache_dir,
-                               local_files_only=offline)
+        path = hf_hub_download(ref.repo_id, CARD_NAME, revision=ref.revision, cache_dir=cache_dir,
+                               local_files_only=is_offline())
     except Exception:  # noqa: BLE001 - no card, no network, not in the cache: no metrics to show
         return []
     return card_metrics(path)

@@ -69,12 +69,19 @@ class PatchSelection:
     @property
     def reliability_notes(self) -> list[str]:
         """Why this selection makes a less reliable score, one short note per reason."""
-        notes = []
-        if self.distinct_patches < CELLS:
-            notes.append(f"fewer than {CELLS} distinct patches (n={self.distinct_patches}): less reliable")
-        if self.padded:
-            notes.append(f"padded to {PATCH_SIZE} px: less reliable")
-        return notes
+        return reliability_notes(self.distinct_patches, self.padded)
+
+
+def reliability_notes(distinct_patches: int | None, padded: bool) -> list[str]:
+    """Why a mosaic of `distinct_patches` different patches (None: not known), padded or not,
+    makes a less reliable score: one short note per reason. The scan's notes (CSV, case,
+    report) and the window's warning (`record.reliability_warning`) all say it in these words."""
+    notes = []
+    if distinct_patches is not None and distinct_patches < CELLS:
+        notes.append(f"fewer than {CELLS} distinct patches (n={distinct_patches}): less reliable")
+    if padded:
+        notes.append(f"padded to {PATCH_SIZE} px: less reliable")
+    return notes
 
 
 def as_rgb_image(image: Image.Image | np.ndarray) -> Image.Image:

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import CheckpointError
-from .hub import SCHEME, ProgressFn, download_checkpoint
+from .hub import ProgressFn, download_checkpoint
+from .hubaccess import CHECKPOINT_SCHEME
 from .manifest import Checkpoint, read_checkpoint
 
 
@@ -15,7 +16,7 @@ def resolve_checkpoint(spec: str | Path, progress: ProgressFn | None = None,
     """A verified checkpoint from a directory path or `hf:org/name[@revision]` (downloaded and
     cached by huggingface_hub); `verify_progress(fraction)` follows a folder's hashing."""
     text = str(spec)
-    if text.startswith(SCHEME):
+    if text.startswith(CHECKPOINT_SCHEME):
         return download_checkpoint(text, progress=progress)
     path = Path(text).expanduser()
     if not path.exists():

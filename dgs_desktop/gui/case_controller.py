@@ -18,10 +18,10 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QLineEdit, QMessageBox
 
 from ..case import CASE_SUFFIX
-from ..record import ScanRecord
+from ..record import ScanRecord, reliability_warning
 from .dialogs import show_error
 from .output_place import choose_output_path, output_folder
-from .results_model import QUEUED, ResultRow, reliability_warning
+from .results_model import QUEUED, ResultRow
 
 CASE_FILTER = f"DGS Desktop cases (*{CASE_SUFFIX});;All files (*)"
 

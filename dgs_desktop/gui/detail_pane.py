@@ -14,7 +14,7 @@ size, metadata, the analyst's note and tags). Other panels (e.g. provenance) are
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, QThreadPool, QTimer, Signal
@@ -35,7 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..detector.patches import GRID, PATCH_SIZE, mosaic_from_boxes
+from ..detector.patches import GRID
+from ..scan.detail import DetailData, load_detail
 from .evidence_view import (
     HIGH_ENTROPY_COLOR,
     HIGHLIGHT_COLOR,
@@ -48,7 +49,6 @@ from .results_model import ERROR, OK, REAL_COLOR, VERDICT_COLORS, WARNING_COLOR,
 from .thumbnails import pil_to_qimage
 from .workers import Task, start_task
 
-PREVIEW_MAX_SIDE = 2048
 PATCH_HINT = ("Hover a patch in the image or the mosaic for its entropy; click a mosaic cell to find its patch "
               "in the image.")
 NO_ROW_MESSAGE = "Select a row to see the image and the 49 patches the detector scored."
@@ -56,29 +56,12 @@ MOSAIC_CELL_PX = 32  # on-screen size of one mosaic cell
 
 
 @dataclass
-class DetailData:
-    path: str
-    preview: QImage | None = None
-    scale: float = 1.0  # preview pixels per original pixel
-    full_image: object = None  # the decoded PIL image, for the viewer's full-resolution zoom
-    size: tuple[int, int] = (0, 0)
-    mosaic: QImage | None = None
-    boxes: tuple = ()
-    low_entropy: tuple = ()
-    entropies: tuple = ()
-    facts: list[tuple[str, str]] = field(default_factory=list)
-    warning: str = ""
+class ShownDetail:
+    """A loaded detail (`scan.detail.DetailData`) with its preview and mosaic as QImages."""
 
-
-def box_entropies(image, boxes) -> tuple:
-    """Spectral entropy of each box's patch, recomputed (rows restored from a case keep theirs)."""
-    from ..detector.patches import patch_entropies  # imports torch: only when needed
-
-    if image.width < PATCH_SIZE or image.height < PATCH_SIZE:
-        return ()
-    grid = patch_entropies(image)
-    return tuple(float(grid[y // PATCH_SIZE, x // PATCH_SIZE]) if w > 0 and h > 0 else float("nan")
-                 for x, y, w, h in boxes)
+    data: DetailData
+    preview: QImage
+    mosaic: QImage | None
 
 
 def array_to_qimage(rgb: np.ndarray) -> QImage:
@@ -87,70 +70,13 @@ def array_to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
 
 
-def key_facts(data: bytes) -> list[tuple[str, str]]:
-    """The few facts a reviewer looks at first (camera, software, date, ICC profile, JPEG
-    quality, PNG text such as generator prompts), from the provenance metadata reader on the
-    bytes the safe reader already read: the file is not opened again. The Provenance tab
-    shows everything."""
-    from ..provenance.metadata import read_metadata
-
-    meta = read_metadata(data)
-    facts = [(name, value) for name, value in (
-        ("Camera", meta.camera), ("Lens", meta.lens), ("Software", meta.software), ("Date taken", meta.date_taken),
-        ("ICC profile", meta.icc_profile),
-        ("JPEG quality", "" if meta.jpeg_quality is None else f"about {meta.jpeg_quality} (estimated)")) if value]
-    for key, value in meta.png_text.items():
-        text = " ".join(value.split())
-        facts.append((key, text[:160] + ("…" if len(text) > 160 else "")))
-    return facts[:12]
-
-
-def load_detail(path: str, sha256: str, boxes, low_entropy, entropies, selection) -> DetailData:
-    """Runs on a pool thread: read once (safe reader), decode like the scan did, cut the preview
-    and mosaic, parse the metadata from the same bytes."""
-    from pathlib import Path
-
-    from PIL import Image
-
-    from ..scan.decode import decode_bytes, read_file, suffix_note
-
-    data_bytes = read_file(Path(path))
-    decoded = decode_bytes(data_bytes)
-    note = suffix_note(Path(path), decoded.format)
-    if note:
-        decoded.notes.append(note)
-    data = DetailData(path=path, boxes=tuple(boxes or ()), low_entropy=tuple(low_entropy or ()),
-                      size=(decoded.width, decoded.height))
-    if sha256 and decoded.sha256 != sha256:
-        data.warning = "The file changed after it was scanned; the outlines show the scanned version's patches."
-    image = decoded.image
-    if selection is not None:
-        data.mosaic = array_to_qimage(selection.mosaic)
-        data.entropies = tuple(float(e) for e in selection.entropies)
-    elif data.boxes:
-        data.mosaic = array_to_qimage(mosaic_from_boxes(image, data.boxes))
-    if not data.entropies:
-        data.entropies = tuple(entropies) if entropies is not None and len(entropies) else box_entropies(image, data.boxes)
-    data.full_image = image
-    longest = max(image.width, image.height)
-    preview = image
-    if longest > PREVIEW_MAX_SIDE:
-        data.scale = PREVIEW_MAX_SIDE / longest
-        preview = image.resize((max(1, round(image.width * data.scale)), max(1, round(image.height * data.scale))),
-                               Image.Resampling.BILINEAR)
-    data.preview = pil_to_qimage(preview)
-    data.facts = [("Size", f"{decoded.width} × {decoded.height} px, {len(data_bytes) / 1024:,.0f} KB"),
-                  ("Format", f"{decoded.format}, {decoded.mode}")]
-    if decoded.notes:
-        data.facts.append(("Notes", "; ".join(decoded.notes)))
-    data.facts += key_facts(data_bytes)
-    return data
-
-
-def load_detail_unless_cancelled(*args, report, cancelled) -> DetailData:
+def load_detail_unless_cancelled(*args, report, cancelled) -> ShownDetail:
+    """Runs on a pool thread: `scan.detail.load_detail`, then the QImages (QImage is safe off
+    the GUI thread; only painting happens on it). A row the user has left is not loaded."""
     if cancelled():
         raise InterruptedError("another row was selected")
-    return load_detail(*args)
+    data = load_detail(*args)
+    return ShownDetail(data, pil_to_qimage(data.preview), None if data.mosaic is None else array_to_qimage(data.mosaic))
 
 
 def render_mosaic(mosaic: QImage, low_entropy, zoom: int = 1, highlight: int | None = None) -> QPixmap:
@@ -521,15 +447,16 @@ class DetailPane(QWidget):
         self.probability_label.setToolTip(row.verdict_explained(threshold))
         self.probability_label.setStyleSheet(f"color: {color.name()}")
 
-    def _loaded(self, request: int, data: DetailData, row: ResultRow) -> None:
+    def _loaded(self, request: int, shown: ShownDetail, row: ResultRow) -> None:
         if request != self._request:
             return  # the user moved on to another row
-        self.image_view.set_image(data.preview, data.scale, data.full_image, data.size, data.boxes,
+        data = shown.data
+        self.image_view.set_image(shown.preview, data.scale, data.full_image, data.size, data.boxes,
                                   data.low_entropy, data.entropies)
         self._infos = {info.cell: info for info in self.image_view.infos}
         self._set_legend(self.image_view.infos)
-        if data.mosaic is not None:
-            self._mosaic_image, self._low_entropy = data.mosaic, data.low_entropy
+        if shown.mosaic is not None:
+            self._mosaic_image, self._low_entropy = shown.mosaic, data.low_entropy
             self._paint_mosaic(None)
         facts = self._base_facts(row) + data.facts
         if data.warning:

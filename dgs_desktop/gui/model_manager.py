@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..detector.hubaccess import CHECKPOINT_SCHEME, RepoSpec
 from .model_controller import READY
 from .workers import Task, start_task
 
@@ -38,9 +39,9 @@ def models_folder() -> Path:
 
 
 def hub_spec(repo_id: str, revision: str) -> str:
-    repo_id = repo_id.strip().removeprefix("hf:")
-    revision = revision.strip()
-    return f"hf:{repo_id}@{revision}" if revision else f"hf:{repo_id}"
+    """The dialog's two fields as `hf:ORG/NAME[@REVISION]` (a pasted `hf:` prefix is accepted)."""
+    repo_id = repo_id.strip().removeprefix(CHECKPOINT_SCHEME)
+    return str(RepoSpec(CHECKPOINT_SCHEME, repo_id, revision.strip() or None))
 
 
 def download_from_hub(spec: str, report, cancelled):
@@ -248,7 +249,7 @@ class ModelManagerDialog(QDialog):
             if session is not None else ""))
         self.manifest_view.setPlainText(manifest_summary(session.checkpoint) if session is not None
                                         else "No model is active.")
-        if session is not None and session.checkpoint.source.startswith("hf:"):
+        if session is not None and session.checkpoint.source.startswith(CHECKPOINT_SCHEME):
             self._fetch_card(session.checkpoint)
         self.device_combo.clear()
         for spec, label in self.controller.devices:

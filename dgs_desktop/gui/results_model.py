@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 
+from ..record import reliability_warning
+from ..scan.content import ContentGroups
 from ..verdict import DEFAULT_THRESHOLD, FAKE, INCONCLUSIVE, REAL, RULE_TEXT, Assessment, assess, is_fake
 
 QUEUED, SCANNING, OK, ERROR, NOT_SCANNED = "queued", "scanning", "ok", "error", "not scanned"
@@ -127,28 +129,6 @@ class ResultRow:
         return " \u00b7 ".join(parts)
 
 
-def reliability_warning(record) -> str:
-    """Why a score deserves less trust: fewer than 49 distinct patches, or padding (short side).
-
-    Read from the record's structured fields (`distinct_patches`, `padded`); a record stored
-    before they existed falls back to its image size (a side under 32 px is padded; fewer than
-    49 whole 32x32 patches means repeated or empty cells), never to the wording of its notes.
-    """
-    from ..detector.patches import CELLS, PATCH_SIZE
-
-    width, height = record.width, record.height
-    distinct = record.distinct_patches
-    if distinct is None and width and height:
-        distinct = max(1, width // PATCH_SIZE) * max(1, height // PATCH_SIZE)
-    padded = bool(record.padded) or (bool(width and height) and min(width, height) < PATCH_SIZE)
-    reasons = []
-    if distinct is not None and distinct < CELLS:
-        reasons.append(f"only {distinct} distinct patch{'' if distinct == 1 else 'es'} (of {CELLS})")
-    if padded:
-        reasons.append(f"padded (a side under {PATCH_SIZE} px)")
-    return "; ".join(reasons) + ": less reliable" if reasons else ""
-
-
 _WARNING_ICON = None
 
 
@@ -195,7 +175,7 @@ class ResultsModel(QAbstractTableModel):
         self.rows: list[ResultRow] = []
         self._row_of: dict[str, int] = {}
         self._found: dict[str, object] = {}  # path -> what discovery found (scan.discover.FoundPath)
-        self._first_with_sha: dict[str, int] = {}
+        self.content = ContentGroups()  # path -> sha256, by row position: which row a copy repeats
         self.threshold = DEFAULT_THRESHOLD
         self.calibration = None  # dgs_desktop.calibration.Calibration while one is loaded
         self.selections = SelectionCache()
@@ -342,25 +322,31 @@ class ResultsModel(QAbstractTableModel):
                 row.entropies = tuple(float(e) for e in selection.entropies)
                 if selection.mosaic is not None:  # a copy of another file's result carries no mosaic
                     self.selections.put(result.path, selection)
-            self._note_content(index)
             touched.append(index)
+            touched += self._note_content(index)
         if touched:
             self.dataChanged.emit(self.index(min(touched), 0), self.index(max(touched), len(COLUMNS) - 1))
 
-    def _note_content(self, index: int) -> None:
-        """Groups rows by sha256: a later copy says which row it duplicates."""
+    def _note_content(self, index: int) -> list[int]:
+        """Groups the row by its result's sha256 (none: it leaves its group): a later copy says
+        which row it duplicates. Returns the rows whose `duplicate_of` may have changed."""
         row = self.rows[index]
+        before = self.content.forget(row.path)
         sha = row.result.sha256 if row.result is not None else ""
-        if not sha:
-            return
-        first = self._first_with_sha.setdefault(sha, index)
-        if first != index and first < len(self.rows) and self.rows[first].result is not None \
-                and self.rows[first].result.sha256 == sha:
-            row.duplicate_of = self.rows[first].path
-        else:
-            self._first_with_sha[sha] = index
-            row.duplicate_of = ""
-        row.result.same_content_as = row.duplicate_of  # the CSV, the case and the report say it too
+        self.content.note(row.path, sha, order=index)
+        return self._refresh_content({before, sha} - {""}) + [index]
+
+    def _refresh_content(self, shas) -> list[int]:
+        """Each holder of these contents names the first one (the first names none); returns their rows."""
+        touched = []
+        for sha in shas:
+            for path in self.content.holders(sha):
+                index = self._row_of[path]
+                row = self.rows[index]
+                row.duplicate_of = self.content.same_as(path)
+                row.result.same_content_as = row.duplicate_of  # the CSV, the case and the report say it too
+                touched.append(index)
+        return touched
 
     def restore_rows(self, rows: list[ResultRow]) -> None:
         """Appends rows that already carry results (a reopened case)."""
@@ -389,6 +375,7 @@ class ResultsModel(QAbstractTableModel):
                 row.entropies, row.checkpoint_sha256, row.device, row.checkpoint = None, "", "", ""
                 row.duplicate_of, row.warning = "", ""
                 touched.append(index)
+                touched += self._refresh_content({self.content.forget(path)} - {""})  # a copy may now come first
         if touched:
             self.dataChanged.emit(self.index(min(touched), 0), self.index(max(touched), len(COLUMNS) - 1))
 
@@ -424,7 +411,7 @@ class ResultsModel(QAbstractTableModel):
         self.rows.clear()
         self._row_of.clear()
         self._found.clear()
-        self._first_with_sha.clear()
+        self.content.clear()
         self.selections.clear()
         self.endResetModel()
 

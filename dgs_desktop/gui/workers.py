@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from ..scan.content import ContentGroups
+
 log = logging.getLogger(__name__)
 
 EMIT_INTERVAL_S = 0.1
@@ -184,7 +186,7 @@ class SameContent:
         self._paths = paths
         self._cancelled = cancelled
         self._hash = hash_file
-        self._first_by_sha: dict[str, str] = {}
+        self._groups = ContentGroups()  # the one same-content rule (the table and the CSV use it too)
         self._waiting: dict[str, list[str]] = {}  # first path -> copies that wait for its result
         self._done: dict[str, object] = {}  # first path -> its result, without the mosaic
 
@@ -193,9 +195,8 @@ class SameContent:
         for path in self._paths:
             if self._cancelled():
                 return
-            sha = self._hash(path)
-            first = path if sha is None else self._first_by_sha.setdefault(sha, path)
-            if first == path:
+            first = self._groups.note(path, self._hash(path) or "")
+            if not first:
                 yield path
             else:
                 self._waiting.setdefault(first, []).append(path)

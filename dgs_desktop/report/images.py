@@ -14,6 +14,7 @@ import warnings
 from PIL import Image, ImageDraw, ImageFont
 
 from ..detector.patches import PatchSelection
+from ..histogram import threshold_bins
 
 THUMBNAIL_SIDE = 256
 OVERLAY_SIDE = 480
@@ -84,37 +85,41 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def histogram(probabilities: list[float], threshold: float, bins: int = 20,
-              size: tuple[int, int] = (1120, 420)) -> Image.Image:
-    """Bar chart of P(fake) in `bins` equal bins over [0, 1]; bars above the threshold red,
-    below green, the threshold as a dashed line."""
+def histogram(probabilities: list[float], threshold: float, size: tuple[int, int] = (1120, 420)) -> Image.Image:
+    """Bar chart of P(fake) in the window's bins (`dgs_desktop.histogram.threshold_bins`: the
+    axis spans the scores and the threshold, one bin edge lies on the threshold), so every bar
+    is all real (green, left of the dashed threshold line) or all fake (red, right of it)."""
+    bins = threshold_bins(probabilities, threshold)
     width, height = size
     left, right, top, bottom = 80, 24, 28, 64
-    counts = [0] * bins
-    for p in probabilities:
-        counts[min(bins - 1, max(0, int(p * bins)))] += 1
-    peak = max(counts) if any(counts) else 1
+    low, high = bins.edges[0], bins.edges[-1]
+    peak = max(bins.counts, default=0) or 1
     chart = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(chart)
     font = _font(22)
     plot_w, plot_h = width - left - right, height - top - bottom
+
+    def x_of(value: float) -> float:
+        return left + plot_w * (value - low) / max(high - low, 1e-12)
+
     draw.line((left, top, left, top + plot_h, left + plot_w, top + plot_h), fill=(80, 80, 80), width=2)
-    for i, count in enumerate(counts):
-        x0 = left + plot_w * i / bins
-        x1 = left + plot_w * (i + 1) / bins - 3
-        y0 = top + plot_h * (1 - count / peak)
-        colour = FAKE_COLOUR if (i + 0.5) / bins > threshold else REAL_COLOUR
+    for i, count in enumerate(bins.counts):
         if count:
-            draw.rectangle((x0 + 1, y0, x1, top + plot_h - 1), fill=colour)
-    tx = left + plot_w * threshold
+            x0, x1 = x_of(bins.edges[i]) + 2, x_of(bins.edges[i + 1]) - 2  # clear of the threshold line
+            y0 = top + plot_h * (1 - count / peak)
+            colour = FAKE_COLOUR if bins.is_fake_bin(i) else REAL_COLOUR
+            draw.rectangle((x0, y0, max(x0, x1), top + plot_h - 1), fill=colour)
+    tx = x_of(threshold)
     for y in range(top, top + plot_h, 16):
         draw.line((tx, y, tx, min(y + 8, top + plot_h)), fill=(30, 30, 30), width=3)
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
-        x = left + plot_w * tick
+    for tick, anchor in ((max(0.0, low), "la"), (min(1.0, high), "ra")):
+        x = x_of(tick)
         draw.line((x, top + plot_h, x, top + plot_h + 8), fill=(80, 80, 80), width=2)
-        draw.text((x, top + plot_h + 12), f"{tick:g}", fill=(40, 40, 40), font=font, anchor="ma")
+        draw.text((x, top + plot_h + 12), f"{tick:.3f}", fill=(40, 40, 40), font=font, anchor=anchor)
     draw.text((left + plot_w / 2, height - 4), "P(fake)", fill=(40, 40, 40), font=font, anchor="md")
     draw.text((left - 10, top), str(peak), fill=(40, 40, 40), font=font, anchor="ra")
     draw.text((left - 10, top + plot_h), "0", fill=(40, 40, 40), font=font, anchor="rb")
-    draw.text((tx + 8, top), f"threshold {threshold:g}", fill=(30, 30, 30), font=font, anchor="la")
+    label_left = tx < left + plot_w * 0.75  # the label stays inside the chart beside a threshold at the right end
+    draw.text((tx + 8 if label_left else tx - 8, top), f"threshold {threshold:g}", fill=(30, 30, 30), font=font,
+              anchor="la" if label_left else "ra")
     return chart

@@ -20,6 +20,7 @@ from ..case import read_case as read_case_file
 from ..detector.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, sha256_file
 from ..errors import InputError
 from ..record import RunInfo, ScanRecord, Status, record_from_csv
+from ..scan.content import ContentGroups
 from ..verdict import DEFAULT_THRESHOLD, Assessment, assess, is_valid_probability
 
 _T = TypeVar("_T")
@@ -145,11 +146,11 @@ def read_case(path: Path) -> ReportSource:
     history, audit = read_history(path)
     run = RunDetails(thresholds=[info.threshold], versions=[info.created_with] if info.created_with else [])
     items = []
-    first_with: dict[str, str] = {}
+    groups = ContentGroups()
     for record in files:
-        if record.sha256 and not record.same_content_as:  # a case written before rows said so
-            first = first_with.setdefault(record.sha256, record.path)
-            record.same_content_as = "" if first == record.path else first
+        first = groups.note(record.path, record.sha256)
+        if not record.same_content_as:  # a case written before rows said so
+            record.same_content_as = first
         if not record.scanned:
             record.status, record.error = Status.NOT_SCANNED, "not scanned in this case"
         if not record.ok:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..atomic import atomic_path
 from ..envknobs import required_int
+from .content import ContentGroups
 from .csvio import COLUMNS, CsvResultWriter, RunInfo, csv_line, read_results_csv, utf8_text
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ def existing_parts(out: Path) -> list[Path]:
 
 def merge_parts(out: Path, parts: list[Path], run: RunInfo) -> int:
     """Folds `parts` into OUT: OUT's rows first (with any columns the analyst added), then
-    each part row whose file is not in OUT, written by csvio's rules.
+    each part row whose file is not in OUT, written by csvio's rules. A part row's
+    `same_content_as` names the first merged row with its sha256 (each rank only knew its own
+    share); OUT's rows keep theirs (an older version's empty cell is filled).
 
     OUT is replaced in one rename, so a kill during the merge leaves OUT and the parts as
     they were; the parts are removed only afterwards (a second merge skips rows already in
@@ -68,6 +71,9 @@ def merge_parts(out: Path, parts: list[Path], run: RunInfo) -> int:
         header += [column for column in table.header if column not in header]
     seen: set[bytes] = set()
     added = 0
+    content = ContentGroups()
+    grouped = all(c in header for c in ("path", "sha256", "same_content_as"))  # an older version's lacks one
+    path_at, sha_at, same_at = (header.index(c) if grouped else 0 for c in ("path", "sha256", "same_content_as"))
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(csv_line(header).encode("utf-8"))
@@ -77,9 +83,13 @@ def merge_parts(out: Path, parts: list[Path], run: RunInfo) -> int:
                     if key in seen:
                         continue
                     seen.add(key)
-                    cells = ("" if at is None else utf8_text(row[at]) for at in where)
+                    cells = ["" if at is None else utf8_text(row[at]) for at in where]
+                    from_part = index >= len(sources) - len(parts)
+                    if grouped:
+                        first = content.note(cells[path_at], cells[sha_at])
+                        cells[same_at] = first if from_part else cells[same_at] or first
                     handle.write(csv_line(cells).encode("utf-8"))
-                    added += index >= len(sources) - len(parts)
+                    added += from_part
             handle.flush()
             os.fsync(handle.fileno())
     for part in parts:

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..record import ScanRecord
 from ..verdict import assess
+from .content import ContentGroups
 from .csvio import (
     CsvError,
     CsvResultWriter,
@@ -52,6 +53,16 @@ class ScanSummary:
         return time.perf_counter() - self.progress.started
 
 
+def earlier_content(existing: ExistingCsv | None) -> ContentGroups:
+    """The contents of a resumed CSV's rows, in file order: its rows come first, so a new file
+    with the same bytes names the earlier row in `same_content_as`."""
+    groups = ContentGroups()
+    if existing is not None:
+        for path, sha256 in zip(existing.column("path"), existing.column("sha256")):
+            groups.note(path, sha256)
+    return groups
+
+
 @dataclass
 class ScanJob:
     paths: Sequence[str]
@@ -63,6 +74,7 @@ class ScanJob:
     rank: ScanRank | None = None  # under torchrun: this process writes its share to a part file
     _existing: ExistingCsv | None = field(default=None, init=False, repr=False)
     _writer: CsvResultWriter | None = field(default=None, init=False, repr=False)
+    _content: ContentGroups = field(default_factory=ContentGroups, init=False, repr=False)
     skipped: int = field(default=0, init=False)
 
     @property
@@ -100,15 +112,17 @@ class ScanJob:
         try:
             if self.rank:
                 self.rank.start(self.out, self.run_info, self.resume)
-                done = read_results_csv(self.out).done_keys if self.resume else set()
+                earlier = read_results_csv(self.out) if self.resume else None
                 self._writer = CsvResultWriter(self.rank.part(self.out), self.run_info)
             else:
                 if not self.resume and self.csv != "-":
                     discard_leftover_parts(self.out, self.run_info)
-                done = self._existing.done_keys if self._existing is not None else set()
+                earlier = self._existing
                 self._writer = CsvResultWriter(self.csv, self.run_info, resume=self.resume, existing=self._existing)
         except CsvError as exc:
             raise UsageError(str(exc)) from None
+        done = earlier.done_keys if earlier is not None else set()
+        self._content = earlier_content(earlier)
         self.skipped = len(done)
         return [p for p in found if os.fsencode(p) not in done and (self.rank is None or self.rank.owns(p))]
 
@@ -123,6 +137,8 @@ class ScanJob:
         completed = False
         try:
             for record in records:
+                # from the sha256 the scan's own read computed: no file is read again
+                record.same_content_as = self._content.note(record.path, record.sha256)
                 self._writer.write(record)
                 summary.progress.update(record)
                 verdict = assess(record, threshold).verdict

@@ -128,3 +128,38 @@ def test_a_file_the_device_decoder_rejects_falls_back_to_pillow(tmp_path):
                          mode="RGB", orientation=1)
     out = decode_jpegs([pending, broken], CPU)
     assert out[0] is not None and out[1] is None
+
+
+@pytest.mark.parametrize("select_on", ["host", "device"])
+def test_copies_take_the_first_files_score_on_both_paths(tiny_checkpoint, tmp_path, select_on, monkeypatch):
+    """Identical bytes are scored once per scan, decided after each file's own read and hash:
+    a copy in the same batch or a later one gets the first file's score (with --stability
+    spread), equal to the score it would get alone, and the model sees each content once."""
+    from dgs_desktop.scan import engine
+
+    rng = np.random.default_rng(7)
+    names = ["a.png", "b.png", "a-copy1.png", "c.png", "d.png", "e.png", "a-copy2.png", "b-copy.png"]
+    originals = {name: photo(rng, 96 + 8 * i, 80) for i, name in enumerate(("a.png", "b.png", "c.png", "d.png",
+                                                                             "e.png"))}
+    for name, pixels in originals.items():
+        Image.fromarray(pixels).save(tmp_path / name)
+    for copy, source in (("a-copy1.png", "a.png"), ("a-copy2.png", "a.png"), ("b-copy.png", "b.png")):
+        (tmp_path / copy).write_bytes((tmp_path / source).read_bytes())
+    scored = []
+    real_score = engine.ModelRunner.score
+    monkeypatch.setattr(engine.ModelRunner, "score",
+                        lambda self, mosaics: scored.extend(range(len(mosaics))) or real_score(self, mosaics))
+    scanner = Scanner(load_scorer(tiny_checkpoint, "cpu"), CPU, batch_size=2, workers=2, precision="fp32",
+                      select_on=select_on, stability_orders=2)
+    rows = {r.path.rsplit("/", 1)[-1]: r for r in scanner.scan([tmp_path / n for n in names], keep_selection=True)}
+    assert list(rows) == names and all(r.ok for r in rows.values())
+    assert len(scored) == 5 * 3  # five contents, each in its own order and 2 others; no copy scored
+    for copy, source in (("a-copy1.png", "a.png"), ("a-copy2.png", "a.png"), ("b-copy.png", "b.png")):
+        got, first = rows[copy], rows[source]
+        assert (got.fake_probability, got.stability_low, got.stability_high, got.stability_orders) == \
+            (first.fake_probability, first.stability_low, first.stability_high, first.stability_orders)
+        assert got.selection is not None and got.boxes == first.boxes  # its own evidence, from its own read
+    alone = Scanner(load_scorer(tiny_checkpoint, "cpu"), CPU, batch_size=2, workers=1, precision="fp32",
+                    select_on=select_on, stability_orders=2)
+    (single,) = alone.scan([tmp_path / "a-copy2.png"])
+    assert single.fake_probability == rows["a-copy2.png"].fake_probability

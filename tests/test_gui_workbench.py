@@ -441,18 +441,18 @@ def test_same_content_is_scored_once(qtbot, ready_window, tmp_path):
     for name in ("img000-a.png", "img000-b.png"):
         shutil.copy(folder / "img000.png", folder / name)
     (folder / "img000-c.jpg").write_bytes((folder / "img000.png").read_bytes())  # same bytes, wrong suffix
-    scanner = window.controller.session.scanner
-    scanned = []
-    real_scan = scanner.scan
+    from dgs_desktop.detector.patches import select_patches
+    from dgs_desktop.scan.decode import decode_image
 
-    def spy(paths, **kwargs):
-        for path in paths:
-            scanned.append(path)
-            yield path
-
-    window.controller.session.scanner.scan = lambda paths, **kw: real_scan(spy(paths, **kw), **kw)
+    mosaic = select_patches(decode_image(folder / "img000.png").image).mosaic  # the four copies' content
+    runner = window.controller.session.scanner.runner
+    scored = []
+    real_score = runner.score
+    runner.score = lambda mosaics: scored.extend(np.asarray(m) for m in mosaics) or real_score(mosaics)
     scan_paths(qtbot, window, [folder])
-    assert len(window.model.rows) == 5 and len(scanned) == 2  # two contents, two model scores
+    runner.score = real_score
+    assert len(window.model.rows) == 5
+    assert sum(np.array_equal(m, mosaic) for m in scored) == 1  # four files of one content: one forward pass
     rows = {row.name: row for row in window.model.rows}
     first = rows["img000-a.png"]  # listed first (sorted names)
     for name in ("img000-b.png", "img000-c.jpg", "img000.png"):

@@ -69,14 +69,20 @@ def _scan_csv(folder_or_files, checkpoint, out, *extra):
 
 
 def test_scan_csv_names_the_first_file_with_the_same_content(tiny_checkpoint, tmp_path, monkeypatch):
-    from dgs_desktop.scan import decode
+    from dgs_desktop.scan import decode, engine
 
     folder = _copies(tmp_path / "copies")
     reads = []
     real_read = decode.read_file
     monkeypatch.setattr(decode, "read_file", lambda path: reads.append(str(path)) or real_read(path))
+    scored = []
+    real_score = engine.ModelRunner.score
+    monkeypatch.setattr(engine.ModelRunner, "score",
+                        lambda self, mosaics: scored.extend(range(len(mosaics))) or real_score(self, mosaics))
     rows = _scan_csv(folder, tiny_checkpoint, tmp_path / "out.csv")
     assert sorted(reads) == sorted(str(folder / name) for name in rows)  # each file read once, to score it
+    assert len(rows) == 4 and len(scored) == 2  # two contents: two forward passes, the copies take their score
+    assert rows["b.png"]["fake_probability"] == rows["a.png"]["fake_probability"]
     assert rows["a.png"]["same_content_as"] == rows["c.png"]["same_content_as"] == ""
     assert rows["b.png"]["same_content_as"] == rows["d.png"]["same_content_as"] == str(folder / "a.png")
     assert rows["b.png"]["sha256"] == rows["a.png"]["sha256"] != rows["c.png"]["sha256"]

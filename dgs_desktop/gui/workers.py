@@ -25,8 +25,6 @@ from dataclasses import dataclass
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from ..scan.content import ContentGroups
-
 log = logging.getLogger(__name__)
 
 EMIT_INTERVAL_S = 0.1
@@ -160,73 +158,9 @@ class ScanSignals(QObject):
     finished = Signal(int, bool)  # scan id, whether it was cancelled
 
 
-def content_sha256(path: str) -> str | None:
-    """sha256 of the file's bytes, read with the scan's safe reader; None when it cannot be read
-    (the scan itself then reports why)."""
-    import hashlib
-    from pathlib import Path
-
-    from ..scan.decode import DecodeError, read_file
-
-    try:
-        return hashlib.sha256(read_file(Path(path))).hexdigest()
-    except (DecodeError, OSError):
-        return None
-
-
-class SameContent:
-    """Scores each content once: the scanner gets one path per sha256, and every other path with
-    the same bytes gets a copy of that result (identical bytes give the identical score).
-
-    Hashing first reads each file one more time (from the page cache, just before the scan
-    reads it); that costs milliseconds per image against the model's hundreds.
-    """
-
-    def __init__(self, paths: list[str], cancelled: Callable[[], bool], hash_file: Callable = content_sha256):
-        self._paths = paths
-        self._cancelled = cancelled
-        self._hash = hash_file
-        self._groups = ContentGroups()  # the one same-content rule (the table and the CSV use it too)
-        self._waiting: dict[str, list[str]] = {}  # first path -> copies that wait for its result
-        self._done: dict[str, object] = {}  # first path -> its result, without the mosaic
-
-    def unique_paths(self):
-        """The paths to scan, lazily (the scanner pulls them as it goes)."""
-        for path in self._paths:
-            if self._cancelled():
-                return
-            first = self._groups.note(path, self._hash(path) or "")
-            if not first:
-                yield path
-            else:
-                self._waiting.setdefault(first, []).append(path)
-
-    def scored(self, result) -> None:
-        import dataclasses
-
-        selection = result.selection
-        light = None if selection is None else dataclasses.replace(selection, mosaic=None)
-        self._done[result.path] = dataclasses.replace(result, selection=light)
-
-    def ready_copies(self) -> list:
-        """Results for copies whose first file has been scored."""
-        import dataclasses
-        from pathlib import Path
-
-        from ..scan.decode import suffix_note
-
-        copies = []
-        for first in [f for f in self._waiting if f in self._done]:
-            original = self._done[first]
-            for path in self._waiting.pop(first):
-                notes = [n for n in original.notes if not n.startswith("file suffix")]
-                note = suffix_note(Path(path), original.format) if original.format else None
-                copies.append(dataclasses.replace(original, path=path, notes=notes + ([note] if note else [])))
-        return copies
-
-
 class ScanWorker(QRunnable):
-    """Runs `Scanner.scan` over `paths` (each content once) and emits the results in batches."""
+    """Runs `Scanner.scan` over `paths` and emits the results in batches (the scan scores each
+    content once: a copy takes the score of the first file with its bytes)."""
 
     def __init__(self, scan_id: int, scanner, paths: list, emit_interval_s: float = EMIT_INTERVAL_S):
         super().__init__()
@@ -245,12 +179,6 @@ class ScanWorker(QRunnable):
         from ..scan.engine import ScanProgress
 
         progress = ScanProgress(total=len(self._paths))
-        targets = {str(path): path for path in self._paths}  # discovery's found paths, by name
-
-        def content_of(path: str):  # a refused link is never read, not even to hash it
-            return None if getattr(targets[path], "refusal", "") else content_sha256(path)
-
-        same = SameContent(list(targets), self.cancel_event.is_set, content_of)
         batch: list = []
         last_emit = time.monotonic()
 
@@ -262,24 +190,14 @@ class ScanWorker(QRunnable):
                     progress.done, len(self._paths), progress.failed, progress.rate, progress.eta_s))
             batch, last_emit = [], time.monotonic()
 
-        def add(result) -> None:
-            progress.update(result)
-            batch.append(result)
-
         try:
-            unique = (targets[path] for path in same.unique_paths())
-            for result in self._scanner.scan(unique, cancel=self.cancel_event, keep_selection=True):
+            for result in self._scanner.scan(self._paths, cancel=self.cancel_event, keep_selection=True):
                 if self.cancel_event.is_set():
                     break
-                same.scored(result)
-                add(result)
-                for copy in same.ready_copies():
-                    add(copy)
+                progress.update(result)
+                batch.append(result)
                 if time.monotonic() - last_emit >= self._emit_interval_s:
                     flush()
-            if not self.cancel_event.is_set():
-                for copy in same.ready_copies():
-                    add(copy)
             flush()
         except BaseException as exc:  # noqa: BLE001
             log.warning("scan failed:\n%s", traceback.format_exc())

@@ -46,6 +46,7 @@ class _Prepared:
     result: ScanRecord
     selection: PatchSelection | None
     decoded: Any = None  # device path: a DecodedImage or PendingJpeg awaiting selection on the device
+    copy: bool = False  # the same bytes as an earlier file of this scan: it takes that file's score
 
     @property
     def scorable(self) -> bool:
@@ -57,6 +58,24 @@ class _Prepared:
         if self.selection is None:
             raise ValueError(f"{self.result.path} has no patch selection")
         return self.selection
+
+
+# What a copy takes from the first file with its bytes: the score and how it was reached.
+ScoreFacts = tuple[Status, str, float | None, int | None, float | None, float | None, tuple[str, ...]]
+
+
+def score_facts(result: ScanRecord, notes_before: int) -> ScoreFacts:
+    """The scoring outcome of `result` (the notes scoring added after its first `notes_before`)."""
+    return (result.status, result.error, result.fake_probability, result.stability_orders, result.stability_low,
+            result.stability_high, tuple(result.notes[notes_before:]))
+
+
+def take_score(result: ScanRecord, facts: ScoreFacts) -> None:
+    """Gives a copy the score of the first file with the same bytes: identical bytes give the
+    identical mosaic, hence the identical score, without a second forward pass."""
+    (result.status, result.error, result.fake_probability, result.stability_orders, result.stability_low,
+     result.stability_high, notes) = facts
+    result.notes.extend(notes)
 
 
 def _take_provenance(result: ScanRecord, data: bytes) -> None:
@@ -260,6 +279,9 @@ class Scanner:
         else:
             work = (prepare, self.budget, self.decoding)
         pending: deque[Future[_Prepared]] = deque()
+        # sha256 -> the score of the first file with those bytes (a few hundred bytes per content);
+        # decided after each file's own read and hash, so every file is read once.
+        scored: dict[str, ScoreFacts | None] = {}
         with ThreadPoolExecutor(self.workers, thread_name_prefix="dgs-prepare") as pool:
             def refill() -> None:
                 while len(pending) < lookahead and not cancel.is_set():
@@ -280,11 +302,15 @@ class Scanner:
                     scorable = 0
                     while pending and scorable < self.batch_size and not cancel.is_set():
                         item = pending.popleft().result()
+                        sha256 = item.result.sha256
+                        if item.scorable and sha256:
+                            item.copy = sha256 in scored
+                            scored.setdefault(sha256, None)  # its score once its batch is scored
                         batch.append(item)
-                        scorable += item.scorable
+                        scorable += item.scorable and not item.copy
                         refill()
                     mosaics = self._select_on_device(batch) if on_device else None
-                    yield from self._score(batch, keep_selection, mosaics)
+                    yield from self._score(batch, keep_selection, mosaics, scored)
                     refill()
             finally:
                 for future in pending:  # on cancel or error: do not start what is queued
@@ -354,9 +380,23 @@ class Scanner:
         if self.stability_orders > 0:
             result.record_spread([score, *others[:self.stability_orders]])
 
-    def _score(self, batch: list[_Prepared], keep_selection: bool,
-               mosaics: torch.Tensor | None = None) -> Iterator[ScanRecord]:
-        ready = [item for item in batch if item.selection is not None]
+    def _score(self, batch: list[_Prepared], keep_selection: bool, mosaics: torch.Tensor | None,
+               scored: dict[str, ScoreFacts | None]) -> Iterator[ScanRecord]:
+        """Scores the batch; a copy of a content already scored (in an earlier batch, or earlier
+        in this one) takes that score instead of a forward pass of its own."""
+        selected = [item for item in batch if item.selection is not None]
+        firsts, here = [], set()
+        for index, item in enumerate(selected):
+            sha256 = item.result.sha256
+            if item.copy and (scored.get(sha256) is not None or sha256 in here):
+                continue
+            item.copy = False  # its first copy could not be scored: this one is scored itself
+            firsts.append(index)
+            here.add(sha256)
+        ready = [selected[index] for index in firsts]
+        notes_before = {id(item): len(item.result.notes) for item in ready}
+        if mosaics is not None and len(firsts) != len(selected):
+            mosaics = mosaics[torch.tensor(firsts, dtype=torch.long, device=mosaics.device)]
         if ready:
             scores: Sequence[float | None]
             try:
@@ -380,6 +420,12 @@ class Scanner:
                 if index < len(sizes) and sizes[index] != self.runner.batch_size:
                     item.result.notes.append(f"scored in forward passes of {sizes[index]} after running out of "
                                              f"memory (asked for {self.runner.batch_size}): last digits may differ")
+        for item in ready:
+            if item.result.sha256:
+                scored[item.result.sha256] = score_facts(item.result, notes_before[id(item)])
+        for item in selected:
+            if item.copy:
+                take_score(item.result, scored[item.result.sha256])  # type: ignore[arg-type] # set just above
         for item in batch:
             if keep_selection:
                 item.result.selection = item.selection

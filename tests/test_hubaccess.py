@@ -144,3 +144,12 @@ def test_model_index_round_trip_through_model_card_data(tiny_checkpoint, tmp_pat
     assert (first.name, second.name) == ("GenImage", "GenImage (Gaussian blur sigma=2)")
     assert math.isclose(first.mean["acc"], 0.925) and math.isclose(first.mean["ap"], 0.984)
     assert math.isclose(second.mean["acc"], 0.7) and second.mean["ap"] is None
+
+
+def test_a_checkpoint_is_named_alike_in_the_table_and_the_report():
+    from dgs_desktop.detector.hubaccess import checkpoint_name, is_hub_checkpoint
+
+    assert is_hub_checkpoint("hf:lab/model@v1") and is_hub_checkpoint("  hf:lab/model")
+    assert not is_hub_checkpoint("/models/hf:odd") and not is_hub_checkpoint("models/lab")
+    assert checkpoint_name("hf:lab/model@v1") == "hf:lab/model@v1"
+    assert checkpoint_name("/models/dgs-ltw/") == "dgs-ltw" and checkpoint_name("") == ""

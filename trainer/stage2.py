@@ -118,7 +118,7 @@ def run_stage2(networks: Networks, dataset: Dataset, text: torch.Tensor, feature
         restore_rng(resume, runtime)
 
     visual = networks.detector.visual
-    student = visual
+    student: nn.Module = visual  # its DistributedDataParallel when distributed
     if dist.enabled:
         student = DistributedDataParallel(
             visual, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)

@@ -53,7 +53,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     try:
         real, real_failed = _score_all(scanner, list(expand_paths(args.real, follow_links=args.follow_links)),
                                        "real", show)
-        fake = []
+        fake: list[tuple[str, str, float]] = []  # (path, sha256, P(fake)), as score_references gives them
         if args.fake:
             fake, _ = _score_all(scanner, list(expand_paths(args.fake, follow_links=args.follow_links)), "fake", show)
     except KeyboardInterrupt:

@@ -74,10 +74,10 @@ def check_inputs(paths: list[str]) -> None:
 def open_model(args: argparse.Namespace, rank=None):
     """(checkpoint, device, precision) for `--checkpoint`, `--device`, `--precision`; bad values
     are one-line usage errors. The scan and calibrate share it, so both score alike."""
-    from ..detector.device import DeviceError, resolve_device, resolve_precision
+    from ..detector.device import resolve_device, resolve_precision
     from ..detector.manifest import NO_MODEL_HELP
     from ..detector.resolve import resolve_checkpoint
-    from ..errors import CheckpointError
+    from ..errors import CheckpointError, DeviceError
 
     if not args.checkpoint:
         raise UsageError(NO_MODEL_HELP)

@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, DGSError
@@ -79,7 +80,7 @@ def threshold(text: str) -> float:
 class OneLineParser(argparse.ArgumentParser):
     """Argument errors in one line (`prog: error: ...`), like every other user error."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -92,7 +93,7 @@ class Command:
     description: str | None = None
 
 
-def _verbosity_options() -> argparse.ArgumentParser:
+def _verbosity_options() -> OneLineParser:
     common = OneLineParser(add_help=False)
     group = common.add_mutually_exclusive_group()
     group.add_argument("-v", "--verbose", action="count", default=0, help="more log messages (-vv: debug)")
@@ -114,15 +115,20 @@ def build_parser(prog: str, description: str, commands: Sequence[Command]) -> ar
     return parser
 
 
+class _CliLogHandler(logging.StreamHandler):
+    """The stderr handler `configure_logging` installs, marked so that a second call replaces it."""
+
+    _dgs_cli = True
+
+
 def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
     """Library modules log through `logging`; the command line shows INFO and up on stderr."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CliLogHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s" if verbose == 0 else "%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_dgs_cli", False)]:
         root.removeHandler(old)
-    handler._dgs_cli = True
     root.addHandler(handler)
     root.setLevel(level)
     if verbose < 2:  # third-party chatter stays out of the user's terminal

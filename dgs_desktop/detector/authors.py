@@ -50,6 +50,9 @@ AUTHORS_DEFAULT_ALPHA = 6.0  # DGS-Net options/base_options.py: --alpha default 
 AUTHORS_DEFAULT_DROPOUT = 0.8  # DGS-Net options/base_options.py: --dropout_rate default 0.8
 QKV = ("q", "k", "v")
 
+# One student projection (q, k or v): weight, bias, and its LoRA factors A and B (both or neither)
+ProjectionWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+
 # Architectures an authors' file can be mapped to; the 224-pixel input is what the 7x7 mosaic feeds.
 # OpenAI CLIP uses QuickGELU, so the open_clip "-quickgelu" configurations are the exact match.
 _CANDIDATES = ("test-tiny", "ViT-L-14-quickgelu", "ViT-B-16-quickgelu", "ViT-B-32-quickgelu")
@@ -92,7 +95,7 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return _as_state_dict(obj, name)
 
 
-def _as_state_dict(obj, name: str) -> dict[str, torch.Tensor]:
+def _as_state_dict(obj: object, name: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
         for key in ("state_dict", "model", "model_state_dict", "net"):
             inner = obj.get(key)
@@ -197,7 +200,7 @@ def _pick_architecture(facts: dict[str, Any], requested: str | None, name: str) 
 
 
 # ---------------------------------------------------------------------------------- LoRA
-def _frozen_qkv(state, block: int) -> list[torch.Tensor] | None:
+def _frozen_qkv(state: Mapping[str, torch.Tensor], block: int) -> list[torch.Tensor] | None:
     pre = FROZEN_VISUAL + f"transformer.resblocks.{block}.attn."
     if pre + "in_proj_weight" in state:
         return list(state[pre + "in_proj_weight"].chunk(3))
@@ -206,7 +209,8 @@ def _frozen_qkv(state, block: int) -> list[torch.Tensor] | None:
     return None
 
 
-def _student_attention(state, block: int, name: str):
+def _student_attention(state: Mapping[str, torch.Tensor], block: int, name: str
+                       ) -> tuple[list[ProjectionWeights], tuple[torch.Tensor, torch.Tensor]]:
     """[(weight, bias, A, B) for q, k, v], (out weight, out bias) of one student block."""
     pre = VISUAL + f"transformer.resblocks.{block}.attn."
     if pre + "proj.w_lora_A" in state or pre + "out_proj.w_lora_A" in state:
@@ -216,7 +220,7 @@ def _student_attention(state, block: int, name: str):
         _require(state, [pre + "in_proj_bias", pre + "out_proj.weight", pre + "out_proj.bias"], name)
         weights = state[pre + "in_proj_weight"].chunk(3)
         biases = state[pre + "in_proj_bias"].chunk(3)
-        qkv = [(w, b, None, None) for w, b in zip(weights, biases)]
+        qkv: list[ProjectionWeights] = [(w, b, None, None) for w, b in zip(weights, biases)]
         return qkv, (state[pre + "out_proj.weight"], state[pre + "out_proj.bias"])
     keys = [pre + f"{t}_proj.{p}" for t in QKV for p in ("weight", "bias")] + [pre + "proj.weight", pre + "proj.bias"]
     _require(state, keys, name)
@@ -260,7 +264,8 @@ def import_authors_weights(pth_path: str | Path, out_dir: str | Path, architectu
     result works offline. `architecture` is inferred from the tensor shapes when not given.
     Returns `out_dir`. Every failure is a `CheckpointError` with a plain one-line message.
     """
-    from .model import LoraSettings, build_detector
+    from .manifest import LoraSettings
+    from .model import build_detector
 
     path = Path(pth_path).expanduser()
     out = Path(out_dir).expanduser()
@@ -287,21 +292,24 @@ def import_authors_weights(pth_path: str | Path, out_dir: str | Path, architectu
             if tuple(w.shape) != (width, width) or tuple(bias.shape) != (width,):
                 raise CheckpointError(f"{name}: block {i} {t}_proj has shape {tuple(w.shape)}, expected "
                                       f"({width}, {width})")
-            if a is not None and (tuple(a.shape) != (rank, width) or tuple(b.shape) != (width, rank)):
+            if a is not None and b is not None and (tuple(a.shape) != (rank, width) or tuple(b.shape) != (width, rank)):
                 raise CheckpointError(f"{name}: block {i} {t}_proj LoRA shapes A {tuple(a.shape)}, B "
                                       f"{tuple(b.shape)} do not fit width {width}")
 
-    frozen = [_frozen_qkv(state, i) for i in range(layers)]
-    if any(f is None for f in frozen):
-        raise CheckpointError(f"{name} is missing the frozen copy {FROZEN_VISUAL}transformer.resblocks.N.attn.* "
-                              f"that tells merged from unmerged LoRA weights")
+    frozen: list[list[torch.Tensor]] = []
+    for i in range(layers):
+        frozen_block = _frozen_qkv(state, i)
+        if frozen_block is None:
+            raise CheckpointError(f"{name} is missing the frozen copy {FROZEN_VISUAL}transformer.resblocks.N.attn.* "
+                                  f"that tells merged from unmerged LoRA weights")
+        frozen.append(frozen_block)
     scales: list[float] = []
     unmerged = 0
     for i, ((qkv, _), fro) in enumerate(zip(blocks, frozen)):
         for t, (w, _, a, b), w_f in zip(QKV, qkv, fro):
             if tuple(w_f.shape) != tuple(w.shape):
                 raise CheckpointError(f"{name}: frozen copy of block {i} {t}_proj has shape {tuple(w_f.shape)}")
-            if a is None:
+            if a is None or b is None:
                 continue
             scale = _merge_scale(w, w_f, a, b, f"block {i} {t}_proj weight", name)
             if scale is None:
@@ -364,7 +372,7 @@ def import_authors_weights(pth_path: str | Path, out_dir: str | Path, architectu
         # base_model.model.transformer.resblocks.N.attn.{q,k,v}_proj.lora_{A,B}.weight
         block, module, which = int(parts[4]), parts[6], parts[7]
         _, _, a, b = blocks[block][0][QKV.index(module[0])]
-        if a is None:
+        if a is None or b is None:
             lora_state[key] = torch.zeros_like(template)
         else:
             lora_state[key] = a if which == "lora_A" else b
@@ -372,15 +380,15 @@ def import_authors_weights(pth_path: str | Path, out_dir: str | Path, architectu
     heads: dict[str, nn.Linear] = {}
     _require(state, ["img_fc.weight", "img_fc.bias"], name)
     for head_name, prefix in HEAD_KEYS.items():
-        weight, bias = state.get(prefix + ".weight"), state.get(prefix + ".bias")
-        if weight is None or bias is None:
+        head_weight, head_bias = state.get(prefix + ".weight"), state.get(prefix + ".bias")
+        if head_weight is None or head_bias is None:
             continue
-        if weight.dim() != 2 or weight.shape[0] != 1 or tuple(bias.shape) != (1,):
-            raise CheckpointError(f"{name}: head {prefix} has shape {tuple(weight.shape)}; expected one output")
-        layer = nn.Linear(weight.shape[1], 1)
+        if head_weight.dim() != 2 or head_weight.shape[0] != 1 or tuple(head_bias.shape) != (1,):
+            raise CheckpointError(f"{name}: head {prefix} has shape {tuple(head_weight.shape)}; expected one output")
+        layer = nn.Linear(head_weight.shape[1], 1)
         with torch.no_grad():
-            layer.weight.copy_(weight.float())
-            layer.bias.copy_(bias.float())
+            layer.weight.copy_(head_weight.float())
+            layer.bias.copy_(head_bias.float())
         heads[head_name] = layer
     if heads["h_img"].in_features != detector.embed_dim:
         raise CheckpointError(f"{name}: head img_fc takes {heads['h_img'].in_features} features, the backbone "

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CheckpointError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 TEST_TINY = "test-tiny"
@@ -28,7 +29,7 @@ DEFAULT_ARCH = "ViT-L-14"
 DEFAULT_PRETRAINED = "openai"
 
 # Patch size 32 gives a 7x7 token grid, the same layout as the 7x7 mosaic.
-_TEST_TINY_CFG = dict(
+_TEST_TINY_CFG: dict[str, Any] = dict(
     embed_dim=32,
     vision_cfg=dict(image_size=224, layers=2, width=64, head_width=16, patch_size=32),
     text_cfg=dict(context_length=77, vocab_size=49408, width=8, heads=2, layers=1),
@@ -111,7 +112,7 @@ def clip_from_record(record: dict[str, Any], load_pretrained: bool = True, on_me
         raise BackboneError(f"cannot build backbone {name!r} ({pretrained}): {exc}") from exc
     except OSError as exc:  # download failed
         raise BackboneError(f"cannot fetch the {name} '{pretrained}' weights (no network or no cache?): {exc}") from exc
-    split_all_attention(model.visual)
+    split_all_attention(model.get_submodule("visual"))
     model.eval().requires_grad_(False)
     return model
 
@@ -125,8 +126,10 @@ def embed_dim_of(clip_model: nn.Module) -> int:
     return int(getattr(clip_model.visual, "output_dim"))  # noqa: B009 - an open_clip attribute torch does not type
 
 
-def tokenizer_for(arch: str) -> Callable[..., Any]:
-    """The text tokenizer matching `arch` (open_clip ships its BPE vocabulary, no download)."""
+def tokenizer_for(arch: str) -> Callable[..., torch.Tensor]:
+    """The text tokenizer matching `arch` (open_clip ships its BPE vocabulary, no download):
+    texts in, a (N, context_length) tensor of token ids out."""
     import open_clip
 
-    return open_clip.get_tokenizer("ViT-B-32" if arch == TEST_TINY else arch)
+    tokenizer: Callable[..., torch.Tensor] = open_clip.get_tokenizer("ViT-B-32" if arch == TEST_TINY else arch)
+    return tokenizer

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 
@@ -131,6 +131,14 @@ VERIFYING, BUILDING, LOADING, FIRST_FORWARD = LOAD_STAGES = (
     "verifying files", "building the network", "loading weights", "first forward")
 
 
+class _TensorReader(Protocol):
+    """What is read from safetensors' `safe_open` (its stub leaves these methods untyped)."""
+
+    def keys(self) -> list[str]: ...
+
+    def get_tensor(self, name: str) -> torch.Tensor: ...
+
+
 class TensorFile:
     """A listed safetensors file, memory-mapped: tensors are read one at a time, and a file that
     safetensors cannot read is a `CheckpointError` naming it."""
@@ -142,7 +150,7 @@ class TensorFile:
             raise CheckpointError(f"checkpoint file {name} is not listed (with its sha256) in the manifest")
         self.name = name
         self._errors = (SafetensorError, OSError, ValueError, RuntimeError)
-        self._handle = self._guard(lambda: safe_open(str(safe_member(checkpoint.directory, name)), framework="pt"))
+        self._handle: _TensorReader = self._guard(lambda: safe_open(str(safe_member(checkpoint.directory, name)), framework="pt"))
 
     def _guard(self, read: Callable[[], _T]) -> _T:
         try:
@@ -192,7 +200,8 @@ def backbone_of(checkpoint: Checkpoint) -> dict[str, Any]:
     architecture name and weights id (with QuickGELU where those weights need it)."""
     manifest = checkpoint.manifest
     if "backbone" in manifest:
-        return manifest["backbone"]
+        record: dict[str, Any] = manifest["backbone"]  # a dict: check_backbone_record refuses anything else
+        return record
     arch = manifest["architecture"]
     weights_id = None if arch == TEST_TINY else manifest["base_weights"].get("id")
     return backbone_record(arch, weights_id)
@@ -246,8 +255,9 @@ def load_detector(checkpoint: Checkpoint, device: str | torch.device = "cpu",
         heads = load_head_tensors(checkpoint)
         head_state = {"weight": heads.get("h_img.weight"), "bias": heads.get("h_img.bias")}
         for part, param in (("weight", detector.head.weight), ("bias", detector.head.bias)):
-            if head_state[part] is None or head_state[part].shape != param.shape:
-                got = None if head_state[part] is None else tuple(head_state[part].shape)
+            value = head_state[part]
+            if value is None or value.shape != param.shape:
+                got = None if value is None else tuple(value.shape)
                 raise ValueError(f"head h_img.{part} has shape {got}, expected {tuple(param.shape)}")
         detector.head.load_state_dict(head_state)
     except (ValueError, RuntimeError) as exc:
@@ -287,9 +297,10 @@ def check_finite_scores(detector: DGSDetector) -> None:
     modules = dict(detector.visual.named_modules())
     for name, module in modules.items():
         lora_a, lora_b = getattr(module, "lora_A", None), getattr(module, "lora_B", None)
-        if not isinstance(lora_a, torch.nn.ModuleDict) or "default" not in lora_a:
+        if not isinstance(lora_a, torch.nn.ModuleDict) or not isinstance(lora_b, torch.nn.ModuleDict) \
+                or "default" not in lora_a:
             continue
-        a, b = lora_a["default"].weight, lora_b["default"].weight
+        a, b = lora_a["default"].get_parameter("weight"), lora_b["default"].get_parameter("weight")
         if not math.prod(a.shape) or not math.prod(b.shape):
             raise CheckpointError(f"LoRA weight of {name} is empty")
         with torch.no_grad():

@@ -23,6 +23,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import CheckpointError, one_line
 from .hubaccess import (
@@ -53,24 +54,24 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None]:
     return ref.repo_id, ref.revision
 
 
-def _progress_class(sink: _ProgressSink):
+def _progress_class(sink: _ProgressSink) -> type:
     """A tqdm class for huggingface_hub's `tqdm_class` that forwards byte counts to `sink`."""
     from huggingface_hub.utils import tqdm as hf_tqdm
 
     class _ProgressBar(hf_tqdm):
-        def __init__(self, *args, **kwargs):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True  # never draw on a terminal; the app shows its own progress
-            super().__init__(*args, **kwargs)
+            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call] # huggingface_hub's tqdm
 
-        def update(self, n=1):
+        def update(self, n: float | None = 1) -> bool | None:
             sink.advance(int(n or 0))
-            return super().update(n)
+            return super().update(n)  # type: ignore[no-any-return] # tqdm ships no types
 
         # Xet downloads report network bytes separately; the written bytes (update) are enough.
-        def update_transfer(self, n=1):
+        def update_transfer(self, n: float | None = 1) -> None:
             sink.check_cancel()
 
-        def set_transfer_postfix_str(self, *args, **kwargs):
+        def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
             return None
 
     return _ProgressBar
@@ -100,16 +101,10 @@ class _ProgressSink:
         self.check_cancel()
 
 
-def _hub():
-    import huggingface_hub
-    from huggingface_hub import constants, errors
-
-    return huggingface_hub, constants, errors
-
-
 def _translate(exc: BaseException, what: RepoSpec, filename: str, offline: bool, endpoint: str) -> CheckpointError:
     """A one-line CheckpointError for an exception raised by huggingface_hub."""
-    _, _, errors = _hub()
+    from huggingface_hub import errors
+
     if isinstance(exc, _Cancelled):
         return DownloadCancelled(f"download of {what} was cancelled")
     shared = hub_error_message(exc, what, offline=offline, endpoint=endpoint, filename=filename)
@@ -128,7 +123,7 @@ def _translate(exc: BaseException, what: RepoSpec, filename: str, offline: bool,
     return CheckpointError(f"downloading {filename} of {what} failed ({type(exc).__name__}: {one_line(exc)})")
 
 
-def _remove_from_cache(pointer: Path, cache_dir: str | os.PathLike) -> None:
+def _remove_from_cache(pointer: Path, cache_dir: str | os.PathLike[str]) -> None:
     """Removes a snapshot entry and the blob it points to (so the bad bytes are fetched again)."""
     cache_root = Path(cache_dir).resolve()
     try:
@@ -146,13 +141,15 @@ def _remove_from_cache(pointer: Path, cache_dir: str | os.PathLike) -> None:
             pass
 
 
-def _probe(hub, constants, repo_id: str, revision: str | None, endpoint: str, token) -> BaseException | None:
+def _probe(repo_id: str, revision: str | None, endpoint: str, token: str | bool | None) -> BaseException | None:
     """One quick HEAD of the manifest without retries; returns a network/5xx error or None.
 
     huggingface_hub retries unreachable hosts with back-off for ~20 s before giving up; this probe
     lets a missing network fail (or fall back to the cache) at once.
     """
-    _, _, errors = _hub()
+    import huggingface_hub as hub
+    from huggingface_hub import constants, errors
+
     url = hub.hf_hub_url(repo_id, MANIFEST_NAME, revision=revision, endpoint=endpoint)
     try:
         hub.get_hf_file_metadata(url, token=token, timeout=constants.HF_HUB_ETAG_TIMEOUT, endpoint=endpoint)
@@ -168,7 +165,8 @@ def _probe(hub, constants, repo_id: str, revision: str | None, endpoint: str, to
 
 
 def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: CancelFn | None = None, *,
-                        cache_dir: str | os.PathLike | None = None, token: str | bool | None = None) -> Checkpoint:
+                        cache_dir: str | os.PathLike[str] | None = None,
+                        token: str | bool | None = None) -> Checkpoint:
     """Downloads (or finds in the cache) the checkpoint `hf:org/name[@revision]` and verifies it.
 
     Returns the verified `Checkpoint` whose directory is the snapshot folder in the hub cache.
@@ -177,12 +175,11 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
     """
     what = parse_repo_spec(spec, CHECKPOINT_SCHEME, CheckpointError)
     repo_id, revision = what.repo_id, what.revision
-    try:
-        hub, constants, errors = _hub()
-    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
-        raise CheckpointError("downloading from the hub needs the huggingface_hub package") from None
+    import huggingface_hub as hub
+    from huggingface_hub import constants
+
     endpoint = constants.ENDPOINT
-    cache_dir = str(cache_dir or constants.HF_HUB_CACHE)
+    cache_root = str(cache_dir or constants.HF_HUB_CACHE)
     offline = is_offline()
     # byte-level progress and cancel need hf_hub_download(tqdm_class=...) (recent huggingface_hub);
     # older releases still get per-file progress and cancel between files
@@ -196,21 +193,23 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
         sink.check_cancel()
         sink.report(f"looking up {what}")
         if not offline:
-            failure = _probe(hub, constants, repo_id, revision, endpoint, token)
+            failure = _probe(repo_id, revision, endpoint, token)
             if failure is not None:
                 local_only = True  # unreachable or hub down: fall back to the cache
                 sink.report(f"hub unreachable ({type(failure).__name__}); using the local cache")
 
         def fetch(filename: str, rev: str | None) -> Path:
-            extra = {"tqdm_class": tqdm_class} if byte_progress else {}
-            return Path(hub.hf_hub_download(repo_id, filename, revision=rev, cache_dir=cache_dir,
-                                            local_files_only=local_only, token=token, **extra))
+            if byte_progress:
+                return Path(hub.hf_hub_download(repo_id, filename, revision=rev, cache_dir=cache_root,
+                                                local_files_only=local_only, token=token, tqdm_class=tqdm_class))
+            return Path(hub.hf_hub_download(repo_id, filename, revision=rev, cache_dir=cache_root,
+                                            local_files_only=local_only, token=token))
 
         manifest_path = fetch(MANIFEST_NAME, revision)
         sink.done = 0  # progress counts the weight files only
         snapshot = manifest_path.parent
         commit = snapshot.name  # the cache layout is snapshots/<commit>/<file>
-        manifest = _read_manifest(manifest_path, what, cache_dir)
+        manifest = _read_manifest(manifest_path, what, cache_root)
         names = sorted(manifest["files"])
         for name in names:
             safe_member(snapshot, name)
@@ -221,7 +220,7 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
             for name in names:
                 current = name
                 sink.check_cancel()
-                cached = hub.try_to_load_from_cache(repo_id, name, cache_dir=cache_dir, revision=commit)
+                cached = hub.try_to_load_from_cache(repo_id, name, cache_dir=cache_root, revision=commit)
                 if isinstance(cached, str) and os.path.isfile(cached):
                     continue
                 url = hub.hf_hub_url(repo_id, name, revision=commit, endpoint=endpoint)
@@ -245,7 +244,7 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
     try:
         checkpoint = read_checkpoint(snapshot, source=str(what))
     except CheckpointError as exc:
-        bad = _remove_corrupt_files(snapshot, manifest, cache_dir)
+        bad = _remove_corrupt_files(snapshot, manifest, cache_root)
         if bad:
             raise CheckpointError(f"{what}: downloaded file(s) {', '.join(bad)} do not match the sha256 in the "
                                   f"manifest; removed them from the cache - try again, and if it persists the "
@@ -255,10 +254,10 @@ def download_checkpoint(spec: str, progress: ProgressFn | None = None, cancel: C
     return checkpoint
 
 
-def _read_manifest(path: Path, what: str, cache_dir: str) -> dict:
+def _read_manifest(path: Path, what: RepoSpec, cache_dir: str) -> dict[str, Any]:
     """Parses the downloaded manifest; an unreadable one is removed from the cache."""
     try:
-        manifest = json.loads(path.read_bytes())
+        manifest: dict[str, Any] = json.loads(path.read_bytes())
         check_manifest(manifest)
         if not isinstance(manifest["files"], dict):
             raise CheckpointError("the manifest's 'files' field is not a mapping")
@@ -270,7 +269,7 @@ def _read_manifest(path: Path, what: str, cache_dir: str) -> dict:
     return manifest
 
 
-def _remove_corrupt_files(snapshot: Path, manifest: dict, cache_dir: str) -> list[str]:
+def _remove_corrupt_files(snapshot: Path, manifest: dict[str, Any], cache_dir: str) -> list[str]:
     bad = []
     for name, expected in sorted(manifest["files"].items()):
         path = safe_member(snapshot, name)

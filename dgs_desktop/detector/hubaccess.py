@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from dataclasses import dataclass
 
 from ..errors import CheckpointError, DGSError, one_line
@@ -41,6 +42,18 @@ class RepoSpec:
 
     def __str__(self) -> str:
         return f"{self.scheme}{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+
+
+def is_hub_checkpoint(spec: str) -> bool:
+    """`hf:ORG/NAME[@REVISION]` (a hub checkpoint), not a folder on disk."""
+    return str(spec).strip().startswith(CHECKPOINT_SCHEME)
+
+
+def checkpoint_name(spec: str) -> str:
+    """A checkpoint's short name for tables: the hub spec as given, or the folder's name."""
+    if not spec or is_hub_checkpoint(spec):
+        return spec
+    return os.path.basename(os.path.normpath(spec)) or spec
 
 
 def repo_id_problem(repo_id: str) -> str | None:

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import CheckpointError
 from ..verdict import DEFAULT_THRESHOLD, check_threshold
@@ -92,13 +92,13 @@ class Checkpoint:
     """A verified checkpoint directory (hashes checked, manifest parsed)."""
 
     directory: Path
-    manifest: dict
+    manifest: dict[str, Any]
     source: str  # what the user named: a path or hf:org/name@rev
     sha256: str  # hash of the manifest, which pins every weight file
 
     @property
     def architecture(self) -> str:
-        return self.manifest["architecture"]
+        return str(self.manifest["architecture"])  # a str: check_manifest refuses anything else
 
     @property
     def threshold(self) -> float:
@@ -137,7 +137,7 @@ def check_output_folder(directory: Path) -> None:
 
 
 # -------------------------------------------------------------------------------- reading
-def check_manifest(manifest) -> None:
+def check_manifest(manifest: object) -> None:
     """Refuses anything a tampered or foreign manifest could use to mislead the loader: every
     field the loader acts on is type-checked and bounded before a model is built."""
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
@@ -208,7 +208,7 @@ _CONFIG_LIMITS = {"layers": 256, "width": 16384, "heads": 256, "head_width": 409
                   "image_size": 4096, "embed_dim": 16384, "context_length": 4096, "vocab_size": 1_000_000}
 
 
-def check_backbone_record(record) -> None:
+def check_backbone_record(record: object) -> None:
     """The manifest's `backbone`: which open_clip model it is and its full configuration
     (including `quick_gelu`), from which alone the loader rebuilds the network."""
     if not isinstance(record, dict) or record.get("library") != "open_clip":
@@ -227,7 +227,7 @@ def check_backbone_record(record) -> None:
     _check_config_values(config, "config")
 
 
-def _check_config_values(value, where: str) -> None:
+def _check_config_values(value: object, where: str) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -286,7 +286,7 @@ def read_checkpoint(directory: str | Path, source: str | None = None, *,
     if len(raw) > MAX_MANIFEST_BYTES:
         raise CheckpointError(f"{manifest_path} is too large to be a checkpoint manifest")
 
-    def _no_constants(name):
+    def _no_constants(name: str) -> NoReturn:
         raise ValueError(f"{name} is not allowed in a checkpoint manifest")
 
     try:

@@ -6,8 +6,9 @@ for Linear LoRA, disabling the adapters gives exactly the pre-trained weights.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -15,14 +16,26 @@ from torch import nn
 from .backbone import DEFAULT_ARCH, DEFAULT_PRETRAINED, backbone_record, clip_from_record, embed_dim_of
 from .manifest import LoraSettings
 
+if TYPE_CHECKING:
+    from peft import PeftModel
 
-def add_lora(visual: nn.Module, lora: LoraSettings) -> nn.Module:
+
+class _TextTower(Protocol):
+    """What the detector calls on open_clip's CLIP model (open_clip has no type information)."""
+
+    def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor: ...
+
+
+def add_lora(visual: nn.Module, lora: LoraSettings) -> PeftModel:
     """Wraps the vision tower with peft LoRA on q/k/v of every block."""
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+    # peft annotates lora_alpha as int but only divides by it (alpha / r): a float alpha is kept as is
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha,  # type: ignore[arg-type]
+                        lora_dropout=lora.dropout,
                         target_modules=list(lora.targets), use_rslora=lora.rslora, bias="none")
-    return get_peft_model(visual, config)
+    # mixed=False (the default) gives a PeftModel, not a PeftMixedModel
+    return cast("PeftModel", get_peft_model(visual, config))
 
 
 class DGSDetector(nn.Module):
@@ -38,37 +51,40 @@ class DGSDetector(nn.Module):
         self.lora = lora
         self.backbone = backbone  # the record the network was built from (saved in checkpoints)
         self.embed_dim = embed_dim_of(clip_model)
-        self.visual = add_lora(clip_model.visual, lora)
+        self.visual = add_lora(clip_model.get_submodule("visual"), lora)
         self.head = nn.Linear(self.embed_dim, 1)
         # The whole CLIP model is registered for its text tower; its `.visual` is the same
         # (LoRA-injected) module as self.visual, so parameters are shared, not copied.
-        self.text_model = clip_model if with_text else None
+        self.text_model: nn.Module | None = clip_model if with_text else None
 
     # -- features -------------------------------------------------------------------------
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """f = E_img(x; theta) (eq. 5): the unnormalised projected embedding."""
-        return self.visual(images)
+        embedding: torch.Tensor = self.visual(images)
+        return embedding
 
     @contextmanager
-    def teacher(self):
+    def teacher(self) -> Iterator[None]:
         """Inside this context `features` computes f^T = E_img^T(x) (eq. 6)."""
         with self.visual.disable_adapter():
             yield
 
     def teacher_features(self, images: torch.Tensor) -> torch.Tensor:
         with self.teacher():
-            return self.visual(images)
+            embedding: torch.Tensor = self.visual(images)
+        return embedding
 
     def text_features(self, tokens: torch.Tensor) -> torch.Tensor:
         """t = E_text(z; phi) (eq. 5), unnormalised."""
         if self.text_model is None:
             raise RuntimeError("this detector was built without its text tower")
-        return self.text_model.encode_text(tokens, normalize=False)
+        return cast(_TextTower, self.text_model).encode_text(tokens, normalize=False)
 
     # -- scoring --------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits of h_img(f), shape (B,); sigmoid gives the fake probability."""
-        return self.head(self.features(images)).squeeze(-1)
+        logits: torch.Tensor = self.head(self.features(images))
+        return logits.squeeze(-1)
 
     def lora_state_dict(self) -> dict[str, torch.Tensor]:
         from peft import get_peft_model_state_dict
@@ -102,7 +118,7 @@ class DGSDetector(nn.Module):
             copy_weight(targets[short], tensor, short)
 
 
-def check_same_names(targets: dict[str, Any], state) -> None:
+def check_same_names(targets: Collection[str], state: Collection[str]) -> None:
     """Bundled base weights name exactly the tensors of the architecture."""
     missing = sorted(set(targets) - set(state))
     extra = sorted(set(state) - set(targets))

@@ -13,10 +13,18 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .hubaccess import CHECKPOINT_SCHEME, is_offline, parse_repo_spec
+
+if TYPE_CHECKING:
+    from huggingface_hub import EvalResult, ModelCardData
+
+# One table row: "subset" (str), "n_real" / "n_fake" (int or None), METRIC_KEYS (0-1 or None).
+MetricRow = dict[str, Any]
 
 CARD_NAME = "README.md"
 CARD_KEY = "dgs_desktop"  # the card metadata block written by `dgs-desktop-train publish`
@@ -32,34 +40,34 @@ class CardEvaluation:
     """One evaluation table of a card; metric values are fractions (0-1), None when absent."""
 
     name: str
-    rows: list[dict] = field(default_factory=list)  # {"subset", "n_real", "n_fake", "acc", "r_acc", "f_acc", "ap"}
-    mean: dict | None = None  # plain mean of the rows (the authors' test.py "Mean")
-    paper_table: dict | None = None  # the paper's mAcc / mA.P. (one R.Acc column + each F.Acc)
+    rows: list[MetricRow] = field(default_factory=list)
+    mean: MetricRow | None = None  # plain mean of the rows (the authors' test.py "Mean")
+    paper_table: MetricRow | None = None  # the paper's mAcc / mA.P. (one R.Acc column + each F.Acc)
     perturbation: str = ""
     note: str = ""
     scoring: dict[str, str] = field(default_factory=dict)  # SCORING_SETTINGS and library versions
 
     @property
-    def headline(self) -> dict:
+    def headline(self) -> MetricRow:
         """The row to show first: the paper's mAcc/mAP when known, else the mean."""
         return self.paper_table or self.mean or {}
 
 
-def _number(value) -> float | None:
+def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
     return value if math.isfinite(value) else None
 
 
-def _count(value) -> int | None:
+def _count(value: object) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _row(raw) -> dict | None:
+def _row(raw: object) -> MetricRow | None:
     if not isinstance(raw, dict):
         return None
-    row = {"subset": str(raw.get("subset", ""))[:200], "n_real": _count(raw.get("n_real")),
+    row: MetricRow = {"subset": str(raw.get("subset", ""))[:200], "n_real": _count(raw.get("n_real")),
            "n_fake": _count(raw.get("n_fake"))}
     for key in METRIC_KEYS:
         value = _number(raw.get(key))
@@ -67,7 +75,7 @@ def _row(raw) -> dict | None:
     return row
 
 
-def _scoring(raw) -> dict[str, str]:
+def _scoring(raw: object) -> dict[str, str]:
     """A card's `scoring` mapping: short text values under short keys, anything else dropped."""
     if not isinstance(raw, dict):
         return {}
@@ -75,7 +83,7 @@ def _scoring(raw) -> dict[str, str]:
             if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
 
 
-def scoring_line(facts: dict, versions: bool = True) -> str:
+def scoring_line(facts: dict[str, str], versions: bool = True) -> str:
     """'scored in fp32 on cpu, JPEG decoder pillow, authors' decoding, blur pillow; torch 2.4.1, ...'."""
     if not facts:
         return "scoring settings not recorded"
@@ -88,7 +96,7 @@ def scoring_line(facts: dict, versions: bool = True) -> str:
     return line + ("; " + ", ".join(libraries) if versions and libraries else "")
 
 
-def _read_card_data(readme: Path):
+def _read_card_data(readme: Path) -> ModelCardData | None:
     """The card's metadata as huggingface_hub's `ModelCardData` (None when absent or unusable)."""
     try:
         with open(readme, "rb") as handle:
@@ -98,14 +106,15 @@ def _read_card_data(readme: Path):
     if len(raw) > MAX_CARD_BYTES:
         return None
     try:  # huggingface_hub's own card parser (a safe YAML loader; model-index -> EvalResult)
-        from huggingface_hub import ModelCard
+        from huggingface_hub import ModelCard, ModelCardData
 
-        return ModelCard(raw.decode("utf-8", errors="replace"), ignore_metadata_errors=True).data
+        data = ModelCard(raw.decode("utf-8", errors="replace"), ignore_metadata_errors=True).data
+        return data if isinstance(data, ModelCardData) else None
     except Exception:  # noqa: BLE001 - a malformed card has no metrics, it is not an error
         return None
 
 
-def card_metrics(readme: str | os.PathLike) -> list[CardEvaluation]:
+def card_metrics(readme: str | os.PathLike[str]) -> list[CardEvaluation]:
     """The evaluation tables a model card states (a README.md, or a folder holding one)."""
     path = Path(readme)
     if path.is_dir():
@@ -129,9 +138,9 @@ def card_metrics(readme: str | os.PathLike) -> list[CardEvaluation]:
     return _eval_result_metrics(data.eval_results or [])
 
 
-def _eval_result_metrics(results) -> list[CardEvaluation]:
+def _eval_result_metrics(results: Iterable[EvalResult]) -> list[CardEvaluation]:
     """Cards from elsewhere: the accuracy / AP of each dataset in their `model-index` (in % or 0-1)."""
-    summaries: dict[tuple, dict] = {}  # one evaluation per dataset (EvalResult is one metric), in order
+    summaries: dict[tuple[tuple[Any, ...], str], MetricRow] = {}  # one evaluation per dataset (EvalResult is one metric), in order
     for result in results:
         summary = summaries.setdefault((result.unique_identifier, result.dataset_name),
                                        {"subset": "mean", "n_real": None, "n_fake": None,
@@ -145,7 +154,7 @@ def _eval_result_metrics(results) -> list[CardEvaluation]:
             for (_, name), summary in summaries.items() if any(summary[k] is not None for k in METRIC_KEYS)]
 
 
-def hub_card_metrics(spec: str, *, cache_dir: str | os.PathLike | None = None) -> list[CardEvaluation]:
+def hub_card_metrics(spec: str, *, cache_dir: str | Path | None = None) -> list[CardEvaluation]:
     """The card metrics of a hub checkpoint `hf:org/name[@rev]` (from the cache when offline).
 
     Returns [] when the repository has no card or it cannot be fetched: the card is optional.

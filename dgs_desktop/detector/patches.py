@@ -25,9 +25,9 @@ code, no Qt.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +84,7 @@ def reliability_notes(distinct_patches: int | None, padded: bool) -> list[str]:
     return notes
 
 
-def as_rgb_image(image) -> Image.Image:
+def as_rgb_image(image: Image.Image | np.ndarray) -> Image.Image:
     """An RGB PIL image from a PIL image or an (H, W, 3) / (H, W) uint8 array."""
     if isinstance(image, np.ndarray):
         if image.ndim == 2:
@@ -134,28 +134,28 @@ def _pad_to_patch(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge"))
 
 
-def patch_entropies(image) -> np.ndarray:
+def patch_entropies(image: Image.Image | np.ndarray) -> np.ndarray:
     """Spectral entropy of every 32x32 patch of an image at least 32 px high and wide.
 
     Returns a (rows, cols) float32 array, row-major like the patches.
     """
     import torch
 
-    image = as_rgb_image(image)
-    rows, cols = image.height // PATCH_SIZE, image.width // PATCH_SIZE
+    rgb = as_rgb_image(image)
+    rows, cols = rgb.height // PATCH_SIZE, rgb.width // PATCH_SIZE
     # Bands of whole patch rows: a large image never gets a full-size gray copy or FFT buffer
     # (a 12000x12000 image would need ~3 GB at once); each patch's entropy is computed alike.
     band_rows = max(1, _BAND_PATCHES // cols)
     entropies = np.empty((rows, cols), dtype=np.float32)
     for top in range(0, rows, band_rows):
         bottom = min(rows, top + band_rows)
-        band = image.crop((0, top * PATCH_SIZE, cols * PATCH_SIZE, bottom * PATCH_SIZE))
+        band = rgb.crop((0, top * PATCH_SIZE, cols * PATCH_SIZE, bottom * PATCH_SIZE))
         # Pillow's RGB->F conversion computes (299 R + 587 G + 114 B) / 1000 in float, in C.
         gray = np.asarray(band.convert("F"))
         patches = np.require(gray.reshape(bottom - top, PATCH_SIZE, cols, PATCH_SIZE).swapaxes(1, 2),
-                             requirements="CW")
-        patches = torch.from_numpy(patches).reshape((bottom - top) * cols, PATCH_SIZE, PATCH_SIZE)
-        entropies[top:bottom] = spectral_entropy(patches, gray_scale=1.0 / 255.0).reshape(bottom - top, cols).numpy()
+                             requirements=("C", "W"))
+        gray_patches = torch.from_numpy(patches).reshape((bottom - top) * cols, PATCH_SIZE, PATCH_SIZE)
+        entropies[top:bottom] = spectral_entropy(gray_patches, gray_scale=1.0 / 255.0).reshape(bottom - top, cols).numpy()
     return entropies
 
 
@@ -218,17 +218,24 @@ def arrange_cells(entropies: np.ndarray, image_size: tuple[int, int],
     return chosen[permutation], low[permutation], permutation
 
 
-def build_selection(mosaic: np.ndarray | None, chosen: np.ndarray, low: np.ndarray, entropies: np.ndarray,
-                    image_size: tuple[int, int], padded: bool, shuffle: np.ndarray | None = None) -> PatchSelection:
-    """The PatchSelection for cells arranged by `arrange_cells` (boxes clipped to the image)."""
+def cell_boxes(chosen: np.ndarray, entropies: np.ndarray, image_size: tuple[int, int]) -> tuple[Box, ...]:
+    """The image box of every mosaic cell for cells arranged by `arrange_cells` (clipped to the
+    image; black cells, after the filled ones, get BLACK_BOX)."""
     width, height = image_size
     rows_idx, cols_idx = np.divmod(chosen, entropies.shape[1])
-    black = CELLS - chosen.size
-    boxes = tuple(
+    return tuple(
         (int(c * PATCH_SIZE), int(r * PATCH_SIZE),
          int(min(PATCH_SIZE, width - c * PATCH_SIZE)), int(min(PATCH_SIZE, height - r * PATCH_SIZE)))
         for r, c in zip(rows_idx, cols_idx)
-    ) + (BLACK_BOX,) * black
+    ) + (BLACK_BOX,) * (CELLS - chosen.size)
+
+
+def build_selection(mosaic: np.ndarray, chosen: np.ndarray, low: np.ndarray, entropies: np.ndarray,
+                    image_size: tuple[int, int], padded: bool, shuffle: np.ndarray | None = None) -> PatchSelection:
+    """The PatchSelection for cells arranged by `arrange_cells` (boxes clipped to the image)."""
+    width, height = image_size
+    black = CELLS - chosen.size
+    boxes = cell_boxes(chosen, entropies, image_size)
     cell_entropies = np.full(CELLS, np.nan, dtype=np.float32)
     cell_entropies[: chosen.size] = entropies.ravel()[chosen]
     return PatchSelection(
@@ -244,7 +251,7 @@ def build_selection(mosaic: np.ndarray | None, chosen: np.ndarray, low: np.ndarr
     )
 
 
-def select_patches(image, seed: int | None = None) -> PatchSelection:
+def select_patches(image: Image.Image | np.ndarray, seed: int | None = None) -> PatchSelection:
     """Builds the 7x7 mosaic of the 24 lowest- and 25 highest-entropy 32x32 patches.
 
     Small images follow the authors' rule (see `choose_cells`): black cells come last.
@@ -252,12 +259,12 @@ def select_patches(image, seed: int | None = None) -> PatchSelection:
     passes its own seeds to vary the shuffle between epochs. This is the host path; the
     batched device path (`dgs_desktop.scan.device_select`) chooses the same patches.
     """
-    image = as_rgb_image(image)
-    padded = _pad_to_patch(image)
+    rgb = as_rgb_image(image)
+    padded = _pad_to_patch(rgb)
     entropies = patch_entropies(padded)
-    chosen, low, shuffle = arrange_cells(entropies, image.size, seed)
-    selection = build_selection(None, chosen, low, entropies, image.size, padded is not image, shuffle)
-    return dataclasses.replace(selection, mosaic=mosaic_from_boxes(image, selection.boxes))
+    chosen, low, shuffle = arrange_cells(entropies, rgb.size, seed)
+    mosaic = mosaic_from_boxes(rgb, cell_boxes(chosen, entropies, rgb.size))
+    return build_selection(mosaic, chosen, low, entropies, rgb.size, padded is not rgb, shuffle)
 
 
 def reordered_mosaic(selection: PatchSelection, seed: int) -> np.ndarray:
@@ -280,7 +287,7 @@ def other_orders(selection: PatchSelection, k: int) -> list[np.ndarray]:
     return [reordered_mosaic(selection, seed) for seed in range(1, k + 1)]
 
 
-def mosaic_from_boxes(image, boxes) -> np.ndarray:
+def mosaic_from_boxes(image: Image.Image | np.ndarray, boxes: Iterable[Sequence[int]]) -> np.ndarray:
     """The (224, 224, 3) uint8 mosaic: cell i (row-major 7x7) shows `boxes[i]` of the image.
 
     A box smaller than a patch (a side under 32 px) is padded by repeating its last row or
@@ -289,11 +296,10 @@ def mosaic_from_boxes(image, boxes) -> np.ndarray:
     (which rebuilds mosaics from stored boxes) both assemble mosaics here.
     """
     mosaic = np.zeros((MOSAIC_SIZE, MOSAIC_SIZE, 3), dtype=np.uint8)
-    pixels = image if isinstance(image, np.ndarray) else None
     for cell, (x, y, w, h) in enumerate(boxes):
         if w <= 0 or h <= 0:
             continue
-        patch = pixels[y:y + h, x:x + w] if pixels is not None else np.asarray(image.crop((x, y, x + w, y + h)))
+        patch = image[y:y + h, x:x + w] if isinstance(image, np.ndarray) else np.asarray(image.crop((x, y, x + w, y + h)))
         if patch.shape[:2] != (PATCH_SIZE, PATCH_SIZE):
             patch = np.pad(patch, ((0, PATCH_SIZE - patch.shape[0]), (0, PATCH_SIZE - patch.shape[1]), (0, 0)),
                            mode="edge")
@@ -328,7 +334,9 @@ def high_frequency_ratio(selection: PatchSelection) -> float | None:
     return round(median, 6) if math.isfinite(median) else None
 
 
-def mosaics_to_tensor(mosaics, mean=IMAGENET_MEAN, std=IMAGENET_STD, device=None) -> torch.Tensor:
+def mosaics_to_tensor(mosaics: torch.Tensor | np.ndarray | Iterable[np.ndarray],
+                      mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                      device: str | torch.device | None = None) -> torch.Tensor:
     """(B, 224, 224, 3) uint8 mosaics (arrays or a tensor) -> normalised (B, 3, 224, 224) float32.
 
     With `device`, the uint8 pixels travel there first (4x less to copy) and are normalised

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import CheckpointError
 from .hub import ProgressFn, download_checkpoint
-from .hubaccess import CHECKPOINT_SCHEME
+from .hubaccess import is_hub_checkpoint
 from .manifest import Checkpoint, read_checkpoint
 
 
@@ -16,7 +16,7 @@ def resolve_checkpoint(spec: str | Path, progress: ProgressFn | None = None,
     """A verified checkpoint from a directory path or `hf:org/name[@revision]` (downloaded and
     cached by huggingface_hub); `verify_progress(fraction)` follows a folder's hashing."""
     text = str(spec)
-    if text.startswith(CHECKPOINT_SCHEME):
+    if is_hub_checkpoint(text):
         return download_checkpoint(text, progress=progress)
     path = Path(text).expanduser()
     if not path.exists():

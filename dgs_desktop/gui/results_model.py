@@ -15,6 +15,7 @@ from typing import cast
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 
+from ..detector.hubaccess import checkpoint_name
 from ..record import ScanRecord, reliability_warning
 from ..scan.content import ContentGroups
 from ..verdict import DEFAULT_THRESHOLD, FAKE, INCONCLUSIVE, REAL, RULE_TEXT, Assessment, assess, is_fake
@@ -45,15 +46,6 @@ HEADER_TIPS = {
     PROVENANCE_COL: "Metadata, C2PA and generator signals, beside the score (they never change it)",
     MODEL_COL: "The model (checkpoint) that scored the row; hover for its manifest sha256 and device",
 }
-
-
-def model_name(checkpoint: str) -> str:
-    """A short name for a checkpoint: a folder's name, or the hub spec as given."""
-    if not checkpoint:
-        return ""
-    if checkpoint.startswith("hf:"):
-        return checkpoint
-    return os.path.basename(os.path.normpath(checkpoint)) or checkpoint
 
 
 @dataclass
@@ -253,7 +245,7 @@ class ResultsModel(QAbstractTableModel):
         if column == PROVENANCE_COL:
             return row.provenance
         if column == MODEL_COL:
-            return model_name(row.checkpoint) if row.result is not None else ""
+            return checkpoint_name(row.checkpoint) if row.result is not None else ""
         return None
 
     def _sort_key(self, row: ResultRow, column: int):

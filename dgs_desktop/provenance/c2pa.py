@@ -83,7 +83,7 @@ def _generator(manifest: dict) -> str:
 
 
 def _actions(manifest: dict) -> list[dict]:
-    actions = []
+    actions: list[dict] = []
     for assertion in manifest.get("assertions") or []:
         if isinstance(assertion, dict) and str(assertion.get("label", "")).startswith("c2pa.actions"):
             data = assertion.get("data") or {}

@@ -318,8 +318,10 @@ _IPTC_NAMES = {(2, 5): "ObjectName", (2, 25): "Keywords", (2, 55): "DateCreated"
 
 
 def _iptc_fields(image: Image.Image) -> list[tuple[str, str, str]]:
-    from PIL import IptcImagePlugin
+    from PIL import ImageFile, IptcImagePlugin
 
+    if not isinstance(image, ImageFile.ImageFile):  # an image not read from a file has no IPTC block
+        return []
     try:
         iptc = IptcImagePlugin.getiptcinfo(image) or {}
     except Exception:  # noqa: BLE001 - a damaged IPTC block is reported as absent

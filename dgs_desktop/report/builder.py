@@ -31,6 +31,7 @@ from PIL import Image
 
 from .. import __version__
 from ..case import ScoreEntry
+from ..detector.hubaccess import checkpoint_name
 from ..detector.manifest import model_warning
 from ..ownfiles import GENERATOR_MARK
 from ..provenance.summary import ProvenanceReport
@@ -370,7 +371,7 @@ def history_html(source: ReportSource) -> str:
         return ""
     runs = scoring_runs(source.history)
     run_tables = "".join(
-        f"<h3>Run {index}: {text(model_name_of(run.checkpoint) or 'unnamed model')}</h3>" + kv_table([
+        f"<h3>Run {index}: {text(checkpoint_name(run.checkpoint) or 'unnamed model')}</h3>" + kv_table([
             ("Model", run.checkpoint or "—"), ("Manifest sha256", run.checkpoint_sha256 or "—"),
             ("Device, precision", f"{run.device} {run.precision}".strip() or "—"),
             ("First and last score", f"{run.first} … {run.last}"), ("Files", f"{run.files} ({run.ok} scored ok)"),
@@ -392,13 +393,6 @@ def history_html(source: ReportSource) -> str:
     return ("<div class='item'><h2>Appendix: scoring history</h2><p class='muted'>Every scoring the case keeps; "
             f"none is ever overwritten. The overview shows each file's current score.</p>{run_tables}{earlier_html}"
             "</div>")
-
-
-def model_name_of(checkpoint: str) -> str:
-    """A checkpoint's short name: a folder's name, or the hub spec."""
-    if checkpoint.startswith("hf:"):
-        return checkpoint
-    return os.path.basename(os.path.normpath(checkpoint)) if checkpoint else ""
 
 
 def audit_html(source: ReportSource) -> str:

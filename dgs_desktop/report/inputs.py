@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from ..case import AuditEntry, ScoreEntry, read_history
 from ..case import read_case as read_case_file
+from ..detector.hubaccess import is_hub_checkpoint
 from ..detector.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, sha256_file
 from ..errors import InputError
 from ..record import RunInfo, ScanRecord, Status, record_from_csv
@@ -197,7 +198,7 @@ def find_model(run: RunDetails, checkpoint_dir: str | Path | None = None) -> Mod
     one the rows record (the manifest hash pins every weight file)."""
     info = ModelInfo(source="; ".join(run.checkpoints), sha256="; ".join(run.checkpoint_sha256s))
     candidates = [Path(checkpoint_dir)] if checkpoint_dir else [Path(c) for c in run.checkpoints
-                                                                if not c.startswith("hf:")]
+                                                                if not is_hub_checkpoint(c)]
     if not candidates:
         info.manifest_note = ("the model came from the hub; pass --checkpoint DIR to include its manifest"
                               if run.checkpoints else "the rows name no checkpoint")

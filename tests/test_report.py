@@ -367,8 +367,8 @@ def test_report_from_window_results_with_analyst_notes(tmp_path):
 
 
 def test_window_export_runs_on_a_pool_thread(qtbot, tmp_path):
-    """File → Export report: HTML and PDF written from a worker thread (Qt text layout and
-    the PDF writer off the GUI thread), refusing a foreign file before any work."""
+    """File → Export report: HTML built on a worker thread and the PDF rendered in a child
+    process (both off the GUI thread), refusing a foreign file before any work."""
     from dgs_desktop.gui.report_pdf import export_report
     from dgs_desktop.gui.workers import Task, start_task
     from dgs_desktop.record import ScanRecord
@@ -394,6 +394,34 @@ def test_window_export_runs_on_a_pool_thread(qtbot, tmp_path):
     foreign.write_bytes(b"%PDF-1.7 analyst's file")
     with pytest.raises(UsageError, match="not a report written by dgs-desktop"):
         export_report(source, None, foreign)
+    assert foreign.read_bytes() == b"%PDF-1.7 analyst's file"
+
+
+def test_window_pdf_is_rendered_in_a_child_process_that_a_cancel_ends(tmp_path, monkeypatch):
+    """The window's PDF: Qt's codecs and PDF writer run in a child process (never on a worker
+    thread of the window, where they deadlocked with the GUI thread); cancelling ends the child
+    and leaves no file, a failed child is one plain-words error."""
+    import sys
+
+    from dgs_desktop.gui import report_pdf
+
+    html = "<html><body><h1>Report</h1><p>one line</p></body></html>"
+    children = []
+    real_popen = report_pdf.subprocess.Popen
+    monkeypatch.setattr(report_pdf.subprocess, "Popen", lambda *a, **k: children.append(a[0]) or real_popen(*a, **k))
+    written = report_pdf.write_pdf_in_child(html, tmp_path / "a.pdf", False, "title")
+    assert written == tmp_path / "a.pdf" and is_our_report(written)
+    assert children[0][1:3] == ["-m", "dgs_desktop.gui.report_pdf"]
+    with pytest.raises(InterruptedError):
+        report_pdf.write_pdf_in_child(html, tmp_path / "b.pdf", False, "title", cancelled=lambda: True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pdf"]  # nothing half-written stays
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    with pytest.raises(UsageError, match="the PDF could not be written: exit status 1"):
+        report_pdf.write_pdf_in_child(html, tmp_path / "c.pdf", False, "title")
+    foreign = tmp_path / "mine.pdf"
+    foreign.write_bytes(b"%PDF-1.7 analyst's file")
+    with pytest.raises(UsageError, match="not a report written by dgs-desktop"):
+        report_pdf.write_pdf_in_child(html, foreign, False, "title")
     assert foreign.read_bytes() == b"%PDF-1.7 analyst's file"
 
 

@@ -164,10 +164,19 @@ class ExportController(QObject):
         self.window.update_export_actions()
         self.window.statusBar().showMessage("Writing the report…")
         what = "PDF report" if pdf else "HTML report"
-        task = Task(export_report, source, html_path, pdf_path, overwrite)
+
+        def write(report, cancelled) -> list:
+            return export_report(source, html_path, pdf_path, overwrite, cancelled=cancelled)
+
+        task = Task(write, pass_hooks=True)  # cancelled when the window closes
         task.signals.succeeded.connect(lambda written: self._report_done(what, written[0], len(source.items), scope))
         task.signals.failed.connect(self._report_failed)
         start_task(task, self._jobs, owner=self)
+
+    def cancel(self) -> None:
+        """Stops a report being written (its PDF child process ends; nothing half-written stays)."""
+        for job in list(self._jobs):
+            job.cancel()
 
     def _report_done(self, what: str, path, count: int, scope: str) -> None:
         self.exporting = False
@@ -179,4 +188,5 @@ class ExportController(QObject):
         self.exporting = False
         self.window.update_export_actions()
         self.window.statusBar().clearMessage()
-        show_error(self.window, "Report not written", message)
+        if message != "cancelled":
+            show_error(self.window, "Report not written", message)

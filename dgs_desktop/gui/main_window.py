@@ -230,6 +230,7 @@ class MainWindow(QMainWindow):
         idle = self.thumbnails.shutdown(timeout_ms) and idle
         idle = self.detail.shutdown(timeout_ms) and idle
         self.intake.cancel()
+        self.exports.cancel()
         idle = QThreadPool.globalInstance().waitForDone(timeout_ms) and idle
         if not idle:
             log.warning("some background work was still running after %d ms; quitting anyway", timeout_ms)

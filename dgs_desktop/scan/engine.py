@@ -46,7 +46,6 @@ class _Prepared:
     result: ScanRecord
     selection: PatchSelection | None
     decoded: Any = None  # device path: a DecodedImage or PendingJpeg awaiting selection on the device
-    copy: bool = False  # the same bytes as an earlier file of this scan: it takes that file's score
 
     @property
     def scorable(self) -> bool:
@@ -281,7 +280,7 @@ class Scanner:
         pending: deque[Future[_Prepared]] = deque()
         # sha256 -> the score of the first file with those bytes (a few hundred bytes per content);
         # decided after each file's own read and hash, so every file is read once.
-        scored: dict[str, ScoreFacts | None] = {}
+        scored: dict[str, ScoreFacts] = {}
         with ThreadPoolExecutor(self.workers, thread_name_prefix="dgs-prepare") as pool:
             def refill() -> None:
                 while len(pending) < lookahead and not cancel.is_set():
@@ -299,15 +298,14 @@ class Scanner:
                     # the end, and few model calls per image, which keeps the GIL free for the
                     # preparing threads.
                     batch: list[_Prepared] = []
+                    contents: set[str] = set()  # of this batch: a copy needs no place in its forward pass
                     scorable = 0
                     while pending and scorable < self.batch_size and not cancel.is_set():
                         item = pending.popleft().result()
                         sha256 = item.result.sha256
-                        if item.scorable and sha256:
-                            item.copy = sha256 in scored
-                            scored.setdefault(sha256, None)  # its score once its batch is scored
+                        scorable += item.scorable and not (sha256 and (sha256 in scored or sha256 in contents))
+                        contents.add(sha256)
                         batch.append(item)
-                        scorable += item.scorable and not item.copy
                         refill()
                     mosaics = self._select_on_device(batch) if on_device else None
                     yield from self._score(batch, keep_selection, mosaics, scored)
@@ -381,18 +379,18 @@ class Scanner:
             result.record_spread([score, *others[:self.stability_orders]])
 
     def _score(self, batch: list[_Prepared], keep_selection: bool, mosaics: torch.Tensor | None,
-               scored: dict[str, ScoreFacts | None]) -> Iterator[ScanRecord]:
+               scored: dict[str, ScoreFacts]) -> Iterator[ScanRecord]:
         """Scores the batch; a copy of a content already scored (in an earlier batch, or earlier
         in this one) takes that score instead of a forward pass of its own."""
         selected = [item for item in batch if item.selection is not None]
-        firsts, here = [], set()
+        firsts, copies, here = [], [], set()
         for index, item in enumerate(selected):
             sha256 = item.result.sha256
-            if item.copy and (scored.get(sha256) is not None or sha256 in here):
-                continue
-            item.copy = False  # its first copy could not be scored: this one is scored itself
-            firsts.append(index)
-            here.add(sha256)
+            if sha256 and (sha256 in scored or sha256 in here):
+                copies.append(item)
+            else:
+                firsts.append(index)
+                here.add(sha256)
         ready = [selected[index] for index in firsts]
         notes_before = {id(item): len(item.result.notes) for item in ready}
         if mosaics is not None and len(firsts) != len(selected):
@@ -423,9 +421,8 @@ class Scanner:
         for item in ready:
             if item.result.sha256:
                 scored[item.result.sha256] = score_facts(item.result, notes_before[id(item)])
-        for item in selected:
-            if item.copy:
-                take_score(item.result, scored[item.result.sha256])  # type: ignore[arg-type] # set just above
+        for item in copies:
+            take_score(item.result, scored[item.result.sha256])
         for item in batch:
             if keep_selection:
                 item.result.selection = item.selection

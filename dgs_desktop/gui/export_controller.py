@@ -77,12 +77,18 @@ class ExportController(QObject):
         box.exec()
         return next(((rows, scope) for button, scope, rows in buttons if box.clickedButton() is button), None)
 
-    def _nothing_scanned(self, title: str) -> bool:
+    def _ask(self, title: str, empty: str, name: str, filters: str) -> tuple[list | None, str, str, str] | None:
+        """(rows, scope, path, chosen filter) of an export the analyst asks for; None when there
+        is nothing scanned (said under `empty`) or they cancel the row choice or the save dialog."""
         window = self.window
         if window.controller.session is None or not window.model.scanned_results():
-            show_error(window, title, "There are no scanned results yet.")
-            return True
-        return False
+            show_error(window, empty, "There are no scanned results yet.")
+            return None
+        choice = self.choose_rows(title)
+        if choice is None:
+            return None
+        path, chosen = choose_output_path(window, title, name, filters)
+        return (*choice, path, chosen) if path else None
 
     def _left_out(self, rows: list | None, written: int) -> str:
         waiting = len(self.window.model.rows if rows is None else rows) - written
@@ -90,14 +96,10 @@ class ExportController(QObject):
 
     # ------------------------------------------------------------------------------ CSV
     def choose_csv(self) -> None:
-        if self._nothing_scanned("Nothing to export"):
-            return
-        choice = self.choose_rows("Export results as CSV")
-        if choice is None:
-            return
-        path, _ = choose_output_path(self.window, "Export results as CSV", "dgs-results.csv", "CSV files (*.csv)")
-        if path:
-            self.export_csv(path, *choice)
+        asked = self._ask("Export results as CSV", "Nothing to export", "dgs-results.csv", "CSV files (*.csv)")
+        if asked is not None:
+            rows, scope, path, _ = asked
+            self.export_csv(path, rows, scope)
 
     def export_csv(self, path: str, rows: list | None = None, scope: str = ALL_ROWS) -> bool:
         from ..scan.csvio import CsvError, write_results_csv
@@ -142,16 +144,10 @@ class ExportController(QObject):
                                    examiner=info.examiner if info else "", case_number=info.case_number if info else "")
 
     def choose_report(self) -> None:
-        if self._nothing_scanned("Nothing to report"):
-            return
-        choice = self.choose_rows("Export report")
-        if choice is None:
-            return
-        path, chosen = choose_output_path(self.window, "Export report", "dgs-report.html",
-                                          f"{HTML_FILTER};;{PDF_FILTER}")
-        if path:
-            self.export_report(path, pdf=chosen == PDF_FILTER or path.lower().endswith(".pdf"), rows=choice[0],
-                               scope=choice[1])
+        asked = self._ask("Export report", "Nothing to report", "dgs-report.html", f"{HTML_FILTER};;{PDF_FILTER}")
+        if asked is not None:
+            rows, scope, path, chosen = asked
+            self.export_report(path, pdf=chosen == PDF_FILTER or path.lower().endswith(".pdf"), rows=rows, scope=scope)
 
     def export_report(self, path: str, pdf: bool = False, overwrite: bool = True, rows: list | None = None,
                       scope: str = ALL_ROWS) -> None:

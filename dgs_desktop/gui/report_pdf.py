@@ -93,29 +93,26 @@ def write_pdf_in_child(html: str, path: str | Path, overwrite: bool, title: str,
 
     path = check_output(path, overwrite, "PDF report")
     with tempfile.TemporaryDirectory(prefix="dgs-report-") as folder:
-        source = Path(folder) / "report.html"
+        source, messages = Path(folder) / "report.html", Path(folder) / "stderr.txt"
         source.write_text(html, encoding="utf-8")
         command = [sys.executable, "-m", __name__, str(source), str(path), "--title", title]
         environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}  # nothing is shown
-        child = subprocess.Popen(command + (["--overwrite"] if overwrite else []), stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, env=environment)
-        try:
-            while child.poll() is None:
-                if cancelled is not None and cancelled():
+        with open(messages, "wb") as stderr:  # a file, not a pipe: a chatty child can never block on it
+            child = subprocess.Popen(command + (["--overwrite"] if overwrite else []), stdout=subprocess.DEVNULL,
+                                     stderr=stderr, env=environment)
+            try:
+                while child.poll() is None:
+                    if cancelled is not None and cancelled():
+                        raise InterruptedError("report cancelled")
+                    time.sleep(PDF_CHILD_POLL_S)
+            finally:
+                if child.poll() is None:  # cancelled, or an error in this thread: leave no child behind
                     child.kill()
-                    child.wait()
-                    raise InterruptedError("report cancelled")
-                time.sleep(PDF_CHILD_POLL_S)
-        finally:
-            if child.poll() is None:  # an error in this thread: leave no child behind
-                child.kill()
                 child.wait()
-            errors = child.stderr.read().decode("utf-8", "replace").strip() if child.stderr else ""
-            if child.stderr:
-                child.stderr.close()
-            if child.returncode != 0:  # a child ended mid-write leaves its temporary file (atomic_path)
-                for leftover in path.parent.glob(f".{path.name}.{child.pid}.*.tmp"):
-                    leftover.unlink(missing_ok=True)
+                if child.returncode != 0:  # a child ended mid-write leaves its temporary file (atomic_path)
+                    for leftover in path.parent.glob(f".{path.name}.{child.pid}.*.tmp"):
+                        leftover.unlink(missing_ok=True)
+        errors = messages.read_text(encoding="utf-8", errors="replace").strip()
     if child.returncode != 0:
         last = errors.splitlines()[-1] if errors else f"exit status {child.returncode}"
         raise UsageError(f"the PDF could not be written: {last}")

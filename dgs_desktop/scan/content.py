@@ -1,7 +1,7 @@
 """Files with the same content (sha256): the first one names the group, each later one says
 which file it repeats. Qt-free; the window's table, `dgs-desktop scan` (the CSV's
-`same_content_as`), the pre-scan de-duplication of the window and the report of an older
-case all group by this one rule, on the sha256 the scan's own read computed.
+`same_content_as`), merged torchrun parts and the report of an older case all group by this
+one rule, on the sha256 the scan's own read computed (the engine scores each content once).
 
 "First" is the holder with the lowest order: the row's position in the window, the order of
 writing in a CSV (a resumed CSV's earlier rows come first). A holder noted again (re-scored)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
@@ -46,7 +45,7 @@ from .evidence_view import (
     group_counts,
 )
 from .results_model import ERROR, OK, REAL_COLOR, VERDICT_COLORS, WARNING_COLOR, ResultRow
-from .thumbnails import pil_to_qimage
+from .thumbnails import array_to_qimage, pil_to_qimage
 from .workers import Task, start_task
 
 PATCH_HINT = ("Hover a patch in the image or the mosaic for its entropy; click a mosaic cell to find its patch "
@@ -62,12 +61,6 @@ class ShownDetail:
     data: DetailData
     preview: QImage
     mosaic: QImage | None
-
-
-def array_to_qimage(rgb: np.ndarray) -> QImage:
-    rgb = np.ascontiguousarray(rgb)
-    height, width = rgb.shape[:2]
-    return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
 
 
 def load_detail_unless_cancelled(*args, report, cancelled) -> ShownDetail:

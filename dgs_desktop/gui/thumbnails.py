@@ -23,12 +23,16 @@ THUMBNAIL_SIZE = 40
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
+def array_to_qimage(rgb: np.ndarray) -> QImage:
+    """A deep-copied QImage of an (H, W, 3) uint8 array (safe to hand to another thread)."""
+    rgb = np.ascontiguousarray(rgb)
+    height, width = rgb.shape[:2]
+    return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+
+
 def pil_to_qimage(image) -> QImage:
-    """A deep-copied QImage of an RGB PIL image (safe to hand to another thread)."""
-    image = image.convert("RGB")
-    data = image.tobytes()
-    qimage = QImage(data, image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888)
-    return qimage.copy()
+    """A deep-copied QImage of a PIL image, as RGB."""
+    return array_to_qimage(np.asarray(image.convert("RGB")))
 
 
 def tone_map(rgb: np.ndarray) -> np.ndarray:

@@ -3,13 +3,15 @@ and nothing reaches an owner widget deleted while a report waited in the queue."
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 
 import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QThreadPool  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEvent, QRunnable, Qt, QThreadPool  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from dgs_desktop.gui.workers import Task  # noqa: E402
@@ -92,3 +94,80 @@ def test_nothing_reaches_an_owner_deleted_with_a_result_queued(qtbot):
     for _ in range(5):
         QApplication.processEvents()
     assert seen == []
+
+
+def collect_and_return(index, cancelled=None, report=None):
+    # a collection on the pool thread: whatever became unreachable dies here, on this thread
+    gc.collect()
+    return index
+
+
+def carriers_die_on(qtbot, make_worker, count: int) -> set[int]:
+    """Starts `count` workers, each known only to its `finished` handler, and returns the
+    threads on which their signal carriers were deleted (all of them, once deleted)."""
+    pool = QThreadPool()
+    pool.setMaxThreadCount(2)
+    keep: set = set()
+    died: list[int] = []
+    for index in range(count):
+        worker = make_worker(index)
+        worker.signals.destroyed.connect(lambda *_: died.append(threading.get_ident()),
+                                         Qt.ConnectionType.DirectConnection)
+        keep.add(worker)
+        worker.signals.finished.connect(lambda *_, worker=worker: keep.discard(worker))
+        pool.start(worker)
+        del worker
+    assert pool.waitForDone(60_000)
+
+    def all_deleted() -> bool:
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        gc.collect()
+        return len(died) == count
+
+    qtbot.waitUntil(all_deleted, timeout=30_000)
+    assert not keep
+    return set(died)
+
+
+def test_signal_carriers_are_deleted_on_the_gui_thread_only(qtbot):
+    """Qt allows a QObject to be deleted only on its own thread. A Python-owned carrier died
+    wherever its last reference did: on the pool thread when the GUI thread had let go of the
+    worker first (the CI abort in the detail pane's `setText` was this heap corruption)."""
+    from dgs_desktop.gui.workers import ScanWorker
+
+    class NoFiles:
+        def scan(self, paths, cancel, keep_selection):
+            gc.collect()
+            return iter(())
+
+    gui_thread = {threading.get_ident()}
+    assert carriers_die_on(qtbot, lambda i: Task(collect_and_return, i, pass_hooks=True), 200) == gui_thread
+    assert carriers_die_on(qtbot, lambda i: ScanWorker(i, NoFiles(), []), 50) == gui_thread
+
+
+class DoNothing(QRunnable):
+    def run(self):
+        pass
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="None and True are immortal from Python 3.12: counts never move")
+def test_pool_runs_and_signals_leave_reference_counts_alone(qtbot):
+    """PySide6 6.12.0 released a reference it did not hold on every Python `QRunnable.run`
+    (to None) and every `Signal.emit` (to True): after a few thousand tasks Python freed True
+    and aborted (the CI abort). pyproject.toml keeps that release out where these singletons
+    are mortal; this catches it, or a successor, in whatever PySide6 is installed."""
+    import PySide6
+
+    def runs_change(singleton, runnables: list) -> int:
+        before = sys.getrefcount(singleton)
+        pool = QThreadPool()
+        for runnable in runnables:
+            pool.start(runnable)
+        assert pool.waitForDone(60_000)
+        QApplication.processEvents()  # each Task's two reports, relayed on this thread
+        return sys.getrefcount(singleton) - before
+
+    changes = {"None": runs_change(None, [DoNothing() for _ in range(300)]),
+               "True": runs_change(True, [Task(int, index) for index in range(300)])}
+    assert all(abs(change) < 50 for change in changes.values()), \
+        f"PySide6 {PySide6.__version__} changed reference counts by {changes} in 300 pool runs"

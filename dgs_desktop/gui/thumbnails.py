@@ -128,11 +128,13 @@ class ThumbnailProvider(QObject):
         self.capacity = capacity
         self._cache: OrderedDict[str, QPixmap | None] = OrderedDict()
         self._pending: set[str] = set()
-        self._signals = _Signals()
-        self._signals.done.connect(self._done)
         # One thread: thumbnails must not steal the cores the scan is using.
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
+        # Owned by the provider, so no job's thread deletes it; made after the pool, so it is
+        # deleted after the pool has waited for the running job.
+        self._signals = _Signals(self)
+        self._signals.done.connect(self._done)
 
     def get(self, path: str) -> QPixmap | None:
         if path in self._cache:

@@ -11,6 +11,10 @@ workers
 
 The signal carriers are QObjects created on the GUI thread, so every connection to them is
 queued across threads automatically. Callers keep a reference to a worker until `finished`.
+Qt allows a QObject to be deleted only on its own thread, so a carrier is owned by the
+application object, not by Python, and deletes itself on the GUI thread after its last report
+(`GuiThreadReports`): a Python-owned carrier died wherever its last reference did, which is the
+pool thread whenever the GUI thread let go of the worker before QThreadPool deleted it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,20 @@ def shared_pool() -> QThreadPool:
     return QThreadPool.globalInstance()
 
 
-class TaskSignals(QObject):
+class GuiThreadReports(QObject):
+    """A signal carrier that only the GUI thread deletes: owned by the application object (so
+    no Python reference dying on a pool thread deletes it), released once its last report was
+    delivered. A carrier whose worker never ran (a cleared queue) lives until the application."""
+
+    def __init__(self):
+        super().__init__(QCoreApplication.instance())
+
+    def release(self) -> None:
+        """Called on the GUI thread after the last report: deleted when control returns to the loop."""
+        self.deleteLater()
+
+
+class TaskSignals(GuiThreadReports):
     """What a task reports, delivered on the GUI thread. A report is dropped when, by the time
     it reaches the GUI thread, the task's `owner` widget is gone: a window deleted with a result
     still queued is never called back. (Cancellation is the caller's to handle: a cancelled
@@ -90,6 +107,7 @@ class TaskSignals(QObject):
     def _deliver_end(self) -> None:
         if not self._owner_gone():
             self.finished.emit()
+        self.release()
 
 
 class Task(QRunnable):
@@ -151,11 +169,20 @@ class ScanStatus:
     eta_s: float | None
 
 
-class ScanSignals(QObject):
+class ScanSignals(GuiThreadReports):
     results = Signal(int, list)  # scan id, list[ScanRecord] in input order
     progress = Signal(int, object)  # scan id, ScanStatus
     failed = Signal(int, str)  # scan id, plain words
-    finished = Signal(int, bool)  # scan id, whether it was cancelled
+    finished = Signal(int, bool)  # scan id, whether it was cancelled; always, last
+    _ended = Signal(int, bool)  # emitted on the pool thread; re-emitted on the GUI thread
+
+    def __init__(self):
+        super().__init__()
+        self._ended.connect(self._deliver_end)
+
+    def _deliver_end(self, scan_id: int, cancelled: bool) -> None:
+        self.finished.emit(scan_id, cancelled)
+        self.release()
 
 
 class ScanWorker(QRunnable):
@@ -203,7 +230,7 @@ class ScanWorker(QRunnable):
             log.warning("scan failed:\n%s", traceback.format_exc())
             self.signals.failed.emit(self.scan_id, plain_error(exc))
         finally:
-            self.signals.finished.emit(self.scan_id, self.cancel_event.is_set())
+            self.signals._ended.emit(self.scan_id, self.cancel_event.is_set())
 
 
 # ------------------------------------------------------------------------------- discovery

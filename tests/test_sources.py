@@ -59,6 +59,26 @@ def test_tree_subsets_categories_and_genimage_leaves(tree):
     assert data.provenance["kind"] == "folder"
 
 
+
+def test_images_the_trainer_cannot_decode_are_listed_and_the_one_rule_still_holds(tree):
+    """`drop_unreadable` keeps the set's root and provenance, lists each dropped image with its
+    reason after the rows the source skipped, and refuses what is left with the source's own
+    rule (`check_usable`): training needs real and fake images."""
+    from trainer.data import drop_unreadable
+
+    data = open_source(tree)
+    first_fake = next(i for i, s in enumerate(data.samples) if s.label == 1)
+    kept = drop_unreadable(data, {first_fake: "truncated"})
+    assert len(kept.samples) == len(data.samples) - 1 and data.samples[first_fake] not in kept.samples
+    assert kept.skipped == [(data.samples[first_fake].name, "truncated")]
+    assert kept.provenance == data.provenance and kept.root == data.root and len(data.skipped) == 0
+    assert kept.labels.tolist() == [s.label for s in kept.samples]
+    fakes = {i: "truncated" for i, s in enumerate(data.samples) if s.label == 1}
+    with pytest.raises(TrainError, match="has only real images; training needs both classes"):
+        drop_unreadable(data, fakes)
+    with pytest.raises(TrainError, match="no images in"):
+        drop_unreadable(data, {i: "truncated" for i in range(len(data.samples))})
+
 def test_tree_root_with_leaves_is_one_subset(tree):
     data = open_source(tree / "sdv1.4")
     assert {s.subset for s in data.samples} == {"sdv1.4"}

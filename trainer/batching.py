@@ -8,7 +8,8 @@ from typing import cast
 import numpy as np
 import torch
 
-from .data import Dataset, MosaicDataset, collate_mosaics
+from .data import MosaicDataset, collate_mosaics
+from .sources import SampleSet
 
 STAGE_PROBE, STAGE_DGS = 1, 2
 
@@ -33,7 +34,7 @@ def micro_batches(batch: np.ndarray, rank: int, world: int, accum: int) -> list[
     return [mine[rank * accum + m] for m in range(accum)]
 
 
-def mosaic_loader(dataset: Dataset, keys: list[list[tuple[int, int]]], *, seed: int, workers: int,
+def mosaic_loader(dataset: SampleSet, keys: list[list[tuple[int, int]]], *, seed: int, workers: int,
                   pin_memory: bool) -> torch.utils.data.DataLoader:
     """Batches of (inputs, labels, indices); `keys[b]` lists the (sample index, view) of batch b."""
     workers = max(0, workers)

@@ -43,17 +43,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from dgs_desktop.detector.resolve import resolve_checkpoint
     from dgs_desktop.detector.scorer import load_scorer
 
-    from .data import format_unreadable, load_dataset
+    from .data import format_unreadable
     from .distributed import init_distributed
     from .evaluate import evaluate_detector, write_metrics_csv, write_scores_csv
     from .facts import scoring_line
     from .metrics import format_log_lines
+    from .sources import open_source
 
     config = train_config.from_args(args, train_config.EvaluateConfig)
-    dataset = load_dataset(config.data, config.data_options(config.split), require_both=False)
-    if dataset.unreadable:
-        log.warning("warning: %d dataset row(s) left out (no usable label):\n%s", len(dataset.unreadable),
-                    format_unreadable(dataset.unreadable))
+    dataset = open_source(config.data, config.data_options(config.split), require_both=False)
+    if dataset.skipped:
+        log.warning("warning: %d dataset row(s) left out (no usable label):\n%s", len(dataset.skipped),
+                    format_unreadable(dataset.skipped))
     dist = init_distributed(config.device)  # torchrun: each process scores a share, on its own GPU
     try:
         device = resolve_device(config.device)

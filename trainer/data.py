@@ -1,14 +1,12 @@
-"""The trainer's view of a source's samples (`trainer.sources`): the `Dataset`, unreadable images,
-and the training views. Preprocessing is the detector's patch selection
+"""The trainer's view of a source's samples (a `trainer.sources.SampleSet`): unreadable images
+left out, and the training views. Preprocessing is the detector's patch selection
 (`dgs_desktop.detector.patches`), the same code the app runs; training passes an explicit
 shuffle seed per sample and view and flips the finished mosaic.
 """
 
 from __future__ import annotations
 
-import os
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,46 +14,15 @@ import numpy as np
 from dgs_desktop.scan.decode import DecodeError, decode_image
 
 from .errors import TrainError
-from .sources import DataOptions, Sample, count_labels, discover, open_source  # noqa: F401 - discover: as before
+from .sources import Sample, SampleSet, check_usable, discover  # noqa: F401 - discover: as before
 
 
-@dataclass
-class Dataset:
-    """The samples of a source (`trainer.sources`) as the trainer and evaluation use them."""
-
-    root: Path
-    samples: list[Sample]
-    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    source: dict = field(default_factory=dict)  # what the data is (trainer.sources provenance)
-
-    def counts(self, by: str = "subset") -> dict[str, dict[str, int]]:
-        """Real and fake images per subset (or per category with `by="category"`)."""
-        return count_labels(self.samples, by)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.array([s.label for s in self.samples], dtype=np.int64)
-
-
-def load_dataset(spec: str | os.PathLike, options: DataOptions = DataOptions(), *, require_both: bool = True,
-                 cache_dir: str | os.PathLike | None = None):
-    """`open_source` as the trainer's `Dataset` (rows without label/image listed as unreadable)."""
-    result = open_source(spec, options, require_both=require_both, cache_dir=cache_dir)
-    return Dataset(root=result.root, samples=result.samples, unreadable=list(result.skipped),
-                   source=result.provenance)
-
-
-def drop_unreadable(dataset: Dataset, failures: dict[int, str]) -> Dataset:
-    """A copy without the samples whose index is in `failures`, recording them as unreadable."""
-    keep = [s for i, s in enumerate(dataset.samples) if i not in failures]
-    bad = [(dataset.samples[i].name, reason) for i, reason in sorted(failures.items())]
-    result = Dataset(root=dataset.root, samples=keep, unreadable=dataset.unreadable + bad, source=dataset.source)
-    labels = Counter(s.label for s in keep)
-    if not keep:
-        raise TrainError(f"none of the images under {dataset.root} could be read")
-    if len(labels) < 2:
-        have = "real" if 0 in labels else "fake"
-        raise TrainError(f"only {have} images under {dataset.root} are readable; training needs both classes")
+def drop_unreadable(data: SampleSet, failures: dict[int, str]) -> SampleSet:
+    """A copy without the samples whose index is in `failures`, listing them as skipped."""
+    keep = [s for i, s in enumerate(data.samples) if i not in failures]
+    bad = [(data.samples[i].name, reason) for i, reason in sorted(failures.items())]
+    result = replace(data, samples=keep, skipped=data.skipped + bad)
+    check_usable(result, require_both=True)
     return result
 
 

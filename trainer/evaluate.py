@@ -35,10 +35,9 @@ from dgs_desktop.scan.csvio import format_probability
 from dgs_desktop.scan.decode import ANALYST
 from dgs_desktop.verdict import DEFAULT_THRESHOLD
 
-from .data import Dataset, Sample
 from .facts import FACT_COLUMNS, scoring_facts
 from .metrics import detection_metrics, mean_metrics, paper_table_metrics
-from .sources import evaluation_groups
+from .sources import Sample, SampleSet, evaluation_groups
 
 TABLE_COLUMNS = ("subset", "n_real", "n_fake", "acc", "r_acc", "f_acc", "ap")
 SCORE_COLUMNS = ("path", "subset", "category", "label", "fake_probability", "error")
@@ -101,7 +100,7 @@ def perturb_bytes(path, jpeg_quality: int | None, blur_sigma: float | None, blur
     return buffer.getvalue(), ".png"
 
 
-def evaluate_detector(detector, dataset: Dataset, device, *, threshold: float = DEFAULT_THRESHOLD, batch_size: int | None = None,
+def evaluate_detector(detector, dataset: SampleSet, device, *, threshold: float = DEFAULT_THRESHOLD, batch_size: int | None = None,
                       workers: int | None = None, jpeg_quality: int | None = None,
                       blur_sigma: float | None = None, progress: bool = True,
                       precision: str = "auto", dist=None, decoding: str = ANALYST,

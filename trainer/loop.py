@@ -27,7 +27,6 @@ import torch
 
 from .captions import resolve_captions
 from .config import TrainConfig
-from .data import Dataset, load_dataset
 from .distributed import Dist, init_distributed
 from .errors import TrainError
 from .networks import Networks
@@ -35,6 +34,7 @@ from .prepare import index_images, run_fingerprint
 from .provenance import build_provenance, write_trained_checkpoint
 from .rundir import FEATURES_FILE, METRICS_FILE, PLOT_FILE, STATE_FILE, MetricsLog, prepare_run_dir, run_dir_for
 from .runtime import Runtime
+from .sources import SampleSet, open_source
 from .stage1 import TeacherFeatureStore, run_stage1, text_features
 from .stage2 import run_stage2
 from .state import Counters, Position, collect_state, read_state, restore_networks, write_state
@@ -67,8 +67,8 @@ class TrainingRun:
 
     def run(self) -> Path:
         cfg, runtime = self.config, self.runtime
-        dataset = load_dataset(cfg.data, cfg.data_options(cfg.split))
-        val = load_dataset(cfg.val, cfg.data_options(cfg.val_split), require_both=False) if cfg.val else None
+        dataset = open_source(cfg.data, cfg.data_options(cfg.split))
+        val = open_source(cfg.val, cfg.data_options(cfg.val_split), require_both=False) if cfg.val else None
         prepare_run_dir(cfg, self.run_dir, runtime.dist)
         self.info("training data %s: %d images in %d subset(s); device %s, %d process(es)", dataset.root,
                   len(dataset.samples), len(dataset.counts()), runtime.device, runtime.dist.world)
@@ -116,7 +116,7 @@ class TrainingRun:
         self.info("resuming from %s (stage 2 step %d)", self.run_dir / STATE_FILE, done)
         return state
 
-    def stage1(self, networks: Networks, dataset: Dataset, fingerprint: str,
+    def stage1(self, networks: Networks, dataset: SampleSet, fingerprint: str,
                resume: dict | None, shas: list[str]) -> dict[int, torch.Tensor]:
         """The stage-1 f^T that stage 2 reuses ({} without prior alignment: stage 1 is skipped)
         and, on a fresh run, the trained probe h_img^T."""
@@ -133,7 +133,7 @@ class TrainingRun:
         self.counters.feature_cache_loaded = self.counters.feature_cache_loaded or loaded
         return features
 
-    def validate(self, networks: Networks, val: Dataset, epoch: int, step: int) -> None:
+    def validate(self, networks: Networks, val: SampleSet, epoch: int, step: int) -> None:
         """Acc and AP on --val after an epoch (rank 0 evaluates, the others wait)."""
         if self.runtime.dist.is_main:
             from .evaluate import evaluate_detector, summary
@@ -179,7 +179,7 @@ class TrainingRun:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
 
-    def finish(self, networks: Networks, dataset: Dataset, val: Dataset | None, caption_info: dict,
+    def finish(self, networks: Networks, dataset: SampleSet, val: SampleSet | None, caption_info: dict,
                steps: int) -> Path:
         cfg, runtime = self.config, self.runtime
         final_metrics: dict = {}

@@ -9,13 +9,14 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from .config import TrainConfig
-from .data import Dataset, drop_unreadable, format_unreadable
+from .data import drop_unreadable, format_unreadable
 from .runtime import Runtime
+from .sources import SampleSet
 
 log = logging.getLogger(__name__)
 
 
-def index_images(dataset: Dataset, workers: int, runtime: Runtime) -> tuple[Dataset, list[str]]:
+def index_images(dataset: SampleSet, workers: int, runtime: Runtime) -> tuple[SampleSet, list[str]]:
     """Decodes every image once (split over processes): the readable dataset and each image's sha256."""
     from tqdm import tqdm
 
@@ -38,11 +39,11 @@ def index_images(dataset: Dataset, workers: int, runtime: Runtime) -> tuple[Data
     cleaned = drop_unreadable(dataset, failures)
     if failures and dist.is_main:
         log.warning("warning: %d unreadable image(s) skipped:\n%s", len(failures),
-                    format_unreadable(cleaned.unreadable))
+                    format_unreadable(cleaned.skipped))
     return cleaned, [shas[i] for i in sorted(shas)]
 
 
-def run_fingerprint(config: TrainConfig, dataset: Dataset, shas: list[str]) -> str:
+def run_fingerprint(config: TrainConfig, dataset: SampleSet, shas: list[str]) -> str:
     """sha256 over the settings that matter and every (path, label, content hash)."""
     digest = hashlib.sha256()
     digest.update(json.dumps(config.fingerprint_fields(), sort_keys=True).encode())

@@ -8,10 +8,10 @@ from dgs_desktop.detector.backbone import TEST_TINY
 from dgs_desktop.verdict import DEFAULT_THRESHOLD
 
 from .config import TrainConfig
-from .data import Dataset
 from .facts import library_versions
 from .networks import Networks
 from .runtime import Runtime
+from .sources import SampleSet
 from .state import Counters
 
 AUGMENTATION = ("seeded patch shuffle + horizontal flip p=0.5 of the mosaic, a fresh view per epoch; "
@@ -22,15 +22,15 @@ def base_weights_id(config: TrainConfig) -> str:
     return "random-init" if config.arch == TEST_TINY or not config.pretrained else config.pretrained
 
 
-def build_provenance(config: TrainConfig, runtime: Runtime, dataset: Dataset, *, steps: int, probe_steps: int,
+def build_provenance(config: TrainConfig, runtime: Runtime, dataset: SampleSet, *, steps: int, probe_steps: int,
                      counters: Counters, captions: dict, final_metrics: dict) -> dict:
     return {
         "trainer": "dgs-desktop-train",
         "data_root": str(dataset.root.resolve()),
-        "data": dataset.source,
+        "data": dataset.provenance,
         "counts": dataset.counts("category"),
         "images": len(dataset.samples),
-        "unreadable_skipped": len(dataset.unreadable),
+        "unreadable_skipped": len(dataset.skipped),
         "hyperparameters": {
             "optimizer": "Adam", "lr": config.lr, "betas": [0.9, 0.999], "batch_size": config.batch_size,
             "accumulation": config.accum, "epochs": config.epochs, "max_steps": config.max_steps,

@@ -25,10 +25,10 @@ from dgs_desktop.atomic import atomic_path
 
 from .batching import STAGE_PROBE, global_batches, mosaic_loader, view_keys
 from .config import TrainConfig
-from .data import Dataset
 from .networks import Networks
 from .rundir import MetricsLog
 from .runtime import Runtime
+from .sources import SampleSet
 from .step import bce
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def text_features(networks: Networks, tokenizer, captions: list[str], runtime: R
 
 
 @torch.no_grad()
-def teacher_features(networks: Networks, dataset: Dataset, config: TrainConfig, runtime: Runtime,
+def teacher_features(networks: Networks, dataset: SampleSet, config: TrainConfig, runtime: Runtime,
                      view: int = 0) -> torch.Tensor:
     """f^T of one view of every image (each process computes its share), float32 on the CPU."""
     from tqdm import tqdm
@@ -171,7 +171,7 @@ class TeacherFeatureStore:
         self.runtime.dist.barrier()
 
 
-def run_stage1(networks: Networks, dataset: Dataset, config: TrainConfig, runtime: Runtime, metrics: MetricsLog, *,
+def run_stage1(networks: Networks, dataset: SampleSet, config: TrainConfig, runtime: Runtime, metrics: MetricsLog, *,
                cache_path: Path, fingerprint: str, train: bool, started: float,
                store: TeacherFeatureStore | None = None) -> tuple[dict[int, torch.Tensor], int, bool]:
     """Trains h_img^T (when `train`; a resumed run has it already) and returns the f^T of the

@@ -20,10 +20,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .batching import STAGE_DGS, global_batches, micro_batches, mosaic_loader, view_keys
 from .config import TrainConfig
-from .data import Dataset
 from .networks import Networks
 from .rundir import MetricsLog
 from .runtime import Runtime
+from .sources import SampleSet
 from .state import Counters, Position, restore_rng
 from .step import StepStats, SurgeryConfig, dgs_backward
 
@@ -90,7 +90,7 @@ def load_micro_batch(item, networks: Networks, text: torch.Tensor, needs_teacher
     return MicroBatch(x=x, y=y, t=text[idx].to(runtime.device), f_teacher=f_teacher)
 
 
-def run_stage2(networks: Networks, dataset: Dataset, text: torch.Tensor, features: dict[int, torch.Tensor],
+def run_stage2(networks: Networks, dataset: SampleSet, text: torch.Tensor, features: dict[int, torch.Tensor],
                config: TrainConfig, runtime: Runtime, metrics: MetricsLog, counters: Counters, *,
                resume: dict | None, started: float, save: Callable[[Position, object, object], None],
                stop_requested: Callable[[], bool], after_epoch: Callable[[int, int], None] | None = None) -> int:

@@ -32,7 +32,7 @@ from .sample import DataOptions, Sample, SampleSet, count_labels, parse_classes
 from .splits import available_splits, select_split, split_patterns
 
 __all__ = ["CLASS_DIRS", "DataOptions", "EvalGroup", "RowRef", "Sample", "SampleSet", "available_splits",
-           "count_labels", "discover", "download_split", "evaluation_groups", "open_source",
+           "check_usable", "count_labels", "discover", "download_split", "evaluation_groups", "open_source",
            "parse_classes", "parse_hub_dataset", "read_cell", "read_parquet", "read_tree", "select_split",
            "shared_real_pool", "split_patterns"]
 
@@ -61,11 +61,12 @@ def open_source(spec: str | os.PathLike, options: DataOptions = DataOptions(), *
             result = open_parquet_folder(root, options)
     if options.classes:
         result.provenance["classes"] = list(options.classes)
-    _check_usable(result, require_both)
+    check_usable(result, require_both)
     return result
 
 
-def _check_usable(result: SampleSet, require_both: bool) -> None:
+def check_usable(result: SampleSet, require_both: bool) -> None:
+    """Refuses a set with no images, or with one class only where training needs both."""
     if not result.samples:
         raise TrainError(f"no images in {result.description}" + (f" ({len(result.skipped)} row(s) skipped: "
                                                                  f"{result.skipped[0][1]})" if result.skipped else ""))

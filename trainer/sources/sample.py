@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from dgs_desktop.scan.decode import ANALYST, DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, decode_bytes, read_file
 
 from .cells import RowRef, read_cell
@@ -48,11 +50,17 @@ class SampleSet:
     root: Path  # the folder (for a hub dataset: its snapshot in the hub cache)
     description: str  # the folder, or hf-dataset:org/name@commit split=...
     samples: list[Sample]
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason): rows without label/image
-    provenance: dict = field(default_factory=dict)
+    # (name, reason): rows without label/image, and images the trainer could not decode
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)  # what the data is, for the checkpoint's record
 
     def counts(self, by: str = "subset") -> dict[str, dict[str, int]]:
+        """Real and fake images per subset (or per category with `by="category"`)."""
         return count_labels(self.samples, by)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples], dtype=np.int64)
 
 
 @dataclass(frozen=True)

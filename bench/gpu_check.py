@@ -85,6 +85,7 @@ def main() -> None:
                 scanner = Scanner(detector, device, batch_size=best, workers=workers, select_on=select_on,
                                   precision=precision)
                 list(scanner.scan(paths[: best * 2]))  # warm-up
+                scanner.known.clear()  # score them again, not from the warm-up's memo
                 if cuda:
                     torch.cuda.reset_peak_memory_stats(device)
                 wall, cpu = time.perf_counter(), time.process_time()

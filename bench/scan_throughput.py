@@ -91,6 +91,7 @@ def main() -> None:
         for select_on in ("host", "device"):
             scanner = Scanner(detector, torch.device("cpu"), select_on=select_on)
             list(scanner.scan(paths[:16]))  # warm-up
+            scanner.known.clear()  # score them again, not from the warm-up's memo
             in_process[select_on] = measure(lambda s=scanner: list(s.scan(paths)), len(paths))
 
         # (d): the real command, two sizes, host path (the CPU default) and device path

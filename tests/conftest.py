@@ -34,3 +34,24 @@ def tiny_training_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def cycles_collected_on_the_gui_thread(request):
+    """A test with Qt runs as the window does: Python's cycle collector only on the GUI thread
+    (`gui.workers.GuiThreadCollector`). Afterwards the test's deleted windows are collected
+    here, and the other tests get CPython's automatic collection back."""
+    if "qtbot" not in request.fixturenames and "qapp" not in request.fixturenames:
+        yield
+        return
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    from dgs_desktop.gui.workers import collect_cycles_on_gui_thread
+
+    collector = collect_cycles_on_gui_thread(request.getfixturevalue("qapp"))
+    yield
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    collector.stop()

@@ -163,3 +163,41 @@ def test_copies_take_the_first_files_score_on_both_paths(tiny_checkpoint, tmp_pa
                     select_on=select_on, stability_orders=2)
     (single,) = alone.scan([tmp_path / "a-copy2.png"])
     assert single.fake_probability == rows["a-copy2.png"].fake_probability
+
+
+def test_a_later_scan_takes_the_score_this_scanner_gave_the_same_bytes(tiny_checkpoint, tmp_path, monkeypatch):
+    """The window scans each drop on its own: a copy dropped later takes the score its bytes
+    already got from this scanner (no forward pass, the same probability); a content whose
+    scoring failed is scored again by the next scan, never handed the failure."""
+    from dgs_desktop.scan import engine
+
+    rng = np.random.default_rng(11)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(photo(rng, 72, 64)).save(tmp_path / name)
+    for copy, source in (("a-later.png", "a.png"), ("b-later.png", "b.png")):
+        (tmp_path / copy).write_bytes((tmp_path / source).read_bytes())
+    scored: list[int] = []
+    fail = {"now": False}
+    real_score = engine.ModelRunner.score
+
+    def counting_score(self, mosaics):
+        if fail["now"]:
+            raise RuntimeError("device lost")
+        scored.append(len(mosaics))
+        return real_score(self, mosaics)
+
+    monkeypatch.setattr(engine.ModelRunner, "score", counting_score)
+    scanner = Scanner(load_scorer(tiny_checkpoint, "cpu"), CPU, batch_size=2, workers=1, precision="fp32")
+    (first,) = scanner.scan([tmp_path / "a.png"])
+    (later,) = scanner.scan([tmp_path / "a-later.png"])
+    assert first.ok and later.ok and len(scored) == 1  # the later copy: no forward pass
+    assert later.fake_probability == first.fake_probability and later.sha256 == first.sha256
+    fail["now"] = True
+    (failed,) = scanner.scan([tmp_path / "b.png"])
+    assert not failed.ok and "device lost" in failed.error
+    fail["now"] = False
+    (retried,) = scanner.scan([tmp_path / "b-later.png"])
+    assert retried.ok and len(scored) == 2  # scored again
+    fresh = Scanner(load_scorer(tiny_checkpoint, "cpu"), CPU, batch_size=2, workers=1, precision="fp32")
+    (alone,) = fresh.scan([tmp_path / "b.png"])
+    assert alone.fake_probability == retried.fake_probability

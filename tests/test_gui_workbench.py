@@ -463,12 +463,17 @@ def test_same_content_is_scored_once(qtbot, ready_window, tmp_path):
     real_score = runner.score
     runner.score = lambda mosaics: scored.extend(np.asarray(m) for m in mosaics) or real_score(mosaics)
     scan_paths(qtbot, window, [folder])
-    runner.score = real_score
     assert len(window.model.rows) == 5
     assert sum(np.array_equal(m, mosaic) for m in scored) == 1  # four files of one content: one forward pass
+    later = tmp_path / "later"  # a copy dropped on its own, after that scan: no forward pass either
+    later.mkdir()
+    shutil.copy(folder / "img000.png", later / "img000-later.png")
+    scan_paths(qtbot, window, [later])
+    runner.score = real_score
+    assert sum(np.array_equal(m, mosaic) for m in scored) == 1
     rows = {row.name: row for row in window.model.rows}
     first = rows["img000-a.png"]  # listed first (sorted names)
-    for name in ("img000-b.png", "img000-c.jpg", "img000.png"):
+    for name in ("img000-b.png", "img000-c.jpg", "img000.png", "img000-later.png"):
         assert rows[name].duplicate_of == first.path and rows[name].probability == first.probability
         assert rows[name].boxes == first.boxes
     assert any("suffix .jpg" in note for note in rows["img000-c.jpg"].result.notes)
@@ -480,4 +485,4 @@ def test_same_content_is_scored_once(qtbot, ready_window, tmp_path):
     # the headless scan groups by the same rule: its same_content_as column says what the table says
     _, csv_rows = read_csv(cli_csv(folder, window.controller.session.checkpoint.directory, tmp_path / "copies.csv"))
     assert {row["path"]: row["same_content_as"] for row in csv_rows} == \
-        {row.path: row.duplicate_of for row in window.model.rows}
+        {row.path: row.duplicate_of for row in window.model.rows if row.name != "img000-later.png"}

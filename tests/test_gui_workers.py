@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QCoreApplication, QEvent, QRunnable, Qt, QThreadPool  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QRunnable, Qt, QThreadPool  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from dgs_desktop.gui.workers import Task  # noqa: E402
@@ -171,3 +171,31 @@ def test_pool_runs_and_signals_leave_reference_counts_alone(qtbot):
                "True": runs_change(True, [Task(int, index) for index in range(300)])}
     assert all(abs(change) < 50 for change in changes.values()), \
         f"PySide6 {PySide6.__version__} changed reference counts by {changes} in 300 pool runs"
+
+
+def test_cycles_holding_qt_objects_are_collected_on_the_gui_thread(qtbot):
+    """CPython runs its cycle collector in whichever thread allocates past a threshold: in the
+    app, often a scan or decode thread. A closed window or dialog left in a reference cycle was
+    then freed there, its Qt objects deleted off the GUI thread (the CI crashes in the detail
+    pane while a stability check ran). The window collects cycles on the GUI thread instead."""
+    from dgs_desktop.gui.workers import collect_cycles_on_gui_thread
+
+    collector = collect_cycles_on_gui_thread(QApplication.instance())
+    assert collect_cycles_on_gui_thread(QApplication.instance()) is collector  # once per application
+    assert not gc.isenabled()
+    died: list[int] = []
+
+    class Cycle:
+        pass
+
+    for _ in range(50):
+        cycle = Cycle()
+        cycle.me, cycle.qt = cycle, QObject()  # unreachable once `cycle` is dropped: only a collection frees it
+        cycle.qt.destroyed.connect(lambda *_: died.append(threading.get_ident()), Qt.ConnectionType.DirectConnection)
+        del cycle
+    made: list = []  # what a scan thread builds: far past any collection threshold
+    busy = threading.Thread(target=lambda: made.extend([{}] for _ in range(300_000)))
+    busy.start()
+    busy.join()
+    qtbot.waitUntil(lambda: len(died) == 50, timeout=10_000)
+    assert set(died) == {threading.get_ident()}

@@ -19,6 +19,7 @@ from ..logfile import start_log_file, where_details_are
 from .dialogs import show_error
 from .icon import app_icon
 from .settings import APPLICATION, ORGANIZATION, AppSettings
+from .workers import collect_cycles_on_gui_thread
 
 log = logging.getLogger("dgs_desktop.gui")
 
@@ -31,6 +32,7 @@ def make_application() -> QApplication:
     app.setApplicationDisplayName("DGS Desktop")
     app.setDesktopFileName("dgs-desktop")
     app.setWindowIcon(app_icon())
+    collect_cycles_on_gui_thread(app)  # never on a scan thread: see GuiThreadCollector
     return app
 
 

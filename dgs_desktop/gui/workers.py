@@ -19,6 +19,7 @@ pool thread whenever the GUI thread let go of the worker before QThreadPool dele
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import shiboken6
-from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, QTimer, Signal
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,43 @@ def plain_error(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "the computer ran out of memory"
     return f"unexpected problem ({type(exc).__name__}): {message}"
+
+
+class GuiThreadCollector(QObject):
+    """Python's cycle collector, run by a GUI-thread timer instead of by whichever thread
+    allocates past its threshold (CPython's rule), which in this app is often a scan or decode
+    thread: a closed window or dialog left in a reference cycle was freed there, its Qt objects
+    (settings, pixmaps, fonts, widgets) deleted off the GUI thread, which corrupts Qt's heap.
+    The timer applies CPython's own thresholds, so as much is collected, only here."""
+
+    def __init__(self, app: QCoreApplication, interval_ms: int):
+        super().__init__(app)
+        self.thresholds = gc.get_threshold()
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.collect)
+        app.aboutToQuit.connect(self.stop)
+
+    def start(self) -> None:
+        gc.disable()
+        self.timer.start()
+
+    def collect(self) -> None:
+        counts = gc.get_count()
+        if counts[0] > self.thresholds[0]:
+            generation = 2 if counts[2] > self.thresholds[2] else 1 if counts[1] > self.thresholds[1] else 0
+            gc.collect(generation)
+
+    def stop(self) -> None:
+        self.timer.stop()
+        gc.enable()
+
+
+def collect_cycles_on_gui_thread(app: QCoreApplication, interval_ms: int = 250) -> GuiThreadCollector:
+    """Starts the application's `GuiThreadCollector` (made once; later calls return it)."""
+    collector = app.findChild(GuiThreadCollector) or GuiThreadCollector(app, interval_ms)
+    collector.start()
+    return collector
 
 
 def shared_pool() -> QThreadPool:

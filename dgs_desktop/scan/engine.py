@@ -263,6 +263,10 @@ class Scanner:
         # The device JPEG decoder reproduces the analyst decoding only; the authors' is Pillow's.
         on_device_jpeg = self.select_on == "device" and self.decoding == ANALYST
         self.jpeg_decoder = resolve_jpeg_decoder(device, jpeg_decoder) if on_device_jpeg else "pillow"
+        # sha256 -> the score this scanner gave those bytes (a few hundred bytes per content), kept
+        # across scans: the window scans each drop on its own, and a copy dropped later needs no
+        # forward pass. Only scores are kept; a content whose scoring failed is scored again.
+        self.known: dict[str, ScoreFacts] = {}
 
     def scan(self, paths: Iterable[Path], cancel: threading.Event | None = None,
              keep_selection: bool = False) -> Iterator[ScanRecord]:
@@ -278,9 +282,9 @@ class Scanner:
         else:
             work = (prepare, self.budget, self.decoding)
         pending: deque[Future[_Prepared]] = deque()
-        # sha256 -> the score of the first file with those bytes (a few hundred bytes per content);
+        # sha256 -> the score of the first file with those bytes, in this scan or an earlier one;
         # decided after each file's own read and hash, so every file is read once.
-        scored: dict[str, ScoreFacts] = {}
+        scored: dict[str, ScoreFacts] = dict(self.known)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="dgs-prepare") as pool:
             def refill() -> None:
                 while len(pending) < lookahead and not cancel.is_set():
@@ -380,8 +384,8 @@ class Scanner:
 
     def _score(self, batch: list[_Prepared], keep_selection: bool, mosaics: torch.Tensor | None,
                scored: dict[str, ScoreFacts]) -> Iterator[ScanRecord]:
-        """Scores the batch; a copy of a content already scored (in an earlier batch, or earlier
-        in this one) takes that score instead of a forward pass of its own."""
+        """Scores the batch; a copy of a content already scored (in an earlier scan or batch, or
+        earlier in this one) takes that score instead of a forward pass of its own."""
         selected = [item for item in batch if item.selection is not None]
         firsts, copies, here = [], [], set()
         for index, item in enumerate(selected):
@@ -421,6 +425,8 @@ class Scanner:
         for item in ready:
             if item.result.sha256:
                 scored[item.result.sha256] = score_facts(item.result, notes_before[id(item)])
+                if item.result.ok:
+                    self.known[item.result.sha256] = scored[item.result.sha256]
         for item in copies:
             take_score(item.result, scored[item.result.sha256])
         for item in batch:

@@ -201,3 +201,23 @@ def test_a_later_scan_takes_the_score_this_scanner_gave_the_same_bytes(tiny_chec
     fresh = Scanner(load_scorer(tiny_checkpoint, "cpu"), CPU, batch_size=2, workers=1, precision="fp32")
     (alone,) = fresh.scan([tmp_path / "b.png"])
     assert alone.fake_probability == retried.fake_probability
+
+
+def test_a_lone_image_on_the_cpu_costs_one_forward_row(tiny_checkpoint, tmp_path):
+    """The CPU's default forward size is 1: a dropped image is not padded to a batch of eight
+    (ViT-L/14: 1.1 s instead of 8.1 s, bench/cpu_batch.py), and a folder's scores equal the
+    lone scores exactly, since every forward pass has the same shape."""
+    import torch
+
+    detector = load_scorer(tiny_checkpoint, "cpu")
+    rows: list[int] = []
+    detector.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
+    rng = np.random.default_rng(5)
+    paths = []
+    for i in range(3):
+        Image.fromarray(photo(rng, 64 + 8 * i, 64)).save(tmp_path / f"{i}.png")
+        paths.append(tmp_path / f"{i}.png")
+    (alone,) = Scanner(detector, torch.device("cpu"), workers=1).scan(paths[1:2])
+    assert rows == [1]
+    together = list(Scanner(detector, torch.device("cpu"), workers=2).scan(paths))
+    assert rows == [1] * 4 and together[1].fake_probability == alone.fake_probability

@@ -47,7 +47,7 @@ def detector(tiny_checkpoint):
 def engine_results(hostile, detector):
     paths = list(expand_paths([hostile.root]))
     with time_limit(240, "engine scan of the hostile folder"):
-        results = list(Scanner(detector, CPU, batch_size=8, workers=2).scan(paths))
+        results = list(Scanner(detector, CPU, workers=2).scan(paths))  # the CLI's default batch size
     return paths, results
 
 

@@ -136,7 +136,7 @@ def test_duplicates_are_grouped_by_content(qtbot, ready_window, tmp_path):
 
 
 # ------------------------------------------------------------------------------ cases
-def test_case_saves_reopens_without_rescanning_and_autosaves(qtbot, tiny_checkpoint, mixed, tmp_path):
+def test_case_saves_reopens_without_rescanning_and_autosaves(qtbot, tiny_checkpoint, mixed, tmp_path, monkeypatch):
     from dgs_desktop.case import read_case
 
     window = open_window(qtbot, tiny_checkpoint)
@@ -168,6 +168,24 @@ def test_case_saves_reopens_without_rescanning_and_autosaves(qtbot, tiny_checkpo
     assert started == [] and not again.scans.scanning  # the same model's scores are not recomputed
     _show(qtbot, again, mixed / "sample00.jpg")  # evidence shown from the stored boxes
     assert len(again.detail.image_view.outlines) == 49
+
+    # a file that is not a case is refused and the list and the open case stay as they were
+    from dgs_desktop.case import Case
+    from dgs_desktop.gui.dialogs import open_message_boxes
+
+    listed = [row.path for row in again.model.rows]
+    not_a_case = tmp_path / "notes.dgscase"
+    not_a_case.write_text("just notes")
+    assert not again.cases.open(str(not_a_case))
+    assert [row.path for row in again.model.rows] == listed and again.cases.case.path == path
+    assert any("not a DGS Desktop case" in box.text() for box in open_message_boxes())
+    assert not_a_case.read_text() == "just notes"
+    # opening reads the case once
+    reads = []
+    real_files = Case.files
+    monkeypatch.setattr(Case, "files", lambda self: reads.append(self.path) or real_files(self))
+    assert again.cases.open(str(path))
+    assert reads == [path] and len(again.model.rows) == len(listed)
 
 
 def test_clear_and_quit_ask_when_results_are_unsaved(qtbot, ready_window, mixed, tmp_path):

@@ -140,21 +140,16 @@ class CaseController(QObject):
     def open(self, path: str, create: bool = False) -> bool:
         """Shows a case's files and results (replacing the list); new files go into it; the
         model that made its scores is loaded (rows it scored stay as they are)."""
-        from ..case import CaseError, read_case
+        from ..case import CaseError
 
         window = self.window
-        if os.path.exists(path) or not create:
-            try:
-                read_case(path)  # a file that is not a case is refused before the list is cleared
-            except CaseError as exc:
-                show_error(window, "Case not opened", str(exc))
-                return False
-        window.clear_results()
         try:
-            info, rows = self._open_file(path, create)
+            case, info, rows = self._read_file(path, create)  # refused before the list is touched
         except CaseError as exc:
             show_error(window, "Case not opened", str(exc))
             return False
+        window.clear_results()  # closes the case open until now, everything in it kept
+        self._adopt(case, info)
         self.model.restore_rows(rows)
         window.detail.set_annotations_enabled(True)
         window.verdict_threshold.set(info.threshold)
@@ -229,19 +224,27 @@ class CaseController(QObject):
             case.log("saved", f"{len(stored)} result(s) scored in this window saved into the case")
         self.changed.emit()
 
-    def _open_file(self, path: str, create: bool = False):
-        """Opens (or creates) a case; returns its CaseInfo and rows. Raises CaseError."""
-        from .. import __version__
+    def _read_file(self, path: str, create: bool = False):
+        """Opens (or creates) a case and reads it, once: (case, CaseInfo, rows). Raises CaseError."""
         from ..case import Case
 
         case = Case.open_or_create(path) if create else Case.open(path)
+        try:
+            info, files = case.info(), case.files()
+        except BaseException:
+            case.close()
+            raise
+        return case, info, [row_from_case_file(f) for f in files]
+
+    def _adopt(self, case, info) -> None:
+        """Makes `case` the open case (the one before is closed by then)."""
+        from .. import __version__
+
         case.log("opened", f"opened in dgs-desktop {__version__}")
-        info, files = case.info(), case.files()
-        self.close()
         self.case = case
         self._logged_threshold = info.threshold
+        self.unsaved = False
         self.changed.emit()
-        return info, [row_from_case_file(f) for f in files]
 
     def close(self) -> None:
         """Closes the case (everything in it stays) and forgets unsaved state."""

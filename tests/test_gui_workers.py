@@ -199,3 +199,16 @@ def test_cycles_holding_qt_objects_are_collected_on_the_gui_thread(qtbot):
     busy.join()
     qtbot.waitUntil(lambda: len(died) == 50, timeout=10_000)
     assert set(died) == {threading.get_ident()}
+
+
+def test_the_gui_thread_collector_follows_cpythons_rules():
+    """Full collections stall the window (any thread's collection holds the GIL): they run only
+    when CPython would run them, once the oldest generation grew by a quarter since the last."""
+    from dgs_desktop.gui.workers import generation_to_collect
+
+    thresholds = (700, 10, 10)
+    assert generation_to_collect((700, 50, 50), thresholds, 1000, 5000) is None  # too few new objects
+    assert generation_to_collect((701, 3, 50), thresholds, 1000, 5000) == 0
+    assert generation_to_collect((701, 11, 3), thresholds, 1000, 5000) == 1
+    assert generation_to_collect((701, 11, 11), thresholds, 1000, 1250) == 1  # grew by a quarter only
+    assert generation_to_collect((701, 11, 11), thresholds, 1000, 1251) == 2

@@ -55,11 +55,15 @@ class GuiThreadCollector(QObject):
     allocates past its threshold (CPython's rule), which in this app is often a scan or decode
     thread: a closed window or dialog left in a reference cycle was freed there, its Qt objects
     (settings, pixmaps, fonts, widgets) deleted off the GUI thread, which corrupts Qt's heap.
-    The timer applies CPython's own thresholds, so as much is collected, only here."""
+    The timer applies CPython's own rules (its thresholds, and a full collection only once the
+    objects promoted to the oldest generation since the last one reach a quarter of those it
+    kept), so as much is collected as often, only here. A collection holds the GIL in any
+    thread, so running it here stalls the window no more than before."""
 
     def __init__(self, app: QCoreApplication, interval_ms: int):
         super().__init__(app)
         self.thresholds = gc.get_threshold()
+        self.long_lived = 0  # objects in the oldest generation after the last full collection
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.collect)
@@ -67,17 +71,37 @@ class GuiThreadCollector(QObject):
 
     def start(self) -> None:
         gc.disable()
+        self.long_lived = len(gc.get_objects(generation=2))
         self.timer.start()
 
     def collect(self) -> None:
         counts = gc.get_count()
-        if counts[0] > self.thresholds[0]:
-            generation = 2 if counts[2] > self.thresholds[2] else 1 if counts[1] > self.thresholds[1] else 0
+        wants_full = counts[0] > self.thresholds[0] and counts[1] > self.thresholds[1] \
+            and counts[2] > self.thresholds[2]
+        oldest = len(gc.get_objects(generation=2)) if wants_full else 0  # counted only when it matters
+        generation = generation_to_collect(counts, self.thresholds, self.long_lived, oldest)
+        if generation is not None:
             gc.collect(generation)
+        if generation == 2:
+            self.long_lived = len(gc.get_objects(generation=2))
 
     def stop(self) -> None:
         self.timer.stop()
         gc.enable()
+
+
+def generation_to_collect(counts: tuple[int, int, int], thresholds: tuple[int, ...], long_lived: int,
+                          oldest: int) -> int | None:
+    """The generation CPython would collect now (None: none yet): the oldest whose count passed
+    its threshold, the oldest one only once its objects (`oldest`) exceed those the last full
+    collection kept (`long_lived`) by a quarter (CPython's guard against quadratic full runs)."""
+    if counts[0] <= thresholds[0]:
+        return None
+    if counts[1] <= thresholds[1]:
+        return 0
+    if counts[2] > thresholds[2] and oldest - long_lived > long_lived / 4:
+        return 2
+    return 1
 
 
 def collect_cycles_on_gui_thread(app: QCoreApplication, interval_ms: int = 250) -> GuiThreadCollector:

@@ -207,8 +207,8 @@ def test_the_gui_thread_collector_follows_cpythons_rules():
     from dgs_desktop.gui.workers import generation_to_collect
 
     thresholds = (700, 10, 10)
-    assert generation_to_collect((700, 50, 50), thresholds, 1000, 5000) is None  # too few new objects
-    assert generation_to_collect((701, 3, 50), thresholds, 1000, 5000) == 0
-    assert generation_to_collect((701, 11, 3), thresholds, 1000, 5000) == 1
-    assert generation_to_collect((701, 11, 11), thresholds, 1000, 1250) == 1  # grew by a quarter only
-    assert generation_to_collect((701, 11, 11), thresholds, 1000, 1251) == 2
+    assert generation_to_collect((700, 50, 50), thresholds, 1000, lambda: 5000) is None  # nothing due yet
+    assert generation_to_collect((701, 3, 50), thresholds, 1000, lambda: 5000) == 0
+    assert generation_to_collect((701, 11, 3), thresholds, 1000, lambda: 5000) == 1
+    assert generation_to_collect((701, 11, 11), thresholds, 1000, lambda: 1250) == 1  # grew by a quarter only
+    assert generation_to_collect((701, 11, 11), thresholds, 1000, lambda: 1251) == 2

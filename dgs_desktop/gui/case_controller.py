@@ -243,7 +243,6 @@ class CaseController(QObject):
         case.log("opened", f"opened in dgs-desktop {__version__}")
         self.case = case
         self._logged_threshold = info.threshold
-        self.unsaved = False
         self.changed.emit()
 
     def close(self) -> None:

@@ -75,11 +75,8 @@ class GuiThreadCollector(QObject):
         self.timer.start()
 
     def collect(self) -> None:
-        counts = gc.get_count()
-        wants_full = counts[0] > self.thresholds[0] and counts[1] > self.thresholds[1] \
-            and counts[2] > self.thresholds[2]
-        oldest = len(gc.get_objects(generation=2)) if wants_full else 0  # counted only when it matters
-        generation = generation_to_collect(counts, self.thresholds, self.long_lived, oldest)
+        generation = generation_to_collect(gc.get_count(), self.thresholds, self.long_lived,
+                                           lambda: len(gc.get_objects(generation=2)))
         if generation is not None:
             gc.collect(generation)
         if generation == 2:
@@ -91,15 +88,16 @@ class GuiThreadCollector(QObject):
 
 
 def generation_to_collect(counts: tuple[int, int, int], thresholds: tuple[int, ...], long_lived: int,
-                          oldest: int) -> int | None:
+                          oldest: Callable[[], int]) -> int | None:
     """The generation CPython would collect now (None: none yet): the oldest whose count passed
-    its threshold, the oldest one only once its objects (`oldest`) exceed those the last full
-    collection kept (`long_lived`) by a quarter (CPython's guard against quadratic full runs)."""
+    its threshold, the oldest one only once its objects (`oldest()`, counted only then) exceed
+    those the last full collection kept (`long_lived`) by a quarter (CPython's guard against
+    quadratic full runs)."""
     if counts[0] <= thresholds[0]:
         return None
     if counts[1] <= thresholds[1]:
         return 0
-    if counts[2] > thresholds[2] and oldest - long_lived > long_lived / 4:
+    if counts[2] > thresholds[2] and oldest() - long_lived > long_lived / 4:
         return 2
     return 1
 
